@@ -1,0 +1,55 @@
+# Two commands do all the set-up: `make demo` (the main job) and `make test`.
+# Both create .venv from the lock files first when it is missing or stale.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: venv demo test test-slow test-all lint format bench fixtures clean
+
+$(STAMP): requirements/lock.txt requirements/pax.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip==26.3
+	$(BIN)/pip install -q -r requirements/lock.txt
+	$(BIN)/pip install -q --no-deps -r requirements/pax.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(STAMP)
+
+$(BENCH_STAMP): $(STAMP) requirements/bench-lock.txt
+	$(BIN)/pip install -q -r requirements/bench-lock.txt
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/pali-pax demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ''
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run
+
+# Regenerates the parity fixtures in tests/fixtures from the reference
+# implementations (needs PyTorch + transformers; the test run does not).
+fixtures: $(BENCH_STAMP)
+	$(BIN)/python -m tests.fixtures.make_fixtures
+
+clean:
+	rm -rf $(VENV) build *.egg-info

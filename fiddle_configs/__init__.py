@@ -1,0 +1,1 @@
+"""Fiddle graphs: model sizes and registered PaxML experiments."""

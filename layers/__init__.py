@@ -1,0 +1,1 @@
+"""Praxis layers of PaLI: ViT, mT5 encoder-decoder, the fusion layer."""

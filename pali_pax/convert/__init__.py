@@ -1,0 +1,1 @@
+"""Checkpoint converters: public mT5 / ViT checkpoints -> Pax (orbax) checkpoints."""

@@ -1,0 +1,1 @@
+"""PaLI tasks: vocabulary, prompts, preprocessing, seqio tasks and mixtures, readers, metrics."""
