@@ -1,0 +1,31 @@
+"""Runs `paxml.main` in this process with the jax shim and our experiments loaded.
+
+`python -m paxml.main --exp=pali_pax.fiddle_configs.experiments.PaliTinySynthetic`
+also works (paxml imports the module named in --exp, which imports the shim);
+this wrapper additionally lets `--exp` use the short registered class name.
+"""
+
+import runpy
+import sys
+
+import pali_pax  # noqa: F401  (jax shim before paxml)
+
+
+def run_paxml_main(argv: list[str]) -> int:
+  """Equivalent of `python -m paxml.main ARGV`; returns the exit status."""
+  from pali_pax.fiddle_configs import experiments  # noqa: F401  (registers them)
+
+  argv = [_qualify_exp(a) for a in argv]
+  sys.argv = ['paxml.main', *argv]
+  try:
+    runpy.run_module('paxml.main', run_name='__main__', alter_sys=True)
+  except SystemExit as e:
+    return int(e.code or 0)
+  return 0
+
+
+def _qualify_exp(arg: str) -> str:
+  """`--exp=PaliTinySynthetic` -> the module-qualified name paxml can import."""
+  if arg.startswith('--exp=') and '.' not in arg[len('--exp=') :]:
+    return f'--exp=pali_pax.fiddle_configs.experiments.{arg[len("--exp=") :]}'
+  return arg

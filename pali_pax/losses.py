@@ -1,0 +1,66 @@
+"""Token-level cross-entropy for teacher-forced targets (label smoothing, z-loss)."""
+
+import jax
+import jax.numpy as jnp
+from praxis import py_utils, pytypes
+
+JTensor = pytypes.JTensor
+NestedMap = py_utils.NestedMap
+
+
+def token_xent(
+    logits: JTensor,
+    labels: JTensor,
+    weights: JTensor,
+    label_smoothing: float = 0.0,
+    z_loss_weight: float = 0.0,
+) -> NestedMap:
+  """Weighted per-token cross-entropy, as T5X computes it.
+
+  Args:
+    logits: [B, T, V] (any float dtype; computed in float32).
+    labels: [B, T] int target ids.
+    weights: [B, T] per-token weights (0 on padding).
+    label_smoothing: mass spread uniformly over the other V - 1 classes; the
+      constant entropy of the smoothed target is subtracted so a perfect model
+      still has loss 0 (T5X's convention).
+    z_loss_weight: coefficient of `logsumexp(logits) ** 2` per token, which
+      keeps the softmax normaliser near 1 (PaLM / T5X z-loss).
+
+  Returns:
+    NestedMap with per_token_xent [B, T] (label-smoothed, without z-loss),
+    per_token_nll [B, T] (plain -log p(label)), per_sequence_logprob [B]
+    (sum of log p(label) over weighted tokens), z_loss [B, T], total_loss
+    (scalar, weighted mean of xent + z-loss), total_weight, accuracy and argmax.
+  """
+  logits = logits.astype(jnp.float32)
+  weights = weights.astype(jnp.float32)
+  vocab = logits.shape[-1]
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  log_probs = logits - log_z[..., None]
+  nll = -jnp.take_along_axis(log_probs, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
+  if label_smoothing > 0.0:
+    on = 1.0 - label_smoothing
+    off = label_smoothing / (vocab - 1)
+    # Entropy of the smoothed target distribution: the loss's minimum.
+    normaliser = -(on * jnp.log(on) + (vocab - 1) * off * jnp.log(off + 1e-20))
+    sum_log_prob = jnp.sum(log_probs, axis=-1)
+    xent = on * nll - off * (sum_log_prob + nll) - normaliser
+  else:
+    xent = nll
+  z_loss = z_loss_weight * jnp.square(log_z)
+  total_weight = jnp.sum(weights)
+  denom = jnp.maximum(total_weight, 1.0)
+  argmax = jnp.argmax(logits, axis=-1).astype(labels.dtype)
+  return NestedMap(
+      per_token_xent=xent,
+      per_token_nll=nll,
+      per_sequence_logprob=-jnp.sum(nll * weights, axis=-1),
+      z_loss=z_loss,
+      total_loss=jnp.sum((xent + z_loss) * weights) / denom,
+      avg_xent=jnp.sum(xent * weights) / denom,
+      avg_z_loss=jnp.sum(z_loss * weights) / denom,
+      total_weight=total_weight,
+      accuracy=jnp.sum((argmax == labels) * weights) / denom,
+      argmax=argmax,
+  )
