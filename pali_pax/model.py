@@ -36,7 +36,8 @@ class PaliModel(base_model.BaseModel):
   `decoder_target_tokens`, `decoder_loss_weights` [B, To].
 
   Attributes:
-    vit_tpl: the image encoder (`VisionTransformer`).
+    vit_tpl: the image encoder (`VisionTransformer`); None gives a text-only
+      model (plain mT5), which has no `vit` / `fusion` children.
     fusion_tpl: projection of the visual tokens and concatenation with the
       embedded prompt (`PaliFusion`); its widths are set from the other two.
     mt5_tpl: the mT5 encoder-decoder (`Mt5EncoderDecoder`).
@@ -51,7 +52,7 @@ class PaliModel(base_model.BaseModel):
       output tokens including the start token; eos is mT5's id 1.
   """
 
-  vit_tpl: pax_fiddle.Config[vit.VisionTransformer] = template_field(vit.VisionTransformer)
+  vit_tpl: pax_fiddle.Config[vit.VisionTransformer] | None = template_field(vit.VisionTransformer)
   fusion_tpl: pax_fiddle.Config[fusion.PaliFusion] = template_field(fusion.PaliFusion)
   mt5_tpl: pax_fiddle.Config[mt5.Mt5EncoderDecoder] = template_field(mt5.Mt5EncoderDecoder)
   freeze_vit: bool = False
@@ -62,16 +63,19 @@ class PaliModel(base_model.BaseModel):
   )
 
   def setup(self) -> None:
-    self.create_child('vit', self.vit_tpl)
-    fusion_p = self.fusion_tpl.clone()
-    fusion_p.vit_dims = self.vit_tpl.width
-    fusion_p.model_dims = self.mt5_tpl.model_dims
-    self.create_child('fusion', fusion_p)
+    if self.vit_tpl is not None:
+      self.create_child('vit', self.vit_tpl)
+      fusion_p = self.fusion_tpl.clone()
+      fusion_p.vit_dims = self.vit_tpl.width
+      fusion_p.model_dims = self.mt5_tpl.model_dims
+      self.create_child('fusion', fusion_p)
     self.create_child('mt5', self.mt5_tpl)
 
   # ---------------------------------------------------------------- encoder
   def image_features(self, images: JTensor) -> JTensor:
     """[B, H, W, 3] in [-1, 1] -> ViT tokens [B, N, vit width] (no projection)."""
+    if self.vit_tpl is None:
+      raise ValueError('this PaliModel has no ViT (vit_tpl=None): it accepts text only')
     tokens = self.vit(images)
     return jax.lax.stop_gradient(tokens) if self.freeze_vit else tokens
 
@@ -84,8 +88,9 @@ class PaliModel(base_model.BaseModel):
     ids = batch.encoder_input_tokens
     paddings = (ids == PAD_ID).astype(jnp.float32)
     embs = self.mt5.embed(ids)
-    image_tokens = self.image_features(batch.image)
-    embs, paddings = self.fusion(image_tokens, batch.has_image, embs, paddings)
+    if self.vit_tpl is not None:
+      image_tokens = self.image_features(batch.image)
+      embs, paddings = self.fusion(image_tokens, batch.has_image, embs, paddings)
     return self.mt5.encode(embs, paddings), paddings
 
   # ------------------------------------------------------------- training

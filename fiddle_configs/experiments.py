@@ -1,0 +1,176 @@
+"""Registered PaLI experiments (run with `paxml.main --exp=<module>.<Class>`).
+
+  experiment             model  px   batch  lr     mesh [replica,data,mdl]   what
+  PaliTinySynthetic      tiny   32   32     3e-3   [1,1,1]                   CPU demo, synthetic mixture
+  PaliTinySyntheticSpmd  tiny   32   32     3e-3   [1,2,4] (8 devices)       same, sharded
+  Pali3BPretrain         3b     224  4096   1e-2   [1,256,1] x dcn [1,2,1]   frozen ViT, Adafactor
+  Pali15BPretrain        15b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   frozen ViT
+  Pali17BPretrain        17b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   1024 TPUv4 chips, 4-way model
+  Pali17BHighRes         17b    588  1024   5e-3   [1,128,4] x dcn [1,2,1]   10k steps, all params train
+  PaliFinetune*          3b     224  256    1e-4   [1,32,1]                  COCO / VQAv2 / TextVQA / XM3600
+"""
+
+from typing import Any
+
+from paxml import experiment_registry
+from praxis import pax_fiddle
+
+from pali_pax.fiddle_configs.experiment_base import PaliExperiment
+from pali_pax.tasks import synthetic_tasks, vocab
+
+# --------------------------------------------------------------- CPU scale
+
+
+@experiment_registry.register
+class PaliTinySynthetic(PaliExperiment):
+  """Tiny PaLI on the built-in synthetic multilingual mixture (2-core CPU)."""
+
+  MODEL = 'tiny'
+  IMAGE_SIZE = 32
+  VOCAB_SIZE = vocab.DEFAULT_VOCAB_SIZE
+  FREEZE_VIT = False
+  TRAIN_MIXTURE = synthetic_tasks.MIXTURE_NAME
+  EVAL_TASKS = (synthetic_tasks.MIXTURE_NAME,)
+  DECODE_TASKS = synthetic_tasks.DECODE_TASK_NAMES
+  INPUT_LEN = 24
+  TARGET_LEN = 16
+  BATCH_SIZE = 32
+  EVAL_BATCH_SIZE = 32
+  OPTIMIZER = 'adam'
+  LEARNING_RATE = 3e-3
+  WARMUP_STEPS = 50
+  NUM_TRAIN_STEPS = 400
+  CHECKPOINT_EVERY = 100
+  EVAL_EVERY = 200
+  EVAL_BATCHES = 2
+  DECODE_BATCHES = 1
+  MAX_DECODE_LEN = 16
+
+
+@experiment_registry.register
+class PaliTinySyntheticSpmd(PaliTinySynthetic):
+  """The tiny experiment on 8 (emulated) devices: 2-way data, 4-way model."""
+
+  ICI_MESH_SHAPE = (1, 2, 4)
+
+
+# ---------------------------------------------------------- paper recipes
+
+
+class _PaliPretrain(PaliExperiment):
+  """PaLI's main pretraining phase: frozen ViT, 224 px, batch 4096, Adafactor."""
+
+  TRAIN_MIXTURE = 'pali_synthetic_mixture'  # point at the real WebLI-style mixture
+  IMAGE_SIZE = 224
+  FREEZE_VIT = True
+  INPUT_LEN = 128
+  TARGET_LEN = 64
+  BATCH_SIZE = 4096
+  OPTIMIZER = 'adafactor'
+  WARMUP_STEPS = 1000
+  # One epoch over ~1.6B examples at batch 4096.
+  NUM_TRAIN_STEPS = 1_600_000_000 // 4096
+
+
+@experiment_registry.register
+class Pali3BPretrain(_PaliPretrain):
+  MODEL = '3b'
+  LEARNING_RATE = 1e-2
+  ICI_MESH_SHAPE = (1, 256, 1)
+  DCN_MESH_SHAPE = (1, 2, 1)
+
+
+@experiment_registry.register
+class Pali15BPretrain(_PaliPretrain):
+  MODEL = '15b'
+  LEARNING_RATE = 5e-3
+  ICI_MESH_SHAPE = (1, 128, 4)
+  DCN_MESH_SHAPE = (1, 2, 1)
+
+
+@experiment_registry.register
+class Pali17BPretrain(_PaliPretrain):
+  """PaLI-17B: 1024 TPUv4 chips, 4-way model partitioning."""
+
+  MODEL = '17b'
+  LEARNING_RATE = 5e-3
+  ICI_MESH_SHAPE = (1, 128, 4)
+  DCN_MESH_SHAPE = (1, 2, 1)
+
+
+@experiment_registry.register
+class Pali17BHighRes(Pali17BPretrain):
+  """High-resolution phase: 588 px, every parameter trains, 10k steps.
+
+  Start it from the 224 px checkpoint with INIT_FROM; the ViT position
+  embeddings are resampled 16x16 -> 42x42 when loading (see
+  `pali_pax.checkpoint.resample_for_resolution`).
+  """
+
+  IMAGE_SIZE = 588
+  FREEZE_VIT = False
+  BATCH_SIZE = 1024
+  NUM_TRAIN_STEPS = 10_000
+  WARMUP_STEPS = 100
+
+
+# ------------------------------------------------------------ fine-tuning
+
+
+class _PaliFinetune(PaliExperiment):
+  """Fine-tuning from a PaLI checkpoint (set INIT_FROM) on one dataset."""
+
+  MODEL = '3b'
+  FREEZE_VIT = False
+  BATCH_SIZE = 256
+  OPTIMIZER = 'adafactor'
+  LEARNING_RATE = 1e-4
+  WARMUP_STEPS = 100
+  NUM_TRAIN_STEPS = 20_000
+  ICI_MESH_SHAPE = (1, 32, 1)
+
+
+@experiment_registry.register
+class PaliFinetuneCocoCaptions(_PaliFinetune):
+  TRAIN_MIXTURE = 'pali_coco_captions'
+  EVAL_TASKS = ('pali_coco_captions',)
+  DECODE_TASKS = ('pali_coco_captions',)
+
+
+@experiment_registry.register
+class PaliFinetuneVqaV2(_PaliFinetune):
+  TRAIN_MIXTURE = 'pali_vqav2'
+  EVAL_TASKS = ('pali_vqav2',)
+  DECODE_TASKS = ('pali_vqav2',)
+  TARGET_LEN = 16
+
+
+@experiment_registry.register
+class PaliFinetuneTextVqa(_PaliFinetune):
+  TRAIN_MIXTURE = 'pali_textvqa'
+  EVAL_TASKS = ('pali_textvqa',)
+  DECODE_TASKS = ('pali_textvqa',)
+  TARGET_LEN = 16
+
+
+@experiment_registry.register
+class PaliFinetuneXm3600(_PaliFinetune):
+  TRAIN_MIXTURE = 'pali_xm3600'
+  EVAL_TASKS = ('pali_xm3600',)
+  DECODE_TASKS = ('pali_xm3600',)
+
+
+# ------------------------------------------- Fiddle entry points (--fdl_config)
+
+
+def experiment_config(name: str, **overrides: Any) -> pax_fiddle.Config:
+  """`pax_fiddle.Config` of a registered experiment, for `--fdl_config`."""
+  cls = globals().get(name)
+  if not (isinstance(cls, type) and issubclass(cls, PaliExperiment)):
+    raise ValueError(f'unknown experiment {name!r}')
+  return pax_fiddle.Config(cls, **overrides)
+
+
+def tiny_synthetic() -> pax_fiddle.Config:
+  """`--fdl_config=pali_pax.fiddle_configs.experiments.tiny_synthetic`."""
+  return experiment_config('PaliTinySynthetic')

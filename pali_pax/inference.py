@@ -1,0 +1,236 @@
+"""A Python predictor around PaliModel: features, logits, generation, scoring.
+
+    p = Predictor.from_components(mt5='mt5-base/', vit='vit.npz', vocab='spm.model')
+    p.generate(images, ['Generate caption in en:'])        # -> ['a red circle']
+    p.score(images, ['Answer in en: colour?'] * 2, ['red', 'blue'])   # -> [B] log p
+
+    p = Predictor.from_checkpoint('runs/tiny_pali')        # a paxml job dir
+
+Images are float32 [B, H, W, 3] in [-1, 1] (uint8 [0, 255] is normalised).
+Token ids follow mT5: pad 0, eos 1, decoding starts from id 0.
+"""
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from praxis import base_layer, decoder_hparams, pax_fiddle, py_utils
+
+from pali_pax import model as model_lib
+
+NestedMap = py_utils.NestedMap
+
+
+def normalise_images(images: Any, image_size: int | None = None) -> np.ndarray:
+  """Validates and scales images to float32 [B, H, W, 3] in [-1, 1]."""
+  images = np.asarray(images)
+  if images.ndim != 4 or images.shape[-1] != 3:
+    raise ValueError(f'images must be [B, H, W, 3] (RGB), got shape {images.shape}')
+  if image_size is not None and images.shape[1:3] != (image_size, image_size):
+    raise ValueError(
+        f'images must be {image_size}x{image_size} for this model, got {images.shape[1:3]}'
+    )
+  if images.dtype == np.uint8:
+    return images.astype(np.float32) / 127.5 - 1.0
+  images = images.astype(np.float32)
+  if images.min() < -1.0 - 1e-3 or images.max() > 1.0 + 1e-3:
+    raise ValueError('float images must lie in [-1, 1] (or pass uint8 in [0, 255])')
+  return images
+
+
+class Predictor:
+  """Jitted inference on a PaliModel with fixed weights."""
+
+  def __init__(self, model_cfg: pax_fiddle.Config, params: dict, vocab: Any = None) -> None:
+    """Use `from_components` or `from_checkpoint`; `params` is the `params` collection."""
+    self.model_cfg = model_cfg
+    self.model = base_layer.instantiate(model_cfg)
+    self.params = params
+    self.vocab = vocab
+    self.vocab_size = model_cfg.mt5_tpl.vocab_size
+    self.image_size = model_cfg.vit_tpl.image_size if model_cfg.vit_tpl is not None else None
+
+  # ------------------------------------------------------------ builders
+  @classmethod
+  def from_components(
+      cls, mt5: str, vit: str | None = None, vocab: str | None = None, seed: int = 0
+  ) -> 'Predictor':
+    """Builds a model from public checkpoints (see pali_pax.convert).
+
+    Args:
+      mt5: HF mT5 directory (config.json + weights) or T5X checkpoint dir.
+      vit: big_vision .npz or HF SigLIP / ViT directory, or None (text only).
+      vocab: SentencePiece model path for `generate` / `score`.
+      seed: seed of the parts no checkpoint provides (the projection).
+    """
+    from pali_pax.convert import components
+
+    cfg, params = components.load_components(mt5=mt5, vit=vit, seed=seed)
+    return cls(cfg, params, _vocab(vocab))
+
+  @classmethod
+  def from_checkpoint(cls, job_dir: str, experiment: str | None = None) -> 'Predictor':
+    """Loads the latest Pax checkpoint of a paxml job dir.
+
+    Args:
+      job_dir: the `--job_log_dir` of a run (or its `checkpoints/` folder).
+      experiment: registered experiment name; read from the job dir's
+        `pali_pax.json` (written by `pali-pax demo/convert`) when omitted.
+    """
+    from pali_pax import checkpoint
+
+    exp, params = checkpoint.load_model_params(job_dir, experiment)
+    cfg = exp.model_config()
+    cfg.ici_mesh_shape = None
+    from pali_pax.tasks import vocab as vocab_lib
+
+    return cls(cfg, params, vocab_lib.get_vocabulary(getattr(exp, 'VOCAB_PATH', None)))
+
+  # ------------------------------------------------------------ helpers
+  def _check_ids(self, ids: Any, what: str) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+      raise ValueError(f'{what} must be [B, T], got shape {ids.shape}')
+    if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+      raise ValueError(
+          f'{what} has ids outside [0, {self.vocab_size}): min {ids.min()}, max {ids.max()}'
+      )
+    return ids.astype(np.int32)
+
+  def _batch(self, input_ids: Any, input_mask: Any, images: Any, dec_ids: Any = None) -> NestedMap:
+    ids = self._check_ids(input_ids, 'input_ids')
+    if input_mask is not None:
+      ids = ids * (np.asarray(input_mask) > 0)
+    b = ids.shape[0]
+    if images is None:
+      size = self.image_size or 1
+      image = np.zeros((b, size, size, 3), np.float32)
+      has_image = np.zeros((b,), np.float32)
+    else:
+      image = normalise_images(images, self.image_size)
+      if image.shape[0] != b:
+        raise ValueError(f'{image.shape[0]} images for {b} prompts')
+      has_image = np.ones((b,), np.float32)
+    dec = np.zeros((b, 1), np.int32) if dec_ids is None else self._check_ids(dec_ids, 'decoder ids')
+    return NestedMap(
+        image=image,
+        has_image=has_image,
+        encoder_input_tokens=ids,
+        decoder_input_tokens=dec,
+        decoder_target_tokens=np.roll(dec, -1, axis=1),
+        decoder_loss_weights=np.ones(dec.shape, np.float32),
+    )
+
+  @functools.cached_property
+  def _apply(self) -> Any:
+    def run(params: dict, batch: NestedMap, method: str, **kw: Any) -> Any:
+      ctx = base_layer.JaxContext.HParams(do_eval=True)
+      with base_layer.JaxContext.new_context(hparams=ctx):
+        return self.model.apply({'params': params}, batch, method=getattr(self.model, method), **kw)
+
+    return run
+
+  @functools.cached_property
+  def _jit_features(self) -> Any:
+    return jax.jit(lambda p, im: self._apply(p, im, 'image_features'))
+
+  @functools.cached_property
+  def _jit_logits(self) -> Any:
+    return jax.jit(lambda p, b: self._apply(p, b, 'compute_predictions').logits)
+
+  @functools.cached_property
+  def _jit_score(self) -> Any:
+    return jax.jit(lambda p, b: self._apply(p, b, 'score'))
+
+  @functools.lru_cache(maxsize=8)  # noqa: B019  (one compiled program per decode shape)
+  def _jit_decode(self, steps: int, beam_size: int) -> Any:
+    if beam_size > 1:
+      params = decoder_hparams.BeamSearchHParams(
+          seqlen=steps + 1, eos_id=model_lib.EOS_ID, beam_size=beam_size, length_norm_alpha=0.0
+      )
+    else:
+      params = decoder_hparams.GreedyDecoderHParams(seqlen=steps + 1, eos_id=model_lib.EOS_ID)
+
+    def run(p: dict, b: NestedMap) -> Any:
+      (_, result, _), _ = self._apply(
+          p,
+          b,
+          'decode_with_params',
+          params=params,
+          mutable=[base_layer.DECODE_CACHE],
+          rngs={base_layer.RANDOM: jax.random.PRNGKey(0)},
+      )
+      return result.output_ids[:, 0, 1:]
+
+    return jax.jit(run)
+
+  # ------------------------------------------------------------ public API
+  def image_features(self, images: Any) -> np.ndarray:
+    """ViT output before the projection: float32 [B, N, vit_width]."""
+    image = normalise_images(images, self.image_size)
+    return np.asarray(self._jit_features(self.params, jnp.asarray(image)), np.float32)
+
+  def text_logits(
+      self, input_ids: Any, decoder_input_ids: Any, input_mask: Any = None, images: Any = None
+  ) -> np.ndarray:
+    """Teacher-forced logits float32 [B, T, vocab]; decoder ids start with 0."""
+    batch = self._batch(input_ids, input_mask, images, decoder_input_ids)
+    return np.asarray(self._jit_logits(self.params, batch), np.float32)
+
+  def generate_ids(
+      self,
+      input_ids: Any,
+      input_mask: Any = None,
+      images: Any = None,
+      max_decode_steps: int = 32,
+      beam_size: int = 1,
+  ) -> list[np.ndarray]:
+    """Greedy (beam_size 1) or beam search; int32 ids per example ending at eos 1."""
+    batch = self._batch(input_ids, input_mask, images)
+    out = np.asarray(self._jit_decode(int(max_decode_steps), int(beam_size))(self.params, batch))
+    return [_until_eos(row) for row in out]
+
+  def _require_vocab(self) -> Any:
+    if self.vocab is None:
+      raise ValueError('this Predictor has no vocabulary: pass vocab=PATH to from_components')
+    return self.vocab
+
+  def _encode(self, texts: list[str], eos: bool) -> np.ndarray:
+    vocab = self._require_vocab()
+    rows = [list(vocab.encode(t)) + ([model_lib.EOS_ID] if eos else []) for t in texts]
+    out = np.zeros((len(rows), max(1, max(len(r) for r in rows))), np.int32)
+    for i, r in enumerate(rows):
+      out[i, : len(r)] = r
+    return out
+
+  def generate(self, images: Any, prompts: list[str], **kwargs: Any) -> list[str]:
+    """Decoded strings for each (image, prompt); images may be None (text only)."""
+    vocab = self._require_vocab()
+    ids = self.generate_ids(self._encode(prompts, eos=True), images=images, **kwargs)
+    return [vocab.decode([int(t) for t in row if t != model_lib.EOS_ID]) for row in ids]
+
+  def score(self, images: Any, prompts: list[str], targets: list[str]) -> np.ndarray:
+    """Log-likelihood float32 [B] of each target given (image, prompt)."""
+    if len(prompts) != len(targets):
+      raise ValueError(f'{len(prompts)} prompts but {len(targets)} targets')
+    tgt = self._encode(targets, eos=True)
+    batch = self._batch(self._encode(prompts, eos=True), None, images, np.roll(tgt, 1, axis=1))
+    batch.decoder_input_tokens[:, 0] = model_lib.START_ID
+    batch.decoder_target_tokens = tgt
+    batch.decoder_loss_weights = (tgt != 0).astype(np.float32)
+    return np.asarray(self._jit_score(self.params, batch), np.float32)
+
+
+def _until_eos(row: np.ndarray) -> np.ndarray:
+  hits = np.nonzero(row == model_lib.EOS_ID)[0]
+  return row[: hits[0] + 1] if hits.size else row
+
+
+def _vocab(path: str | None) -> Any:
+  if path is None:
+    return None
+  from pali_pax.tasks import vocab as vocab_lib
+
+  return vocab_lib.get_vocabulary(path)
