@@ -1,0 +1,103 @@
+"""Real data readers for PaLI fine-tuning and evaluation, all with ONE raw example schema.
+
+Raw example schema (every reader; dict of scalar / 1-D tf.string tensors):
+
+  | key        | shape  | meaning                                                      |
+  |------------|--------|--------------------------------------------------------------|
+  | image      | []     | encoded image bytes as stored (JPEG/PNG/...); b'' text-only  |
+  | image_id   | []     | dataset image id as a string (COCO int id -> '391895')       |
+  | example_id | []     | id unique within the split: question id (VQA), image id      |
+  |            |        | (COCO), '<image key>/<lang>' (XM3600); what result files need|
+  | lang       | []     | language code of question and texts ('en', 'de', ...)        |
+  | question   | []     | the question; b'' for captioning                             |
+  | texts      | [None] | ALL references in file order: every caption of the image, or |
+  |            |        | every human answer (10 for VQAv2/TextVQA); empty for test    |
+
+Images stay encoded here: decoding, resizing and dropping undecodable images are
+the preprocessing's job (`pali_pax.tasks.image_ops`). Fields not in the schema
+(TextVQA OCR tokens, VQA answer types, ...) are dropped. Captions are
+whitespace-stripped; nothing else is normalised.
+
+Readers (each returns a seqio DataSource; files are opened lazily, when a split is
+first read, so registering tasks for absent data does not fail at import):
+
+  coco_captions_source(splits: Mapping[str, tuple[str, str]],
+                       karpathy_splits: Mapping[str, Sequence[str]] | None = None)
+      split -> (annotations JSON, image folder). Official captions_*2014.json
+      (images[{id, file_name}], annotations[{image_id, caption}]) or the Karpathy
+      dataset_coco.json (images[{filepath, filename, split, cocoid, sentences}]).
+      One example per image with all its captions.
+  xm3600_source(captions_file: str, image_dir: str,
+                languages: Sequence[str] | None = None, split: str = 'test',
+                caption_field: str = 'caption', image_ext: str = '.jpg')
+      Crossmodal-3600 JSONL ({"image/key": k, "<lang>": {"caption": [...]}}), one
+      example per (image, language); unknown language -> ValueError listing those
+      present. `xm3600_languages(captions_file)` lists them.
+  vqav2_source(splits: Mapping[str, tuple[str, str | None, str]],
+               image_pattern: str | None = None)
+      split -> (questions JSON, annotations JSON or None for test, image folder);
+      images 'COCO_{subtype}_{image_id:012d}.jpg' with subtype from data_subtype.
+      Also reads OK-VQA (same format).
+  textvqa_source(splits: Mapping[str, tuple[str, str]], image_ext: str = '.jpg')
+      split -> (TextVQA JSON {'data': [...]}, image folder with <image_id>.jpg).
+  tfrecord_source(file_pattern, image_key='image/encoded', text_keys=('texts',),
+                  question_key='question', image_id_key='image/id',
+                  example_id_key='example_id', lang_key='lang', default_lang='en',
+                  int64_keys=())
+      TFRecords of tf.train.Example; `write_tfrecord(path, examples)` writes
+      raw-schema examples under those default keys.
+  tfds_source(name, data_dir=None, splits=('train', 'validation', 'test'),
+              image_key='image', text_keys=('captions/text',), question_key=None,
+              image_id_key=None, example_id_key=None, lang_key=None, default_lang='en')
+      A TFDS dataset prepared locally (never downloads; FileNotFoundError if absent).
+
+Errors: a missing file or folder raises FileNotFoundError naming it and what it
+should hold; malformed JSON / missing fields raise `DataFormatError` (a ValueError)
+naming the file and the offending entry (e.g. "annotations[3] has no 'caption'
+field"). A missing image file surfaces when it is read, as tf's NotFoundError
+naming the file.
+"""
+
+from pali_pax.tasks.readers_captions import (
+  KARPATHY_SPLITS,
+  coco_captions_source,
+  xm3600_languages,
+  xm3600_source,
+)
+from pali_pax.tasks.readers_common import (
+  RAW_FEATURES,
+  RAW_OUTPUT_SIGNATURE,
+  DataFormatError,
+  Record,
+  records_source,
+  records_to_dataset,
+)
+from pali_pax.tasks.readers_tfrecord import (
+  make_tf_example,
+  tfds_builder,
+  tfds_source,
+  tfrecord_source,
+  write_tfrecord,
+)
+from pali_pax.tasks.readers_vqa import VQA_IMAGE_PATTERN, textvqa_source, vqav2_source
+
+__all__ = [
+  'KARPATHY_SPLITS',
+  'RAW_FEATURES',
+  'RAW_OUTPUT_SIGNATURE',
+  'VQA_IMAGE_PATTERN',
+  'DataFormatError',
+  'Record',
+  'coco_captions_source',
+  'make_tf_example',
+  'records_source',
+  'records_to_dataset',
+  'textvqa_source',
+  'tfds_builder',
+  'tfds_source',
+  'tfrecord_source',
+  'vqav2_source',
+  'write_tfrecord',
+  'xm3600_languages',
+  'xm3600_source',
+]

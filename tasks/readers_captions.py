@@ -1,0 +1,213 @@
+"""Captioning readers: COCO captions (official and Karpathy JSON) and Crossmodal-3600 JSONL.
+
+Both emit the raw schema of `pali_pax.tasks.readers` with `question == ''` and
+`texts` = all reference captions of the image (whitespace-stripped, file order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import seqio
+from pali_pax.tasks.readers_common import (
+  DataFormatError,
+  Record,
+  get_field,
+  join_path,
+  load_json,
+  load_jsonl,
+  records_source,
+  require_dir,
+)
+
+# seqio split -> Karpathy split names; 'restval' is the part of COCO val2014 that the
+# Karpathy split gives to training.
+KARPATHY_SPLITS: dict[str, tuple[str, ...]] = {
+  'train': ('train', 'restval'),
+  'validation': ('val',),
+  'test': ('test',),
+}
+
+
+def _coco_official_records(data: dict[str, Any], path: str, image_dir: str) -> list[Record]:
+  """captions_{train,val}2014.json: images[{id, file_name}], annotations[{image_id, caption}]."""
+  images = get_field(data, 'images', path, 'top level', list)
+  annotations = get_field(data, 'annotations', path, 'top level', list)
+  captions: dict[str, list[str]] = {}
+  for i, ann in enumerate(annotations):
+    where = f'annotations[{i}]'
+    image_id = get_field(ann, 'image_id', path, where, (int, str))
+    caption = get_field(ann, 'caption', path, where, str)
+    captions.setdefault(str(image_id), []).append(caption.strip())
+  records = []
+  for i, image in enumerate(images):
+    where = f'images[{i}]'
+    image_id = str(get_field(image, 'id', path, where, (int, str)))
+    file_name = get_field(image, 'file_name', path, where, str)
+    records.append(
+      Record(
+        image_path=join_path(image_dir, file_name),
+        image_id=image_id,
+        example_id=image_id,
+        lang='en',
+        question='',
+        # Test images have no captions: kept with texts == () for inference.
+        texts=tuple(captions.get(image_id, ())),
+      )
+    )
+  return records
+
+
+def _coco_karpathy_records(
+  data: dict[str, Any], path: str, image_dir: str, wanted: Sequence[str]
+) -> list[Record]:
+  """dataset_coco.json: images[{filepath, filename, split, cocoid, sentences[{raw}]}]."""
+  images = get_field(data, 'images', path, 'top level', list)
+  records = []
+  for i, image in enumerate(images):
+    where = f'images[{i}]'
+    if get_field(image, 'split', path, where, str) not in wanted:
+      continue
+    sentences = get_field(image, 'sentences', path, where, list)
+    texts = tuple(
+      get_field(s, 'raw', path, f'{where}.sentences[{j}]', str).strip()
+      for j, s in enumerate(sentences)
+    )
+    # cocoid is the COCO image id; imgid is only an index into this file.
+    image_id = str(image.get('cocoid', get_field(image, 'imgid', path, where, (int, str))))
+    subdir = image.get('filepath', '')
+    filename = get_field(image, 'filename', path, where, str)
+    records.append(
+      Record(
+        image_path=join_path(image_dir, subdir, filename),
+        image_id=image_id,
+        example_id=image_id,
+        lang='en',
+        question='',
+        texts=texts,
+      )
+    )
+  return records
+
+
+def coco_captions_source(
+  splits: Mapping[str, tuple[str, str]],
+  karpathy_splits: Mapping[str, Sequence[str]] | None = None,
+) -> seqio.FunctionDataSource:
+  """COCO captions: one example per image with all of its captions.
+
+  Args:
+    splits: seqio split -> (annotations JSON path, image folder). The JSON is either
+      the official `captions_{train,val}2014.json` (images are `<folder>/<file_name>`)
+      or the Karpathy `dataset_coco.json` (detected by its `sentences` lists; images
+      are `<folder>/<filepath>/<filename>`, so the folder is the COCO root holding
+      train2014/ and val2014/).
+    karpathy_splits: for the Karpathy format, seqio split -> Karpathy split names to
+      keep. Default `KARPATHY_SPLITS`; a split missing from it keeps the Karpathy
+      split of the same name.
+
+  Returns:
+    A seqio source of raw-schema examples (`lang` 'en', `question` '').
+  """
+  karpathy = dict(KARPATHY_SPLITS if karpathy_splits is None else karpathy_splits)
+
+  def load(split: str) -> list[Record]:
+    path, image_dir = splits[split]
+    data = load_json(path, 'COCO captions annotations')
+    if not isinstance(data, dict):
+      raise DataFormatError(f'{path!r}: expected a JSON object at the top level')
+    require_dir(image_dir, f'COCO image folder for split {split!r}')
+    images = data.get('images')
+    if isinstance(images, list) and images and 'sentences' in images[0]:
+      return _coco_karpathy_records(data, path, image_dir, karpathy.get(split, (split,)))
+    return _coco_official_records(data, path, image_dir)
+
+  return records_source(load, splits.keys())
+
+
+def xm3600_languages(captions_file: str, caption_field: str = 'caption') -> list[str]:
+  """Sorted language codes that have captions in a Crossmodal-3600 JSONL file."""
+  rows = load_jsonl(captions_file, 'Crossmodal-3600 captions')
+  return sorted(
+    {k for row in rows for k, v in row.items() if isinstance(v, dict) and caption_field in v}
+  )
+
+
+def _xm3600_records(
+  captions_file: str,
+  image_dir: str,
+  languages: Sequence[str] | None,
+  caption_field: str,
+  image_ext: str,
+) -> list[Record]:
+  rows = load_jsonl(captions_file, 'Crossmodal-3600 captions')
+  require_dir(image_dir, 'Crossmodal-3600 image folder')
+  present = sorted(
+    {k for row in rows for k, v in row.items() if isinstance(v, dict) and caption_field in v}
+  )
+  if languages is None:
+    langs = present
+  else:
+    unknown = [lang for lang in languages if lang not in present]
+    if unknown:
+      raise ValueError(
+        f'languages {unknown} have no {caption_field!r} captions in {captions_file!r}; '
+        f'present: {present}'
+      )
+    langs = list(languages)
+  keys = [
+    get_field(row, 'image/key', captions_file, f'line {i + 1}', str) for i, row in enumerate(rows)
+  ]
+  records = []
+  # Language-major order keeps each language's examples contiguous (per-language eval).
+  for lang in langs:
+    for key, row in zip(keys, rows, strict=True):
+      entry = row.get(lang)
+      if not isinstance(entry, dict) or caption_field not in entry:
+        continue  # this image has no captions in this language
+      captions = get_field(entry, caption_field, captions_file, f'image {key!r} [{lang!r}]', list)
+      records.append(
+        Record(
+          image_path=join_path(image_dir, key + image_ext),
+          image_id=key,
+          example_id=f'{key}/{lang}',
+          lang=lang,
+          question='',
+          texts=tuple(str(c).strip() for c in captions),
+        )
+      )
+  return records
+
+
+def xm3600_source(
+  captions_file: str,
+  image_dir: str,
+  languages: Sequence[str] | None = None,
+  split: str = 'test',
+  caption_field: str = 'caption',
+  image_ext: str = '.jpg',
+) -> seqio.FunctionDataSource:
+  """Crossmodal-3600: one example per (image, language) with that language's captions.
+
+  Args:
+    captions_file: the JSONL file, one image per line:
+      `{"image/key": "<key>", "<lang>": {"caption": [...], "caption/tokenized": [...],
+      ...}, ...}`.
+    image_dir: folder with the images, named `<key><image_ext>`.
+    languages: language codes to keep, in this order (None: all present, sorted).
+      A code without captions in the file raises ValueError listing those present
+      (when the split is first read).
+    split: the one seqio split name (XM3600 is an evaluation set).
+    caption_field: 'caption', or e.g. 'caption/tokenized' for the pre-tokenized
+      captions (useful for CIDEr in languages written without spaces).
+    image_ext: image file extension.
+
+  Returns:
+    A seqio source of raw-schema examples, language-major order, `example_id`
+    '<key>/<lang>'.
+  """
+  return records_source(
+    lambda _: _xm3600_records(captions_file, image_dir, languages, caption_field, image_ext),
+    [split],
+  )
