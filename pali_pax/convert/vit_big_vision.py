@@ -1,0 +1,218 @@
+"""big_vision ViT checkpoint (.npz) -> VisionTransformer params.
+
+big_vision saves flat npz files whose keys are the flax module paths joined by
+'/', for example
+
+    embedding/kernel [p, p, 3, D], embedding/bias [D], pos_embedding [1, T, D]
+    Transformer/encoderblock_{i}/LayerNorm_0/{scale,bias}
+    Transformer/encoderblock_{i}/MultiHeadDotProductAttention_0/{query,key,value}/kernel [D, N, H]
+    Transformer/encoderblock_{i}/MultiHeadDotProductAttention_0/{query,key,value}/bias [N, H]
+    Transformer/encoderblock_{i}/MultiHeadDotProductAttention_0/out/kernel [N, H, D]
+    Transformer/encoderblock_{i}/LayerNorm_1/{scale,bias}
+    Transformer/encoderblock_{i}/MlpBlock_0/Dense_{0,1}/{kernel,bias}
+    Transformer/encoder_norm/{scale,bias}
+
+Also handled: a leading scope such as 'params/' or 'params/img/' (two-tower
+SigLIP/LiT checkpoints: only the image tower is read), scanned checkpoints
+('Transformer/encoderblock/...' with a leading [depth] axis), the pre-linen
+naming of the original ViT release (LayerNorm_2, MlpBlock_3, ...,
+'Transformer/posembed_input/pos_embedding') and a class-token row in the
+position embedding. Pooling heads ('head/*', 'MAPHead_0/*', 'pre_logits/*')
+and 'cls' are skipped with a logged note: PaLI feeds every patch token on.
+"""
+
+import logging
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from pali_pax.convert.tree import CheckpointMismatchError
+from pali_pax.convert.vit import ViTConfigOrLayer, build_params, progress, split_cls_posemb
+
+log = logging.getLogger(__name__)
+
+_ANCHOR = 'embedding/kernel'
+_SKIPPED_SCOPES = ('head', 'MAPHead_0', 'pre_logits', 'cls', 'probe')
+_BLOCK_NAMES = {
+  'LayerNorm_0/scale': 'ln1/scale',
+  'LayerNorm_0/bias': 'ln1/bias',
+  'LayerNorm_1/scale': 'ln2/scale',
+  'LayerNorm_1/bias': 'ln2/bias',
+  'MlpBlock_0/Dense_0/kernel': 'fc1/w',
+  'MlpBlock_0/Dense_0/bias': 'fc1/b',
+  'MlpBlock_0/Dense_1/kernel': 'fc2/w',
+  'MlpBlock_0/Dense_1/bias': 'fc2/b',
+  'MultiHeadDotProductAttention_0/out/bias': 'o/b',
+}
+for _bv, _c in (('query', 'q'), ('key', 'k'), ('value', 'v')):
+  _BLOCK_NAMES[f'MultiHeadDotProductAttention_0/{_bv}/kernel'] = f'{_c}/w'
+  _BLOCK_NAMES[f'MultiHeadDotProductAttention_0/{_bv}/bias'] = f'{_c}/b'
+_OUT_KERNEL = 'MultiHeadDotProductAttention_0/out/kernel'
+_GLOBAL_NAMES = {
+  'embedding/kernel': 'patch/w',
+  'embedding/bias': 'patch/b',
+  'pos_embedding': 'pos',
+  'Transformer/pos_embedding': 'pos',
+  'Transformer/posembed_input/pos_embedding': 'pos',
+  'Transformer/encoder_norm/scale': 'norm/scale',
+  'Transformer/encoder_norm/bias': 'norm/bias',
+}
+_BLOCK_RE = re.compile(r'^Transformer/encoderblock(?:_(\d+))?/(.+)$')
+_MODULE_RE = re.compile(r'^(\w+?)_(\d+)$')
+
+
+def find_prefix(keys: list[str], source: str) -> str:
+  """The scope holding the ViT: '' / 'params/' / 'params/img/' ... ('' + 'embedding/kernel')."""
+  hits = [k[: -len(_ANCHOR)] for k in keys if k == _ANCHOR or k.endswith('/' + _ANCHOR)]
+  hits = [h for h in hits if h == '' or h.endswith('/')]
+  if len(hits) != 1:
+    raise CheckpointMismatchError(
+      f'{source}: cannot locate the ViT: expected exactly one "<scope>/{_ANCHOR}" tensor, '
+      f'found {len(hits)} ({hits[:5]}); pass prefix= explicitly'
+    )
+  return hits[0]
+
+
+def _renumber_pre_linen(inner: str, block_modules: dict[str, list[int]]) -> str:
+  """Pre-linen numbering (LayerNorm_0, LayerNorm_2, MlpBlock_3) -> per-type (0, 1, 0)."""
+  head, _, rest = inner.partition('/')
+  m = _MODULE_RE.match(head)
+  if not m:
+    return inner
+  base, idx = m.group(1), int(m.group(2))
+  order = sorted(block_modules.get(base, [idx]))
+  return f'{base}_{order.index(idx)}/{rest}' if idx in order else inner
+
+
+def _block_modules(keys: list[str]) -> dict[str, list[int]]:
+  """Module types and their indices inside one encoder block, e.g. {'LayerNorm': [0, 2]}."""
+  found: dict[str, set[int]] = {}
+  for k in keys:
+    m = _BLOCK_RE.match(k)
+    if not m:
+      continue
+    head = m.group(2).split('/')[0]
+    mm = _MODULE_RE.match(head)
+    if mm:
+      found.setdefault(mm.group(1), set()).add(int(mm.group(2)))
+  return {k: sorted(v) for k, v in found.items()}
+
+
+def _block_target(inner: str) -> str | None:
+  """'MultiHeadDotProductAttention_0/out/kernel' -> 'o/w' etc.; None if unknown."""
+  return 'o/w' if inner == _OUT_KERNEL else _BLOCK_NAMES.get(inner)
+
+
+def _to_canonical(target: str, arr: np.ndarray) -> np.ndarray:
+  """Per-layer big_vision array -> canonical layout (only the out kernel differs)."""
+  if target == 'o/w' and arr.ndim == 3:
+    return np.transpose(arr, (2, 0, 1))  # [N, H, D] -> [D, N, H]
+  return arr
+
+
+def source_name(canonical: str, prefix: str = '', scanned: bool = False) -> str:
+  """Canonical name -> big_vision key ('block/1/o/w' -> '...encoderblock_1/.../out/kernel')."""
+  for bv, c in _GLOBAL_NAMES.items():
+    if c == canonical:
+      return prefix + bv
+  parts = canonical.split('/', 2)
+  if parts[0] == 'block' and len(parts) == 3:
+    inner = {v: k for k, v in _BLOCK_NAMES.items()}.get(parts[2])
+    inner = _OUT_KERNEL if parts[2] == 'o/w' else inner
+    if inner is not None:
+      if scanned:
+        return f'{prefix}Transformer/encoderblock/{inner}[{parts[1]}]'
+      return f'{prefix}Transformer/encoderblock_{parts[1]}/{inner}'
+  return prefix + canonical
+
+
+def convert_big_vision_arrays(
+  arrays: dict[str, np.ndarray], source: str = '<arrays>', prefix: str | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, str], str]:
+  """big_vision flat arrays -> (canonical tensors, {canonical: source name}, prefix)."""
+  keys = list(arrays)
+  if prefix is None:
+    prefix = find_prefix(keys, source)
+  inside = [k for k in keys if k.startswith(prefix)]
+  outside = len(keys) - len(inside)
+  if outside:
+    log.info('%s: ignoring %d tensors outside the ViT scope %r', source, outside, prefix)
+  rel = {k[len(prefix) :]: k for k in inside}
+  modules = _block_modules(list(rel))
+  canonical: dict[str, np.ndarray] = {}
+  names: dict[str, str] = {}
+  skipped = []
+  bar = progress(len(rel), f'ViT {os.path.basename(source)}')
+  for name, full in rel.items():
+    bar.update(1)
+    arr = np.asarray(arrays[full])
+    if name.split('/')[0] in _SKIPPED_SCOPES:
+      skipped.append(full)
+      continue
+    if name in _GLOBAL_NAMES:
+      target = _GLOBAL_NAMES[name]
+      if target == 'pos':
+        arr = split_cls_posemb(arr, full)
+      canonical[target], names[target] = arr, full
+      continue
+    m = _BLOCK_RE.match(name)
+    target = _block_target(_renumber_pre_linen(m.group(2), modules)) if m else None
+    if target is None:
+      canonical[f'unmapped/{full}'], names[f'unmapped/{full}'] = arr, full
+    elif m.group(1) is not None:  # encoderblock_{i}
+      canonical[f'block/{m.group(1)}/{target}'] = _to_canonical(target, arr)
+      names[f'block/{m.group(1)}/{target}'] = full
+    elif arr.ndim == 0:
+      canonical[f'unmapped/{full}'], names[f'unmapped/{full}'] = arr, full
+    else:  # scanned 'encoderblock': leading [depth] axis
+      for i, layer_arr in enumerate(arr):
+        canonical[f'block/{i}/{target}'] = _to_canonical(target, layer_arr)
+        names[f'block/{i}/{target}'] = f'{full}[{i}]'
+  bar.close()
+  if skipped:
+    log.info(
+      '%s: skipping %d pooling-head tensors (PaLI uses all tokens): %s',
+      source,
+      len(skipped),
+      ', '.join(sorted(skipped)[:8]) + (' ...' if len(skipped) > 8 else ''),
+    )
+  return canonical, names, prefix
+
+
+def load_vit_big_vision(
+  path: str | os.PathLike,
+  cfg_or_layer: ViTConfigOrLayer,
+  image_size: int | None = None,
+  prefix: str | None = None,
+) -> dict[str, Any]:
+  """Reads a big_vision ViT .npz into a VisionTransformer `params` tree.
+
+  Args:
+    path: the .npz file.
+    cfg_or_layer: target VisionTransformer config (or layer).
+    image_size: optional new resolution; the learned position embedding is
+      bilinearly resampled to its patch grid (e.g. 224 -> 588).
+    prefix: scope of the ViT inside the file ('params/img/' ...); found
+      automatically when None.
+
+  Returns:
+    Nested dict of float32 numpy arrays (the layer's `params` collection).
+
+  Raises:
+    CheckpointMismatchError: a tensor is missing, unexpected or mis-shaped.
+  """
+  source = os.fspath(path)
+  with np.load(source, allow_pickle=False) as npz:
+    arrays = {k: npz[k] for k in npz.files}
+  canonical, names, prefix = convert_big_vision_arrays(arrays, source, prefix)
+  scanned = any(k.startswith(prefix + 'Transformer/encoderblock/') for k in arrays)
+  return build_params(
+    canonical,
+    names,
+    cfg_or_layer,
+    source,
+    image_size=image_size,
+    name_of=lambda c: source_name(c, prefix, scanned),
+  )

@@ -1,0 +1,215 @@
+"""VisionTransformer layer: position embeddings, input checks, scan, sizes, SPMD."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from praxis import base_layer, pax_fiddle
+
+from pali_pax.fiddle_configs.vit import VIT_VARIANTS, parse_variant, vit_config
+from pali_pax.layers import vit
+from pali_pax.layers.vit import set_vit_sharding
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def tiny_cfg(**kw):
+  args = dict(name='vit', image_size=28, patch_size=7, width=32, depth=2, mlp_dim=64, num_heads=4)
+  args.update(kw)
+  return pax_fiddle.Config(vit.VisionTransformer, **args)
+
+
+def test_sincos2d_matches_hand_computed():
+  # 2x3 grid, width 8: omega = [1, 1/temperature] (quarter = 2).
+  pe = vit.posemb_sincos_2d(2, 3, 8, temperature=100.0)
+  assert pe.shape == (1, 6, 8) and pe.dtype == np.float32
+  omega = np.array([1.0, 0.01])
+  for token, (y, x) in enumerate([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]):
+    want = np.concatenate(
+      [np.sin(x * omega), np.cos(x * omega), np.sin(y * omega), np.cos(y * omega)]
+    )
+    np.testing.assert_allclose(pe[0, token], want, atol=1e-7)
+  with pytest.raises(ValueError, match='width'):
+    vit.posemb_sincos_2d(2, 2, 6)
+
+
+def test_sincos2d_layer_has_no_posemb_param_and_adds_it():
+  layer = base_layer.instantiate(tiny_cfg(posemb='sincos2d', depth=1))
+  images = jnp.zeros((1, 28, 28, 3))
+  params = layer.init(jax.random.PRNGKey(0), images)['params']
+  assert 'pos_embedding' not in params
+  # All-zero weights make each block the identity and the patch embedding zero,
+  # so the output is encoder_norm(posemb) with unit scale.
+  params = jax.tree_util.tree_map(np.zeros_like, params)
+  params['encoder_norm']['scale'] = np.ones(32, np.float32)
+  out = np.asarray(layer.apply({'params': params}, images))[0]
+  pe = vit.posemb_sincos_2d(4, 4, 32)[0].astype(np.float64)
+  pe = (pe - pe.mean(-1, keepdims=True)) / np.sqrt(pe.var(-1, keepdims=True) + 1e-6)
+  np.testing.assert_allclose(out, pe, atol=1e-4)
+
+
+def test_resample_posemb_identity_ramp_and_shape():
+  rng = np.random.default_rng(0)
+  pe = rng.normal(size=(1, 16, 5)).astype(np.float32)
+  np.testing.assert_array_equal(vit.resample_posemb(pe, (4, 4)), pe)
+  # A linear ramp over the grid stays a linear ramp (corner-aligned bilinear).
+  yy, xx = np.meshgrid(np.arange(4.0), np.arange(4.0), indexing='ij')
+  ramp = np.stack([2 * yy + 3 * xx + 1, yy - xx], -1).reshape(1, 16, 2)
+  out = vit.resample_posemb(ramp, (7, 10))
+  assert out.shape == (1, 70, 2)
+  ny, nx = np.meshgrid(np.linspace(0, 3, 7), np.linspace(0, 3, 10), indexing='ij')
+  want = np.stack([2 * ny + 3 * nx + 1, ny - nx], -1).reshape(1, 70, 2)
+  np.testing.assert_allclose(out, want, atol=1e-5)
+  # PaLI: 224 -> 588 at patch 14 = 16x16 -> 42x42.
+  assert vit.resample_posemb(np.zeros((1, 256, 3)), (42, 42)).shape == (1, 1764, 3)
+  with pytest.raises(ValueError, match='square'):
+    vit.resample_posemb(np.zeros((1, 15, 3)), (4, 4))
+
+
+def test_resample_posemb_matches_scipy_zoom_order1():
+  scipy_ndimage = pytest.importorskip('scipy.ndimage')
+  pe = np.random.default_rng(1).normal(size=(1, 25, 3))
+  out = vit.resample_posemb(pe, (8, 8))
+  want = scipy_ndimage.zoom(pe.reshape(5, 5, 3), (8 / 5, 8 / 5, 1), order=1)
+  np.testing.assert_allclose(out.reshape(8, 8, 3), want, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+  'shape, match',
+  [
+    ((28, 28, 3), 'rank'),
+    ((1, 28, 28, 1), 'channels'),
+    ((1, 3, 28, 28), 'channels'),
+    ((1, 30, 28, 3), 'divisible'),
+    ((1, 35, 35, 3), 'position embedding'),
+  ],
+)
+def test_bad_images_raise(shape, match):
+  layer = base_layer.instantiate(tiny_cfg(depth=1))
+  with pytest.raises(ValueError, match=match):
+    layer.init(jax.random.PRNGKey(0), jnp.zeros(shape))
+
+
+@pytest.mark.parametrize(
+  'kw, match',
+  [
+    (dict(image_size=30), 'not divisible by patch_size'),
+    (dict(width=30), 'not divisible by num_heads'),
+    (dict(posemb='rope'), 'posemb'),
+  ],
+)
+def test_bad_hparams_raise(kw, match):
+  layer = base_layer.instantiate(tiny_cfg(depth=1, **kw))
+  with pytest.raises(ValueError, match=match):
+    layer.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 3)))
+
+
+def test_scan_equals_python_loop():
+  images = jax.random.uniform(jax.random.PRNGKey(1), (2, 28, 28, 3), minval=-1, maxval=1)
+  loop = base_layer.instantiate(tiny_cfg(scan=False))
+  scan = base_layer.instantiate(tiny_cfg(scan=True))
+  params = loop.init(jax.random.PRNGKey(0), images)['params']
+  y_loop = loop.apply({'params': params}, images)
+  stacked = dict(params)
+  layers = [params['transformer'][f'x_layers_{i}'] for i in range(2)]
+  stacked['transformer'] = {
+    'repeat': {'sub': {'x_layers_0': jax.tree_util.tree_map(lambda *a: jnp.stack(a), *layers)}}
+  }
+  y_scan = scan.apply({'params': stacked}, images)
+  assert y_loop.shape == (2, 16, 32)
+  np.testing.assert_allclose(y_scan, y_loop, atol=1e-5)
+
+
+def test_variant_parsing():
+  size, patch = parse_variant('G/14')
+  assert (size.width, size.depth, size.mlp_dim, size.num_heads, patch) == (1664, 48, 8192, 16, 14)
+  assert parse_variant('B/16')[1] == 16 and parse_variant('e')[1] == 14
+  for name in ('S', 'B', 'L', 'H', 'g', 'G', 'e', 'tiny'):
+    assert name in VIT_VARIANTS
+  with pytest.raises(ValueError, match='valid names: .*G'):
+    vit_config('X/14')
+  with pytest.raises(ValueError, match='patch'):
+    vit_config('G/x')
+
+
+@pytest.mark.parametrize('variant, billions', [('G/14', 1.8), ('e/14', 3.9)])
+def test_param_counts(variant, billions):
+  n = vit.vit_param_count(vit_config(variant, image_size=224))
+  assert abs(n / (billions * 1e9) - 1) < 0.03, n
+
+
+def test_sharding_annotations_under_a_parent_mesh():
+  cfg = vit_config('tiny/7', image_size=28)  # scan=True
+  cfg.ici_mesh_shape, cfg.mesh_axis_names = [1, 1, 1], ['replica', 'data', 'mdl']
+  set_vit_sharding(cfg, batch_axes=('replica', 'data'), mdl_axis='mdl')
+  layer = base_layer.instantiate(cfg)
+  specs = base_layer.var_partition_specs(
+    layer.abstract_init_with_metadata(jnp.zeros((2, 28, 28, 3))),
+    mesh_shape=[1, 1, 1],
+    device_axis_names=['replica', 'data', 'mdl'],
+  )['params']
+  block = specs['transformer']['repeat']['sub']['x_layers_0']
+  assert tuple(block['self_attention']['query']['w']) == (None, None, 'mdl', None)
+  assert tuple(block['self_attention']['post']['w']) == (None, None, 'mdl', None)
+  assert tuple(block['ff_layer']['ffn_layer1']['linear']['w']) == (None, None, 'mdl')
+  assert tuple(block['ff_layer']['ffn_layer2']['linear']['w']) == (None, 'mdl', None)
+  assert layer.activation_split_dims_mapping.bld == [('replica', 'data'), None, None]
+
+
+SHARDING_SCRIPT = textwrap.dedent(
+  """
+    import os
+    os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
+    import pali_pax  # jax shim before praxis
+    import jax, jax.numpy as jnp, numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    from praxis import base_layer
+    from pali_pax.fiddle_configs.vit import vit_config
+    assert jax.device_count() == 8
+    images = jax.random.uniform(jax.random.PRNGKey(1), (4, 28, 28, 3), minval=-1, maxval=1)
+    for scan in (True, False):
+      ref_layer = base_layer.instantiate(vit_config('tiny/7', image_size=28, scan=scan))
+      params = ref_layer.init(jax.random.PRNGKey(0), images)['params']
+      ref = np.asarray(jax.jit(lambda p, x: ref_layer.apply({'params': p}, x))(params, images))
+      for shape in ([1, 2, 4], [1, 4, 2]) if scan else ([1, 4, 2],):
+        cfg = vit_config('tiny/7', image_size=28, scan=scan, ici_mesh_shape=shape)
+        layer = base_layer.instantiate(cfg)
+        axes = tuple(cfg.mesh_axis_names)
+        mesh = Mesh(np.array(jax.devices()).reshape(shape), axes)
+        specs = base_layer.var_partition_specs(
+            layer.abstract_init_with_metadata(images), mesh_shape=shape, device_axis_names=axes)
+        p_shard = jax.tree_util.tree_map(lambda s: NamedSharding(mesh, s), specs['params'])
+        x_shard = NamedSharding(mesh, P(('replica', 'data')))
+        with mesh:
+          fn = jax.jit(lambda p, x: layer.apply({'params': p}, x),
+                       in_shardings=(p_shard, x_shard))
+          out = fn(jax.device_put(params, p_shard), jax.device_put(images, x_shard))
+          q = jax.device_put(params, p_shard)['transformer']
+          q = (q['repeat']['sub']['x_layers_0'] if scan else q['x_layers_0'])
+          w = q['self_attention']['query']['w']
+          assert w.addressable_shards[0].data.size < w.size, w.sharding
+        err = float(np.abs(np.asarray(out) - ref).max())
+        print('scan', scan, 'mesh', shape, 'max err', err)
+        assert err < 1e-5, err
+    print('SHARDING OK')
+    """
+)
+
+
+def test_sharded_forward_matches_unsharded():
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8')
+  env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  proc = subprocess.run(
+    [sys.executable, '-c', SHARDING_SCRIPT],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert proc.returncode == 0 and 'SHARDING OK' in proc.stdout, proc.stdout + proc.stderr[-4000:]
