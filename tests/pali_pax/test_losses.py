@@ -1,0 +1,61 @@
+"""token_xent against hand-computed cross-entropy, smoothing and z-loss."""
+
+import numpy as np
+import pytest
+
+from pali_pax import losses
+
+
+def _np_log_softmax(x):
+  x = x - x.max(-1, keepdims=True)
+  return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def test_plain_xent_matches_hand_computation():
+  logits = np.array([[[2.0, 0.0, -1.0], [0.5, 0.5, 0.5]]], np.float32)
+  labels = np.array([[0, 2]])
+  weights = np.array([[1.0, 1.0]], np.float32)
+  out = losses.token_xent(logits, labels, weights)
+  # Row 1: -log softmax([2, 0, -1])[0]; row 2: uniform -> log 3.
+  row1 = -(2.0 - np.log(np.exp(2.0) + 1.0 + np.exp(-1.0)))
+  np.testing.assert_allclose(out.per_token_nll[0], [row1, np.log(3.0)], rtol=1e-6)
+  np.testing.assert_allclose(out.total_loss, (row1 + np.log(3.0)) / 2, rtol=1e-6)
+  np.testing.assert_allclose(out.per_sequence_logprob, [-(row1 + np.log(3.0))], rtol=1e-6)
+  assert float(out.accuracy) == pytest.approx(0.5)  # row 2's argmax is 0, label 2
+
+
+def test_weights_exclude_padding():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(2, 4, 7)).astype(np.float32)
+  labels = rng.integers(0, 7, size=(2, 4))
+  weights = np.array([[1, 1, 0, 0], [1, 1, 1, 0]], np.float32)
+  out = losses.token_xent(logits, labels, weights)
+  nll = -np.take_along_axis(_np_log_softmax(logits), labels[..., None], -1)[..., 0]
+  np.testing.assert_allclose(out.total_loss, (nll * weights).sum() / 5, rtol=1e-5)
+  # Changing a padded logit must not change the loss.
+  logits2 = logits.copy()
+  logits2[0, 3] += 100.0
+  assert float(losses.token_xent(logits2, labels, weights).total_loss) == pytest.approx(
+      float(out.total_loss), rel=1e-6
+  )
+
+
+def test_label_smoothing_is_cross_entropy_with_smoothed_targets_minus_its_entropy():
+  rng = np.random.default_rng(1)
+  v, eps = 5, 0.1
+  logits = rng.normal(size=(1, 3, v)).astype(np.float32)
+  labels = np.array([[1, 4, 0]])
+  weights = np.ones((1, 3), np.float32)
+  q = np.full((1, 3, v), eps / (v - 1))
+  np.put_along_axis(q, labels[..., None], 1 - eps, -1)
+  expected = -(q * _np_log_softmax(logits)).sum(-1) + (q * np.log(q)).sum(-1)
+  out = losses.token_xent(logits, labels, weights, label_smoothing=eps)
+  np.testing.assert_allclose(out.per_token_xent, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_z_loss_adds_squared_log_normaliser():
+  logits = np.array([[[1.0, 2.0, 3.0]]], np.float32)
+  out = losses.token_xent(logits, np.array([[2]]), np.ones((1, 1), np.float32), z_loss_weight=1e-2)
+  log_z = np.log(np.exp([1.0, 2.0, 3.0]).sum())
+  np.testing.assert_allclose(out.avg_z_loss, 1e-2 * log_z**2, rtol=1e-6)
+  np.testing.assert_allclose(out.total_loss, out.avg_xent + 1e-2 * log_z**2, rtol=1e-6)
