@@ -1,0 +1,157 @@
+"""mT5 layers: parity with HF MT5ForConditionalGeneration, buckets, input validation."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from praxis import base_layer, pax_fiddle
+
+from pali_pax.convert.mt5 import load_mt5, mt5_config_from_hf
+from pali_pax.fiddle_configs import mt5 as mt5_configs
+from pali_pax.layers import mt5, relative_position
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
+HF_DIR = os.path.join(FIXTURES, 'mt5_hf_tiny')
+DECODE_CACHE = base_layer.DECODE_CACHE
+EOS = 1
+
+
+@pytest.fixture(scope='module')
+def ref():
+  return dict(np.load(os.path.join(FIXTURES, 'mt5_reference.npz')))
+
+
+@pytest.fixture(scope='module')
+def tiny():
+  cfg = mt5_config_from_hf(HF_DIR)
+  return base_layer.instantiate(cfg), {'params': load_mt5(HF_DIR, cfg, progress=False)}
+
+
+def apply(model, variables, *args, method, mutable=False):
+  with base_layer.JaxContext.new_context():
+    return model.apply(variables, *args, method=method, mutable=mutable)
+
+
+def encode_fn(mdl, ids, paddings):
+  return mdl.encode(mdl.embed(ids), paddings)
+
+
+# ------------------------------------------------------------------ buckets
+
+
+def test_relative_buckets_match_hf_tables(ref):
+  rel = ref['relative_positions']
+  for key in [k for k in ref if k.startswith('buckets_')]:
+    _, num_buckets, max_distance, kind = key.split('_')
+    got = relative_position.relative_position_bucket(
+      rel, kind == 'bi', int(num_buckets), int(max_distance)
+    )
+    np.testing.assert_array_equal(got, ref[key], err_msg=key)
+    traced = relative_position.bucket_lookup(
+      jnp.asarray(rel), kind == 'bi', int(num_buckets), int(max_distance)
+    )
+    np.testing.assert_array_equal(np.asarray(traced), ref[key], err_msg=key)
+
+
+def test_relative_buckets_hand_computed():
+  # rel = key - query. Bidirectional 32/128: 16 buckets per side, 8 exact.
+  # Large: 8 + floor(log(d / 8) / log(16) * 8); right side adds 16.
+  bi = {0: 0, -1: 1, -7: 7, -8: 8, -12: 9, -16: 10, -64: 14, -127: 15, -1000: 15}
+  bi.update({1: 17, 7: 23, 16: 26, 1000: 31})
+  # Unidirectional 32/128: keys to the right -> 0; 16 exact; 16 + floor(log(d/16)/log(8)*16).
+  uni = {5: 0, 0: 0, -1: 1, -15: 15, -16: 16, -20: 17, -127: 31, -128: 31, -5000: 31}
+  for table, bidirectional in ((bi, True), (uni, False)):
+    rel = np.array(list(table))
+    got = relative_position.relative_position_bucket(rel, bidirectional, 32, 128)
+    assert dict(zip(rel.tolist(), got.tolist(), strict=True)) == table
+
+
+# ------------------------------------------------------------------ parity
+
+
+def test_logits_match_hf_on_padded_batch(tiny, ref):
+  model, variables = tiny
+  enc_pad = 1.0 - ref['encoder_mask'].astype(np.float32)
+  dec_pad = 1.0 - ref['decoder_mask'].astype(np.float32)
+  encoded = apply(model, variables, ref['encoder_ids'], enc_pad, method=encode_fn)
+  logits = apply(
+    model,
+    variables,
+    ref['encoder_ids'],
+    enc_pad,
+    ref['decoder_ids'],
+    dec_pad,
+    method=model.__call__,
+  )
+  assert logits.dtype == jnp.float32 and logits.shape == ref['logits'].shape
+  enc_mask = ref['encoder_mask'][..., None] > 0
+  dec_mask = ref['decoder_mask'][..., None] > 0
+  np.testing.assert_allclose(
+    np.where(enc_mask, encoded, 0), np.where(enc_mask, ref['encoder_output'], 0), atol=1e-5
+  )
+  np.testing.assert_allclose(
+    np.where(dec_mask, logits, 0), np.where(dec_mask, ref['logits'], 0), atol=1e-4
+  )
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_out_of_vocab_ids_raise(tiny):
+  model, variables = tiny
+  for bad in ([[3, 128]], [[-1, 4]]):
+    with pytest.raises(ValueError, match=r'outside \[0, 128\)'):
+      apply(model, variables, np.array(bad, np.int32), method=model.embed)
+  with pytest.raises(ValueError, match='integer'):
+    mt5.check_token_ids(np.array([1.5]), 128)
+
+
+@pytest.mark.parametrize(
+  'overrides, match',
+  [
+    (dict(num_heads=0), 'num_heads'),
+    (dict(num_heads=64, model_dims=32), 'num_heads'),
+    (dict(relative_attention_num_buckets=7), 'buckets'),
+    (dict(relative_attention_max_distance=2), 'max_distance'),
+  ],
+)
+def test_inconsistent_config_raises(overrides, match):
+  cfg = pax_fiddle.Config(
+    mt5.Mt5EncoderDecoder,
+    name='m',
+    vocab_size=16,
+    model_dims=32,
+    num_encoder_layers=1,
+    num_decoder_layers=1,
+    num_heads=4,
+    dim_per_head=8,
+    hidden_dims=16,
+    relative_attention_num_buckets=8,
+    relative_attention_max_distance=16,
+  )
+  for key, value in overrides.items():
+    setattr(cfg, key, value)
+  ids = jnp.zeros((1, 2), jnp.int32)
+  with pytest.raises(ValueError, match=match):
+    base_layer.instantiate(cfg).init(jax.random.PRNGKey(0), ids, ids * 0.0, ids, ids * 0.0)
+
+
+def test_fiddle_config_matches_hf_config():
+  cfg = mt5_config_from_hf(HF_DIR)
+  tiny = mt5_configs.mt5_config(
+    'tiny', vocab_size=128, relative_attention_num_buckets=8, relative_attention_max_distance=16
+  )
+  for field in (
+    'vocab_size',
+    'model_dims',
+    'num_encoder_layers',
+    'num_decoder_layers',
+    'num_heads',
+    'dim_per_head',
+    'hidden_dims',
+    'relative_attention_num_buckets',
+    'relative_attention_max_distance',
+  ):
+    assert getattr(cfg, field) == getattr(tiny, field), field
