@@ -10,6 +10,8 @@
 from praxis import pax_fiddle
 
 from pali_pax import model
+from pali_pax.layers.mt5 import set_mt5_sharding
+from pali_pax.layers.vit import set_vit_sharding
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 from pali_pax.fiddle_configs import vit as vit_configs
 
@@ -61,8 +63,8 @@ def shard_pali(
   cfg.dcn_mesh_shape = list(dcn_mesh_shape) if dcn_mesh_shape else None
   cfg.mesh_axis_names = list(MESH_AXIS_NAMES)
   batch = ('replica', 'data')
-  vit_configs.set_vit_sharding(cfg.vit_tpl, batch_axes=batch, mdl_axis='mdl')
-  mt5_configs.set_mt5_sharding(cfg.mt5_tpl, batch_axes=batch, mdl_axis='mdl')
+  set_vit_sharding(cfg.vit_tpl, batch_axes=batch, mdl_axis='mdl')
+  set_mt5_sharding(cfg.mt5_tpl, batch_axes=batch, mdl_axis='mdl')
   cfg.fusion_tpl.activation_split_dims_mapping.btd = [batch, None, 'mdl']
   proj = cfg.fusion_tpl.projection_tpl
   proj.weight_split_dims_mapping.wt = [None, 'mdl']

@@ -1,5 +1,6 @@
 """PaliModel: the Pax model (ViT -> fusion -> mT5) with loss, decoding and scoring."""
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -167,6 +168,8 @@ class PaliModel(base_model.BaseModel):
       mdl.mt5.transform_decode_state(transform)
 
     if isinstance(params, decoder_hparams.BeamSearchHParams):
+      if params.max_decode_steps is None:  # praxis' beam search needs it explicitly
+        params = dataclasses.replace(params, max_decode_steps=params.seqlen - 1)
       result = beam_search.beam_search(
           self, extend_step_fn, fprop_fn, transform_fn, prefix_ids, prefix_paddings, params
       )
@@ -193,6 +196,8 @@ class PaliModel(base_model.BaseModel):
           max_decode_steps=params.max_decode_steps,
           eos_id=params.eos_id,
           sort_samples=num_samples > 1,
+          # The start token is a given prefix, not a decoded step.
+          prefix_lengths=jnp.ones((batch_size,), jnp.int32),
       )
     if result.output_ids.ndim == 2:
       result.output_ids = result.output_ids[:, None, :]
