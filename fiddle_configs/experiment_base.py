@@ -77,38 +77,36 @@ class PaliExperiment(base_experiment.BaseExperiment):
   # ------------------------------------------------------------------ model
   def model_config(self) -> pax_fiddle.Config[model.PaliModel]:
     cfg = pali.pali_config(
-        self.MODEL,
-        image_size=self.IMAGE_SIZE,
-        vocab_size=self.VOCAB_SIZE,
-        freeze_vit=self.FREEZE_VIT,
+      self.MODEL,
+      image_size=self.IMAGE_SIZE,
+      vocab_size=self.VOCAB_SIZE,
+      freeze_vit=self.FREEZE_VIT,
     )
-    cfg.decoder_tpl = decoder_hparams.GreedyDecoderHParams(
-        seqlen=self.MAX_DECODE_LEN + 1, eos_id=1
-    )
+    cfg.decoder_tpl = decoder_hparams.GreedyDecoderHParams(seqlen=self.MAX_DECODE_LEN + 1, eos_id=1)
     return pali.shard_pali(cfg, list(self.ICI_MESH_SHAPE), self.DCN_MESH_SHAPE)
 
   def optimizer_config(self) -> pax_fiddle.Config[optimizers.BaseOptimizer]:
     schedule = pax_fiddle.Config(
-        schedules.LinearRampupSqrtDecay, peak=1.0, warmup_steps=self.WARMUP_STEPS
+      schedules.LinearRampupSqrtDecay, peak=1.0, warmup_steps=self.WARMUP_STEPS
     )
     if self.OPTIMIZER == 'adafactor':
       return pax_fiddle.Config(
-          optimizers.ShardedAdafactor,
-          learning_rate=self.LEARNING_RATE,
-          lr_schedule=schedule,
-          decay_method='adam',
-          beta1=0.0,
-          decay_adam=0.8,
-          multiply_by_parameter_scale=False,
-          clipping_threshold=1.0,
-          factored=True,
+        optimizers.ShardedAdafactor,
+        learning_rate=self.LEARNING_RATE,
+        lr_schedule=schedule,
+        decay_method='adam',
+        beta1=0.0,
+        decay_adam=0.8,
+        multiply_by_parameter_scale=False,
+        clipping_threshold=1.0,
+        factored=True,
       )
     if self.OPTIMIZER == 'adam':
       return pax_fiddle.Config(
-          optimizers.Adam,
-          learning_rate=self.LEARNING_RATE,
-          lr_schedule=schedule,
-          clip_gradient_norm_to_value=1.0,
+        optimizers.Adam,
+        learning_rate=self.LEARNING_RATE,
+        lr_schedule=schedule,
+        clip_gradient_norm_to_value=1.0,
       )
     raise ValueError(f"OPTIMIZER must be 'adafactor' or 'adam', got {self.OPTIMIZER!r}")
 
@@ -132,48 +130,48 @@ class PaliExperiment(base_experiment.BaseExperiment):
     task_p.train.always_use_train_for_model_init = True
     if self.INIT_FROM:
       task_p.train.init_from_checkpoint_rules = {
-          self.INIT_FROM: tasks_lib.CheckpointLoadingRules(
-              task_p=task_p.clone(),
-              load_rules=[(r'(.*)', '{}')],
-              input_specs_provider_p=self.get_input_specs_provider_params(),
-              load_step=False,
-              load_opt_states=False,
-          )
+        self.INIT_FROM: tasks_lib.CheckpointLoadingRules(
+          task_p=task_p.clone(),
+          load_rules=[(r'(.*)', '{}')],
+          input_specs_provider_p=self.get_input_specs_provider_params(),
+          load_step=False,
+          load_opt_states=False,
+        )
       }
     return task_p
 
   # ----------------------------------------------------------------- inputs
   def _input(
-      self, name: str, split: str, batch_size: int, is_training: bool, num_batches: int = -1
+    self, name: str, split: str, batch_size: int, is_training: bool, num_batches: int = -1
   ) -> pax_fiddle.Config[base_input.BaseInput]:
     return pax_fiddle.Config(
-        seqio_input.SeqIOInput,
-        name=name,
-        mixture_name=name if not is_training else self.TRAIN_MIXTURE,
-        split_name=split,
-        task_feature_lengths={'inputs': self.INPUT_LEN, 'targets': self.TARGET_LEN},
-        feature_converter=feature_converter.PaliFeatureConverter(pack=False),
-        is_training=is_training,
-        batch_size=batch_size,
-        shuffle=is_training,
-        repeat=is_training,
-        reset_for_eval=not is_training,
-        eval_loop_num_batches=num_batches,
-        input_random_seed=self.SEED,
+      seqio_input.SeqIOInput,
+      name=name,
+      mixture_name=name if not is_training else self.TRAIN_MIXTURE,
+      split_name=split,
+      task_feature_lengths={'inputs': self.INPUT_LEN, 'targets': self.TARGET_LEN},
+      feature_converter=feature_converter.PaliFeatureConverter(pack=False),
+      is_training=is_training,
+      batch_size=batch_size,
+      shuffle=is_training,
+      repeat=is_training,
+      reset_for_eval=not is_training,
+      eval_loop_num_batches=num_batches,
+      input_random_seed=self.SEED,
     )
 
   def datasets(self) -> list[pax_fiddle.Config[base_input.BaseInput]]:
     train = self._input('train', 'train', self.BATCH_SIZE, True)
     evals = [
-        self._input(t, 'validation', self.EVAL_BATCH_SIZE, False, self.EVAL_BATCHES)
-        for t in self.EVAL_TASKS
+      self._input(t, 'validation', self.EVAL_BATCH_SIZE, False, self.EVAL_BATCHES)
+      for t in self.EVAL_TASKS
     ]
     return [train, *evals]
 
   def decoder_datasets(self) -> list[pax_fiddle.Config[base_input.BaseInput]]:
     return [
-        self._input(t, 'validation', self.EVAL_BATCH_SIZE, False, self.DECODE_BATCHES)
-        for t in self.DECODE_TASKS
+      self._input(t, 'validation', self.EVAL_BATCH_SIZE, False, self.DECODE_BATCHES)
+      for t in self.DECODE_TASKS
     ]
 
 

@@ -1,13 +1,13 @@
 """Registered PaLI experiments (run with `paxml.main --exp=<module>.<Class>`).
 
-  experiment             model  px   batch  lr     mesh [replica,data,mdl]   what
-  PaliTinySynthetic      tiny   32   32     3e-3   [1,1,1]                   CPU demo, synthetic mixture
-  PaliTinySyntheticSpmd  tiny   32   32     3e-3   [1,2,4] (8 devices)       same, sharded
-  Pali3BPretrain         3b     224  4096   1e-2   [1,256,1] x dcn [1,2,1]   frozen ViT, Adafactor
-  Pali15BPretrain        15b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   frozen ViT
-  Pali17BPretrain        17b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   1024 TPUv4 chips, 4-way model
-  Pali17BHighRes         17b    588  1024   5e-3   [1,128,4] x dcn [1,2,1]   10k steps, all params train
-  PaliFinetune*          3b     224  256    1e-4   [1,32,1]                  COCO / VQAv2 / TextVQA / XM3600
+experiment             model  px   batch  lr     mesh [replica,data,mdl]   what
+PaliTinySynthetic      tiny   32   32     3e-3   [1,1,1]                   CPU demo, synthetic mixture
+PaliTinySyntheticSpmd  tiny   32   32     3e-3   [1,2,4] (8 devices)       same, sharded
+Pali3BPretrain         3b     224  4096   1e-2   [1,256,1] x dcn [1,2,1]   frozen ViT, Adafactor
+Pali15BPretrain        15b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   frozen ViT
+Pali17BPretrain        17b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   1024 TPUv4 chips, 4-way model
+Pali17BHighRes         17b    588  1024   5e-3   [1,128,4] x dcn [1,2,1]   10k steps, all params train
+PaliFinetune*          3b     224  256    1e-4   [1,32,1]                  COCO / VQAv2 / TextVQA / XM3600
 """
 
 from typing import Any

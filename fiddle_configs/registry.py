@@ -9,9 +9,7 @@ _PREFIX = experiments.__name__ + '.'
 
 def names() -> list[str]:
   """Short class names of our registered experiments, sorted."""
-  return sorted(
-      k[len(_PREFIX) :] for k in experiment_registry.get_all() if k.startswith(_PREFIX)
-  )
+  return sorted(k[len(_PREFIX) :] for k in experiment_registry.get_all() if k.startswith(_PREFIX))
 
 
 def get_experiment(name: str) -> type[experiments.PaliExperiment]:
@@ -30,7 +28,9 @@ def describe_experiments() -> str:
     doc = (cls.__doc__ or '').strip().split('\n')[0]
     mesh = f'{list(cls.ICI_MESH_SHAPE)}x{list(cls.DCN_MESH_SHAPE or [1, 1, 1])}'
     lines.append(
-        f'{name:<28}{cls.MODEL:<7}{cls.IMAGE_SIZE:>5}{cls.BATCH_SIZE:>7}  {mesh:<17} {doc}'
+      f'{name:<28}{cls.MODEL:<7}{cls.IMAGE_SIZE:>5}{cls.BATCH_SIZE:>7}  {mesh:<17} {doc}'
     )
-  lines.append(f'\nrun: pali-pax train --exp=NAME --job_log_dir=DIR  (= python -m paxml.main --exp={_PREFIX}NAME ...)')
+  lines.append(
+    f'\nrun: pali-pax train --exp=NAME --job_log_dir=DIR  (= python -m paxml.main --exp={_PREFIX}NAME ...)'
+  )
   return '\n'.join(lines)

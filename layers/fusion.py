@@ -43,7 +43,7 @@ class PaliFusion(base_layer.BaseLayer):
   def setup(self) -> None:
     if self.vit_dims <= 0 or self.model_dims <= 0:
       raise ValueError(
-          f'PaliFusion needs positive vit_dims and model_dims, got {self.vit_dims}, {self.model_dims}'
+        f'PaliFusion needs positive vit_dims and model_dims, got {self.vit_dims}, {self.model_dims}'
       )
     proj = self.projection_tpl.clone()
     proj.input_dims = self.vit_dims
@@ -53,11 +53,11 @@ class PaliFusion(base_layer.BaseLayer):
     self.create_child('img_proj', proj)
 
   def __call__(
-      self,
-      image_tokens: JTensor,
-      has_image: JTensor,
-      prompt_embs: JTensor,
-      prompt_paddings: JTensor,
+    self,
+    image_tokens: JTensor,
+    has_image: JTensor,
+    prompt_embs: JTensor,
+    prompt_paddings: JTensor,
   ) -> tuple[JTensor, JTensor]:
     """Builds the mT5 encoder input.
 
@@ -78,6 +78,10 @@ class PaliFusion(base_layer.BaseLayer):
     visual = visual * keep
     visual_paddings = jnp.broadcast_to(1.0 - has_image[:, None], (has_image.shape[0], n))
     embs = jnp.concatenate([visual, prompt_embs], axis=1)
-    embs = base_layer.maybe_shard(embs, self.activation_split_dims_mapping.btd, self.mesh_axis_names)
-    paddings = jnp.concatenate([visual_paddings.astype(prompt_paddings.dtype), prompt_paddings], axis=1)
+    embs = base_layer.maybe_shard(
+      embs, self.activation_split_dims_mapping.btd, self.mesh_axis_names
+    )
+    paddings = jnp.concatenate(
+      [visual_paddings.astype(prompt_paddings.dtype), prompt_paddings], axis=1
+    )
     return embs, paddings

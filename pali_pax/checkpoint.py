@@ -39,11 +39,11 @@ def _init_train_state(exp: Any, seed: int) -> tuple[Any, Any]:
   task_p.train.init_from_checkpoint_rules = {}
   jax_task = base_layer.instantiate(task_p)
   specs = jax.tree_util.tree_map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-      param_count.dummy_batch(exp.IMAGE_SIZE),
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+    param_count.dummy_batch(exp.IMAGE_SIZE),
   )
   state, _ = trainer_lib.initialize_model_state(
-      jax_task, jax.random.PRNGKey(seed), specs, do_init_checkpoint_rules=False
+    jax_task, jax.random.PRNGKey(seed), specs, do_init_checkpoint_rules=False
   )
   return jax_task, state
 
@@ -59,12 +59,12 @@ def _replace(params: dict, name: str, new: dict, source: str) -> dict:
 
 
 def convert_to_pax(
-    exp: str,
-    job_log_dir: str,
-    mt5: str | None = None,
-    vit: str | None = None,
-    seed: int = 0,
-    overrides: dict[str, Any] | None = None,
+  exp: str,
+  job_log_dir: str,
+  mt5: str | None = None,
+  vit: str | None = None,
+  seed: int = 0,
+  overrides: dict[str, Any] | None = None,
 ) -> str:
   """Writes JOB_LOG_DIR/checkpoints/checkpoint_00000000 for experiment `exp`.
 
@@ -104,7 +104,7 @@ def convert_to_pax(
 
 
 def write_metadata(
-    job_log_dir: str, exp: str, overrides: dict | None, sources: dict | None = None
+  job_log_dir: str, exp: str, overrides: dict | None, sources: dict | None = None
 ) -> None:
   """Records which experiment a job dir belongs to (read by `from_checkpoint`)."""
   os.makedirs(job_log_dir, exist_ok=True)
@@ -129,7 +129,7 @@ def load_model_params(job_dir: str, experiment: str | None = None) -> tuple[Any,
   jax_task, state = _init_train_state(exp, 0)
   shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
   restored = checkpoints.restore_checkpoint(
-      shapes, os.path.join(job_dir, 'checkpoints'), checkpoint_type=CheckpointType.GDA
+    shapes, os.path.join(job_dir, 'checkpoints'), checkpoint_type=CheckpointType.GDA
   )
   params = jax.tree_util.tree_map(np.asarray, restored.mdl_vars['params'])
   return exp, params
@@ -142,4 +142,3 @@ def latest_step(job_dir: str) -> int | None:
     return None
   steps = [int(d.split('_')[-1]) for d in os.listdir(ckpt_dir) if d.startswith('checkpoint_')]
   return max(steps) if steps else None
-

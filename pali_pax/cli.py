@@ -1,11 +1,11 @@
 """`pali-pax`: the project's command line.
 
-  pali-pax demo                 train + evaluate + decode the tiny PaLI (main job)
-  pali-pax train PAXML_FLAGS    python -m paxml.main with the jax shim loaded
-  pali-pax experiments          list the registered PaxML experiments
-  pali-pax params NAME          parameter counts per component (abstract, no allocation)
-  pali-pax tasks [show NAME]    list seqio tasks/mixtures, or show examples of one
-  pali-pax convert ...          public mT5 / ViT checkpoints -> Pax checkpoint
+pali-pax demo                 train + evaluate + decode the tiny PaLI (main job)
+pali-pax train PAXML_FLAGS    python -m paxml.main with the jax shim loaded
+pali-pax experiments          list the registered PaxML experiments
+pali-pax params NAME          parameter counts per component (abstract, no allocation)
+pali-pax tasks [show NAME]    list seqio tasks/mixtures, or show examples of one
+pali-pax convert ...          public mT5 / ViT checkpoints -> Pax checkpoint
 """
 
 import argparse
@@ -54,11 +54,11 @@ def _convert(args: argparse.Namespace) -> int:
   from pali_pax import checkpoint
 
   checkpoint.convert_to_pax(
-      exp=args.exp,
-      job_log_dir=args.job_log_dir,
-      mt5=args.mt5,
-      vit=args.vit,
-      seed=args.seed,
+    exp=args.exp,
+    job_log_dir=args.job_log_dir,
+    mt5=args.mt5,
+    vit=args.vit,
+    seed=args.seed,
   )
   return 0
 

@@ -28,14 +28,14 @@ def run_training(job_dir: str, steps: int | None, timeout_s: int = 3600) -> list
 
   total = steps or registry.get_experiment(EXPERIMENT).NUM_TRAIN_STEPS
   cmd = [
-      sys.executable,
-      '-m',
-      'pali_pax.cli',
-      'train',
-      f'--fdl_config=pali_pax.fiddle_configs.experiments.tiny_synthetic',
-      f'--fdl.NUM_TRAIN_STEPS={total}',
-      f'--job_log_dir={job_dir}',
-      '--mode=train',
+    sys.executable,
+    '-m',
+    'pali_pax.cli',
+    'train',
+    '--fdl_config=pali_pax.fiddle_configs.experiments.tiny_synthetic',
+    f'--fdl.NUM_TRAIN_STEPS={total}',
+    f'--job_log_dir={job_dir}',
+    '--mode=train',
   ]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   checkpoint.write_metadata(job_dir, EXPERIMENT, {'NUM_TRAIN_STEPS': total})
@@ -45,9 +45,12 @@ def run_training(job_dir: str, steps: int | None, timeout_s: int = 3600) -> list
   lines: list[str] = []
   bar = tqdm(total=total, initial=start, desc='training', unit='step')
   t0 = time.time()
-  with open(log_path, 'a') as log, subprocess.Popen(
+  with (
+    open(log_path, 'a') as log,
+    subprocess.Popen(
       cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-  ) as proc:
+    ) as proc,
+  ):
     assert proc.stdout is not None
     for line in proc.stdout:
       log.write(line)
@@ -76,7 +79,9 @@ def main(job_dir: str = 'runs/tiny_pali', steps: int | None = None, fresh: bool 
 
     shutil.rmtree(job_dir)
   done = checkpoint.latest_step(job_dir)
-  print(f'[demo] job dir {job_dir} (latest checkpoint: {done}); training {EXPERIMENT} via paxml.main')
+  print(
+    f'[demo] job dir {job_dir} (latest checkpoint: {done}); training {EXPERIMENT} via paxml.main'
+  )
   lines = run_training(job_dir, steps)
   for line in lines:
     if _EVAL_RE.search(line) or 'eval' in line.lower() and 'total_loss' in line:

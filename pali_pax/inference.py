@@ -30,7 +30,7 @@ def normalise_images(images: Any, image_size: int | None = None) -> np.ndarray:
     raise ValueError(f'images must be [B, H, W, 3] (RGB), got shape {images.shape}')
   if image_size is not None and images.shape[1:3] != (image_size, image_size):
     raise ValueError(
-        f'images must be {image_size}x{image_size} for this model, got {images.shape[1:3]}'
+      f'images must be {image_size}x{image_size} for this model, got {images.shape[1:3]}'
     )
   if images.dtype == np.uint8:
     return images.astype(np.float32) / 127.5 - 1.0
@@ -55,7 +55,7 @@ class Predictor:
   # ------------------------------------------------------------ builders
   @classmethod
   def from_components(
-      cls, mt5: str, vit: str | None = None, vocab: str | None = None, seed: int = 0
+    cls, mt5: str, vit: str | None = None, vocab: str | None = None, seed: int = 0
   ) -> 'Predictor':
     """Builds a model from public checkpoints (see pali_pax.convert).
 
@@ -95,7 +95,7 @@ class Predictor:
       raise ValueError(f'{what} must be [B, T], got shape {ids.shape}')
     if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
       raise ValueError(
-          f'{what} has ids outside [0, {self.vocab_size}): min {ids.min()}, max {ids.max()}'
+        f'{what} has ids outside [0, {self.vocab_size}): min {ids.min()}, max {ids.max()}'
       )
     return ids.astype(np.int32)
 
@@ -115,12 +115,12 @@ class Predictor:
       has_image = np.ones((b,), np.float32)
     dec = np.zeros((b, 1), np.int32) if dec_ids is None else self._check_ids(dec_ids, 'decoder ids')
     return NestedMap(
-        image=image,
-        has_image=has_image,
-        encoder_input_tokens=ids,
-        decoder_input_tokens=dec,
-        decoder_target_tokens=np.roll(dec, -1, axis=1),
-        decoder_loss_weights=np.ones(dec.shape, np.float32),
+      image=image,
+      has_image=has_image,
+      encoder_input_tokens=ids,
+      decoder_input_tokens=dec,
+      decoder_target_tokens=np.roll(dec, -1, axis=1),
+      decoder_loss_weights=np.ones(dec.shape, np.float32),
     )
 
   @functools.cached_property
@@ -148,19 +148,19 @@ class Predictor:
   def _jit_decode(self, steps: int, beam_size: int) -> Any:
     if beam_size > 1:
       params = decoder_hparams.BeamSearchHParams(
-          seqlen=steps + 1, eos_id=model_lib.EOS_ID, beam_size=beam_size, length_norm_alpha=0.0
+        seqlen=steps + 1, eos_id=model_lib.EOS_ID, beam_size=beam_size, length_norm_alpha=0.0
       )
     else:
       params = decoder_hparams.GreedyDecoderHParams(seqlen=steps + 1, eos_id=model_lib.EOS_ID)
 
     def run(p: dict, b: NestedMap) -> Any:
       (_, result, _), _ = self._apply(
-          p,
-          b,
-          'decode_with_params',
-          params=params,
-          mutable=[base_layer.DECODE_CACHE],
-          rngs={base_layer.RANDOM: jax.random.PRNGKey(0)},
+        p,
+        b,
+        'decode_with_params',
+        params=params,
+        mutable=[base_layer.DECODE_CACHE],
+        rngs={base_layer.RANDOM: jax.random.PRNGKey(0)},
       )
       return result.output_ids[:, 0, 1:]
 
@@ -173,19 +173,19 @@ class Predictor:
     return np.asarray(self._jit_features(self.params, jnp.asarray(image)), np.float32)
 
   def text_logits(
-      self, input_ids: Any, decoder_input_ids: Any, input_mask: Any = None, images: Any = None
+    self, input_ids: Any, decoder_input_ids: Any, input_mask: Any = None, images: Any = None
   ) -> np.ndarray:
     """Teacher-forced logits float32 [B, T, vocab]; decoder ids start with 0."""
     batch = self._batch(input_ids, input_mask, images, decoder_input_ids)
     return np.asarray(self._jit_logits(self.params, batch), np.float32)
 
   def generate_ids(
-      self,
-      input_ids: Any,
-      input_mask: Any = None,
-      images: Any = None,
-      max_decode_steps: int = 32,
-      beam_size: int = 1,
+    self,
+    input_ids: Any,
+    input_mask: Any = None,
+    images: Any = None,
+    max_decode_steps: int = 32,
+    beam_size: int = 1,
   ) -> list[np.ndarray]:
     """Greedy (beam_size 1) or beam search; int32 ids per example ending at eos 1."""
     batch = self._batch(input_ids, input_mask, images)

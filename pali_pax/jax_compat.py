@@ -25,11 +25,11 @@ import jax.numpy as jnp
 import jax.tree_util as _tree_util
 
 _TREE_ALIASES = {
-    'tree_map': _tree_util.tree_map,
-    'tree_flatten': _tree_util.tree_flatten,
-    'tree_unflatten': _tree_util.tree_unflatten,
-    'tree_leaves': _tree_util.tree_leaves,
-    'tree_structure': _tree_util.tree_structure,
+  'tree_map': _tree_util.tree_map,
+  'tree_flatten': _tree_util.tree_flatten,
+  'tree_unflatten': _tree_util.tree_unflatten,
+  'tree_leaves': _tree_util.tree_leaves,
+  'tree_structure': _tree_util.tree_structure,
 }
 
 for _name, _fn in _TREE_ALIASES.items():

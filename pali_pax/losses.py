@@ -9,11 +9,11 @@ NestedMap = py_utils.NestedMap
 
 
 def token_xent(
-    logits: JTensor,
-    labels: JTensor,
-    weights: JTensor,
-    label_smoothing: float = 0.0,
-    z_loss_weight: float = 0.0,
+  logits: JTensor,
+  labels: JTensor,
+  weights: JTensor,
+  label_smoothing: float = 0.0,
+  z_loss_weight: float = 0.0,
 ) -> NestedMap:
   """Weighted per-token cross-entropy, as T5X computes it.
 
@@ -53,14 +53,14 @@ def token_xent(
   denom = jnp.maximum(total_weight, 1.0)
   argmax = jnp.argmax(logits, axis=-1).astype(labels.dtype)
   return NestedMap(
-      per_token_xent=xent,
-      per_token_nll=nll,
-      per_sequence_logprob=-jnp.sum(nll * weights, axis=-1),
-      z_loss=z_loss,
-      total_loss=jnp.sum((xent + z_loss) * weights) / denom,
-      avg_xent=jnp.sum(xent * weights) / denom,
-      avg_z_loss=jnp.sum(z_loss * weights) / denom,
-      total_weight=total_weight,
-      accuracy=jnp.sum((argmax == labels) * weights) / denom,
-      argmax=argmax,
+    per_token_xent=xent,
+    per_token_nll=nll,
+    per_sequence_logprob=-jnp.sum(nll * weights, axis=-1),
+    z_loss=z_loss,
+    total_loss=jnp.sum((xent + z_loss) * weights) / denom,
+    avg_xent=jnp.sum(xent * weights) / denom,
+    avg_z_loss=jnp.sum(z_loss * weights) / denom,
+    total_weight=total_weight,
+    accuracy=jnp.sum((argmax == labels) * weights) / denom,
+    argmax=argmax,
   )

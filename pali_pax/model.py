@@ -8,15 +8,15 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from praxis import (
-    base_input,
-    base_layer,
-    base_model,
-    beam_search,
-    decoder_hparams,
-    pax_fiddle,
-    py_utils,
-    pytypes,
-    sample_decode,
+  base_input,
+  base_layer,
+  base_model,
+  beam_search,
+  decoder_hparams,
+  pax_fiddle,
+  py_utils,
+  pytypes,
+  sample_decode,
 )
 
 from pali_pax import losses
@@ -60,7 +60,7 @@ class PaliModel(base_model.BaseModel):
   label_smoothing: float = 0.0
   z_loss_weight: float = 0.0
   decoder_tpl: decoder_hparams.DecoderHParams = instance_field(
-      lambda: decoder_hparams.GreedyDecoderHParams(seqlen=33, eos_id=EOS_ID)
+    lambda: decoder_hparams.GreedyDecoderHParams(seqlen=33, eos_id=EOS_ID)
   )
 
   def setup(self) -> None:
@@ -106,24 +106,27 @@ class PaliModel(base_model.BaseModel):
     return NestedMap(logits=logits)
 
   def compute_loss(
-      self, predictions: NestedMap, input_batch: NestedMap
+    self, predictions: NestedMap, input_batch: NestedMap
   ) -> tuple[NestedMap, NestedMap]:
     """Weighted token cross-entropy; returns (weighted scalars, per example)."""
     out = losses.token_xent(
-        predictions.logits,
-        input_batch.decoder_target_tokens,
-        input_batch.decoder_loss_weights,
-        label_smoothing=self.label_smoothing,
-        z_loss_weight=self.z_loss_weight,
+      predictions.logits,
+      input_batch.decoder_target_tokens,
+      input_batch.decoder_loss_weights,
+      label_smoothing=self.label_smoothing,
+      z_loss_weight=self.z_loss_weight,
     )
     weight = out.total_weight
     metrics = NestedMap(
-        total_loss=(out.total_loss, weight),
-        avg_xent=(out.avg_xent, weight),
-        z_loss=(out.avg_z_loss, weight),
-        log_pplx=(jnp.sum(out.per_token_nll * input_batch.decoder_loss_weights) / jnp.maximum(weight, 1.0), weight),
-        fraction_of_correct_next_step_preds=(out.accuracy, weight),
-        num_predictions=(weight, jnp.array(1.0, jnp.float32)),
+      total_loss=(out.total_loss, weight),
+      avg_xent=(out.avg_xent, weight),
+      z_loss=(out.avg_z_loss, weight),
+      log_pplx=(
+        jnp.sum(out.per_token_nll * input_batch.decoder_loss_weights) / jnp.maximum(weight, 1.0),
+        weight,
+      ),
+      fraction_of_correct_next_step_preds=(out.accuracy, weight),
+      num_predictions=(weight, jnp.array(1.0, jnp.float32)),
     )
     per_example = NestedMap(scores=out.per_sequence_logprob)
     return metrics, per_example
@@ -132,7 +135,7 @@ class PaliModel(base_model.BaseModel):
     """Log-likelihood [B] of the given targets (PaLI's zero-shot classification)."""
     logits = self.compute_predictions(input_batch).logits
     out = losses.token_xent(
-        logits, input_batch.decoder_target_tokens, input_batch.decoder_loss_weights
+      logits, input_batch.decoder_target_tokens, input_batch.decoder_loss_weights
     )
     return out.per_sequence_logprob
 
@@ -142,7 +145,7 @@ class PaliModel(base_model.BaseModel):
     return self.decode_with_params(input_batch, self.decoder_tpl)
 
   def decode_with_params(
-      self, input_batch: NestedMap, params: decoder_hparams.DecoderHParams
+    self, input_batch: NestedMap, params: decoder_hparams.DecoderHParams
   ) -> tuple[NestedMap, NestedMap, NestedMap]:
     """Same as `decode` with explicit decoder hparams.
 
@@ -171,7 +174,7 @@ class PaliModel(base_model.BaseModel):
       if params.max_decode_steps is None:  # praxis' beam search needs it explicitly
         params = dataclasses.replace(params, max_decode_steps=params.seqlen - 1)
       result = beam_search.beam_search(
-          self, extend_step_fn, fprop_fn, transform_fn, prefix_ids, prefix_paddings, params
+        self, extend_step_fn, fprop_fn, transform_fn, prefix_ids, prefix_paddings, params
       )
     else:
       sampler_p = pax_fiddle.Config(sample_decode.DefaultNextTokenSampler, top_k=1)
@@ -182,22 +185,22 @@ class PaliModel(base_model.BaseModel):
         sampler_p.top_p = params.p
         temperature, num_samples = params.temperature, params.num_samples
       result = sample_decode.sample_decode(
-          self,
-          extend_step_fn,
-          transform_state_fn=transform_fn,
-          lazy_broadcast_prefix_fn=None,
-          next_token_sampler=base_layer.instantiate(sampler_p),
-          prefix_ids=prefix_ids,
-          prefix_paddings=prefix_paddings,
-          seq_len=params.seqlen,
-          fprop_fn=fprop_fn,
-          num_samples=num_samples,
-          temperature=temperature,
-          max_decode_steps=params.max_decode_steps,
-          eos_id=params.eos_id,
-          sort_samples=num_samples > 1,
-          # The start token is a given prefix, not a decoded step.
-          prefix_lengths=jnp.ones((batch_size,), jnp.int32),
+        self,
+        extend_step_fn,
+        transform_state_fn=transform_fn,
+        lazy_broadcast_prefix_fn=None,
+        next_token_sampler=base_layer.instantiate(sampler_p),
+        prefix_ids=prefix_ids,
+        prefix_paddings=prefix_paddings,
+        seq_len=params.seqlen,
+        fprop_fn=fprop_fn,
+        num_samples=num_samples,
+        temperature=temperature,
+        max_decode_steps=params.max_decode_steps,
+        eos_id=params.eos_id,
+        sort_samples=num_samples > 1,
+        # The start token is a given prefix, not a decoded step.
+        prefix_lengths=jnp.ones((batch_size,), jnp.int32),
       )
     if result.output_ids.ndim == 2:
       result.output_ids = result.output_ids[:, None, :]
@@ -207,7 +210,7 @@ class PaliModel(base_model.BaseModel):
     return metrics, result, NestedMap()
 
   def process_decode_out(
-      self, input_obj: base_input.BaseInput, decode_out: NestedMap
+    self, input_obj: base_input.BaseInput, decode_out: NestedMap
   ) -> tuple[NestedMap, list[tuple[str, dict[str, Any]]], NestedMap]:
     """Detokenises the best output of each example for seqio metrics.
 
@@ -228,15 +231,15 @@ class PaliModel(base_model.BaseModel):
       key = py_utils.get_enumeration_id(row) or prompts[i]
       logging.info('PROMPT: %s | TARGET: %s | OUTPUT: %s', prompts[i], targets[i], text)
       rows.append(
-          (
-              key,
-              {
-                  'prefix': prompts[i],
-                  'decoded_substr': text,
-                  'target': targets[i],
-                  'decode_length': int(lengths[i]),
-              },
-          )
+        (
+          key,
+          {
+            'prefix': prompts[i],
+            'decoded_substr': text,
+            'target': targets[i],
+            'decode_length': int(lengths[i]),
+          },
+        )
       )
     metrics = NestedMap(decode_length=(np.mean(lengths).astype(np.float32), np.float32(1.0)))
     return metrics, rows, NestedMap()

@@ -36,7 +36,7 @@ def test_weights_exclude_padding():
   logits2 = logits.copy()
   logits2[0, 3] += 100.0
   assert float(losses.token_xent(logits2, labels, weights).total_loss) == pytest.approx(
-      float(out.total_loss), rel=1e-6
+    float(out.total_loss), rel=1e-6
   )
 
 

@@ -1,0 +1,190 @@
+"""PaliModel: fusion semantics, frozen ViT, loss, decoding and scoring."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from praxis import base_layer, decoder_hparams, py_utils
+
+from pali_pax import param_count
+from pali_pax.fiddle_configs import pali
+
+NestedMap = py_utils.NestedMap
+VOCAB = 64
+
+
+def _cfg(freeze_vit=False):
+  cfg = pali.pali_config('tiny', image_size=28, vocab_size=VOCAB, freeze_vit=freeze_vit)
+  cfg.vit_tpl.patch_size = 7
+  return cfg
+
+
+def _batch():
+  rng = np.random.default_rng(0)
+  b = param_count.dummy_batch(28, batch=3, input_len=5, target_len=6)
+  b.image = jnp.asarray(rng.uniform(-1, 1, (3, 28, 28, 3)), jnp.float32)
+  b.encoder_input_tokens = jnp.array([[5, 9, 7, 1, 0], [4, 4, 1, 0, 0], [8, 3, 2, 6, 1]], jnp.int32)
+  tgt = jnp.array([[5, 6, 7, 8, 9, 1], [3, 4, 1, 0, 0, 0], [10, 1, 0, 0, 0, 0]], jnp.int32)
+  b.decoder_target_tokens = tgt
+  b.decoder_input_tokens = jnp.concatenate([jnp.zeros((3, 1), jnp.int32), tgt[:, :-1]], 1)
+  b.decoder_loss_weights = (tgt > 0).astype(jnp.float32)
+  b.has_image = jnp.array([1.0, 0.0, 1.0])
+  return b
+
+
+def _ctx():
+  return base_layer.JaxContext.new_context(hparams=base_layer.JaxContext.HParams(do_eval=True))
+
+
+@pytest.fixture(scope='module')
+def model_and_vars():
+  model = base_layer.instantiate(_cfg())
+  with _ctx():
+    variables = model.init(
+      {'params': jax.random.PRNGKey(0), 'random': jax.random.PRNGKey(1)},
+      _batch(),
+      method=model.compute_predictions,
+    )
+  return model, variables
+
+
+def _apply(model, variables, *args, method, **kw):
+  with _ctx():
+    return model.apply(variables, *args, method=getattr(model, method), **kw)
+
+
+def test_text_only_example_equals_plain_mt5(model_and_vars):
+  model, variables = model_and_vars
+  batch = _batch()
+  logits = _apply(model, variables, batch, method='compute_predictions').logits
+  plain = base_layer.instantiate(_cfg().mt5_tpl)
+  ids = batch.encoder_input_tokens[1:2]
+  with _ctx():
+    ref = plain.apply(
+      {'params': variables['params']['mt5']},
+      ids,
+      (ids == 0).astype(jnp.float32),
+      batch.decoder_input_tokens[1:2],
+      jnp.zeros((1, 6), jnp.float32),
+    )
+  np.testing.assert_allclose(logits[1:2, :3], ref[:, :3], atol=1e-5)
+
+
+def test_image_changes_only_examples_that_have_one(model_and_vars):
+  model, variables = model_and_vars
+  batch = _batch()
+  base = _apply(model, variables, batch, method='compute_predictions').logits
+  batch.image = batch.image[::-1]  # new pixels for every row
+  moved = _apply(model, variables, batch, method='compute_predictions').logits
+  diff = np.abs(np.asarray(base - moved)).max(axis=(1, 2))
+  assert diff[0] > 1e-3 and diff[2] > 1e-3
+  assert diff[1] < 1e-6  # the text-only row never sees its image
+
+
+def test_encoder_input_is_visual_tokens_then_prompt(model_and_vars):
+  model, variables = model_and_vars
+  batch = _batch()
+  out, paddings = _apply(model, variables, batch, method='encode')
+  n = (28 // 7) ** 2
+  assert out.shape == (3, n + 5, model.mt5_tpl.model_dims)
+  np.testing.assert_array_equal(paddings[1, :n], 1.0)  # text-only: visual slots padded
+  np.testing.assert_array_equal(paddings[0, :n], 0.0)
+  np.testing.assert_array_equal(paddings[:, n:], np.asarray(batch.encoder_input_tokens == 0))
+
+
+@pytest.mark.parametrize('freeze', [True, False])
+def test_freeze_vit_stops_gradients(model_and_vars, freeze):
+  _, variables = model_and_vars
+  model = base_layer.instantiate(_cfg(freeze_vit=freeze))
+  batch = _batch()
+
+  def loss(params):
+    with _ctx():
+      preds = model.apply({'params': params}, batch, method=model.compute_predictions)
+      metrics, _ = model.apply({'params': params}, preds, batch, method=model.compute_loss)
+    return metrics.total_loss[0]
+
+  grads = jax.grad(loss)(variables['params'])
+  vit_norm = sum(float(jnp.sum(g**2)) for g in jax.tree_util.tree_leaves(grads['vit']))
+  proj_norm = sum(float(jnp.sum(g**2)) for g in jax.tree_util.tree_leaves(grads['fusion']))
+  assert proj_norm > 0
+  assert (vit_norm == 0) == freeze
+
+
+def test_score_is_sum_of_target_log_probs(model_and_vars):
+  model, variables = model_and_vars
+  batch = _batch()
+  scores = _apply(model, variables, batch, method='score')
+  logits = _apply(model, variables, batch, method='compute_predictions').logits
+  logp = jax.nn.log_softmax(logits, -1)
+  picked = jnp.take_along_axis(logp, batch.decoder_target_tokens[..., None], -1)[..., 0]
+  np.testing.assert_allclose(scores, jnp.sum(picked * batch.decoder_loss_weights, -1), rtol=1e-5)
+
+
+def _decode(model, variables, params):
+  (_, result, _), _ = _apply(
+    model,
+    variables,
+    _batch(),
+    params,
+    method='decode_with_params',
+    mutable=[base_layer.DECODE_CACHE],
+    rngs={'random': jax.random.PRNGKey(3)},
+  )
+  return result
+
+
+def _greedy_by_recomputation(model, variables, steps):
+  batch = _batch()
+  ids = jnp.zeros((3, 1), jnp.int32)
+  for _ in range(steps):
+    b = NestedMap(batch)
+    b.decoder_input_tokens = ids
+    b.decoder_target_tokens = ids
+    b.decoder_loss_weights = jnp.ones(ids.shape, jnp.float32)
+    logits = _apply(model, variables, b, method='compute_predictions').logits
+    ids = jnp.concatenate([ids, jnp.argmax(logits[:, -1], -1)[:, None].astype(jnp.int32)], 1)
+  return np.asarray(ids)
+
+
+def test_greedy_decode_equals_argmax_recomputation(model_and_vars):
+  model, variables = model_and_vars
+  params = decoder_hparams.GreedyDecoderHParams(seqlen=7, eos_id=1)
+  result = _decode(model, variables, params)
+  expected = _greedy_by_recomputation(model, variables, 6)
+  got = np.asarray(result.output_ids[:, 0])
+  for row, want in zip(got, expected, strict=True):
+    stop = np.nonzero(want[1:] == 1)[0]
+    n = stop[0] + 2 if stop.size else len(want)
+    np.testing.assert_array_equal(row[:n], want[:n])
+
+
+def test_beam_search_scores_match_teacher_forcing(model_and_vars):
+  model, variables = model_and_vars
+  params = decoder_hparams.BeamSearchHParams(seqlen=6, eos_id=1, beam_size=3, length_norm_alpha=0.0)
+  result = _decode(model, variables, params)
+  assert result.output_ids.shape == (3, 3, 6)
+  # Score the best beam by teacher forcing: its summed log-prob is the beam's score.
+  best = np.asarray(result.output_ids[:, 0])
+  batch = _batch()
+  tgt = np.concatenate([best[:, 1:], np.zeros((3, 1), np.int32)], 1)
+  lengths = np.asarray(result.decode_lengths[:, 0]) - 1
+  weights = (np.arange(tgt.shape[1])[None] < lengths[:, None]).astype(np.float32)
+  batch.decoder_input_tokens = jnp.asarray(best)
+  batch.decoder_target_tokens = jnp.asarray(tgt * weights.astype(np.int32))
+  batch.decoder_loss_weights = jnp.asarray(weights)
+  scores = _apply(model, variables, batch, method='score')
+  np.testing.assert_allclose(np.asarray(result.scores[:, 0]), scores, rtol=1e-4, atol=1e-4)
+
+
+def test_sampling_is_seeded_and_within_top_k(model_and_vars):
+  model, variables = model_and_vars
+  params = decoder_hparams.SampleDecoderHParams(seqlen=6, eos_id=1, temperature=1.0, k=1)
+  # top-k 1 sampling is greedy.
+  sampled = np.asarray(_decode(model, variables, params).output_ids[:, 0])
+  greedy = np.asarray(
+    _decode(model, variables, decoder_hparams.GreedyDecoderHParams(seqlen=6, eos_id=1)).output_ids[
+      :, 0
+    ]
+  )
+  np.testing.assert_array_equal(sampled, greedy)
