@@ -1,0 +1,387 @@
+"""Deterministic synthetic multilingual examples, generated in TensorFlow.
+
+Each example is a pure function of (task, split, index, image_size, seed,
+max_objects): its stateless seed is [seed * 1000 + 10 * task id + split id,
+index], so 'train' and 'validation' come from disjoint seed streams and any
+example can be regenerated on its own. Scenes come from `synthetic_scene`; the
+texts are gathered from string tables precomputed here from the hand-written
+word tables (`synthetic_words`) and the prompt templates (`prompts`), so the
+grammar lives in Python once and tf.data threads never call back into Python.
+
+Raw example (what `example_fn` returns, what the seqio source emits):
+  image uint8 [S, S, 3]; inputs, targets, lang: tf.string [];
+  objects int32 [M, 7]: (valid, colour, shape, ymin, xmin, ymax, xmax) per slot;
+  word int32 [] (OCR word index, -1 if none).
+
+`generate(...)` runs the same function eagerly for one example (tests, CLI,
+vocabulary corpus).
+"""
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from pali_pax.tasks import prompts
+from pali_pax.tasks import synthetic_scene as scene_lib
+from pali_pax.tasks import synthetic_words as words
+
+TASKS: tuple[str, ...] = (
+  'caption',
+  'vqa',
+  'xvqa',
+  'ocr',
+  'vqg',
+  'object_vqa',
+  'detection',
+  'split_cap',
+  'span_corruption',
+)
+TEXT_ONLY_TASKS: tuple[str, ...] = ('span_corruption',)
+SPLITS: tuple[str, ...] = ('train', 'validation')
+QUESTION_TYPES: tuple[str, ...] = ('colour', 'shape', 'count')
+
+# Stable ids for seeding: appending a task keeps earlier tasks' data unchanged.
+_TASK_ID = {t: i for i, t in enumerate(TASKS)}
+_SPLIT_ID = {'train': 0, 'validation': 1}
+_MARK = '\x00'  # placeholder used to cut templates into constant parts
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneObject:
+  """One drawn shape: names from synthetic_words, box (ymin, xmin, ymax, xmax) px, max exclusive."""
+
+  shape: str
+  colour: str
+  box: tuple[int, int, int, int]
+
+  @property
+  def centre(self) -> tuple[int, int]:
+    """(y, x) of a pixel inside the shape (for triangles too: apex up, base down)."""
+    ymin, xmin, ymax, xmax = self.box
+    return (ymin + (ymax - ymin) // 2, xmin + (xmax - xmin) // 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticExample:
+  """One generated example, as Python values.
+
+  Attributes:
+    task: the task name.
+    lang: output language code.
+    inputs: the prompt (for span_corruption: the clean text, noised after tokenising).
+    targets: the target ('' for span_corruption).
+    image: uint8 [size, size, 3] (None for text-only tasks).
+    objects: the shapes in reading order (empty for OCR / text-only).
+    word: the rendered OCR word ('' unless task == 'ocr').
+  """
+
+  task: str
+  lang: str
+  inputs: str
+  targets: str
+  image: np.ndarray | None
+  objects: tuple[SceneObject, ...]
+  word: str
+
+
+def check_task(task: str) -> str:
+  """Returns `task`; ValueError listing the synthetic tasks otherwise."""
+  if task not in TASKS:
+    raise ValueError(f'Unknown synthetic task {task!r}; valid tasks: {", ".join(TASKS)}')
+  return task
+
+
+def _check_split(split: str) -> str:
+  if split not in _SPLIT_ID:
+    raise ValueError(f'Unknown split {split!r}; valid splits: {", ".join(SPLITS)}')
+  return split
+
+
+def _parts(template: str, *fields: str) -> list[str]:
+  """'{a} and {b}' -> ['', ' and ', ''] (the constant text around the fields, in order)."""
+  out, rest = [], template
+  for f in fields:
+    head, rest = rest.split('{' + f + '}', 1)
+    out.append(head)
+  return [*out, rest]
+
+
+@functools.cache
+def text_tables() -> dict[str, list]:
+  """Every constant string the generator gathers from (nested lists; axes lang, colour, shape)."""
+  tables: dict[str, list] = {'lang': list(words.LANGS), 'ocr_words': list(words.OCR_WORDS)}
+  for lang in words.LANGS:
+    t = words.table(lang)
+    row = {
+      'caption_prompt': prompts.caption_prompt(lang),
+      'vqa_prompt': prompts.vqa_prompt(_MARK, lang).split(_MARK),
+      'vqg_prompt': prompts.vqg_prompt(_MARK, lang).split(_MARK),
+      'object_vqa_prompt': prompts.object_vqa_prompt(_MARK, lang).split(_MARK),
+      'detection_prompt': prompts.detection_prompt(lang),
+      'split_prompt': prompts.split_cap_prompt(lang, _MARK, _MARK).split(_MARK),
+      'np': [[words.noun_phrase(lang, c, s) for s in words.SHAPES] for c in words.COLOURS],
+      'and': _parts(t.and_, 'a', 'b'),
+      'alt': _parts(t.alt_text, 'objs'),
+      'q_colour': [t.q_colour.format(shape_def=t.shape_def[s]) for s in words.SHAPES],
+      'q_shape': [t.q_shape.format(colour=words.object_colour(lang, c)) for c in words.COLOURS],
+      'q_count': t.q_count,
+      'q_presence': [
+        [t.q_presence.format(np=words.noun_phrase(lang, c, s)) for s in words.SHAPES]
+        for c in words.COLOURS
+      ],
+      'a_colour': [t.colour[c] for c in words.COLOURS],
+      'a_shape': [t.shape[s] for s in words.SHAPES],
+      'a_number': list(t.numbers),
+      'yes': t.yes,
+      'no': t.no,
+    }
+    for k, v in row.items():
+      tables.setdefault(k, []).append(v)
+  return tables
+
+
+def _pick(options: list[tf.Tensor], i: tf.Tensor) -> tf.Tensor:
+  """options[i] for scalar tensors (a gather, no tf.cond)."""
+  return tf.gather(tf.stack(options), i)
+
+
+def _caption(T: dict[str, tf.Tensor], li: tf.Tensor, sc: dict[str, tf.Tensor]) -> tf.Tensor:
+  """Noun phrases of the objects in reading order, joined by the language's 'and'."""
+  pre, mid, suf = tf.unstack(T['and'][li])
+  cap = T['np'][li, sc['colours'][0], sc['shapes'][0]]
+  for k in range(1, sc['colours'].shape[0]):
+    more = tf.strings.join([pre, cap, mid, T['np'][li, sc['colours'][k], sc['shapes'][k]], suf])
+    cap = _pick([cap, more], tf.cast(sc['valid'][k], tf.int32))
+  return cap
+
+
+def _alt_text(T: dict[str, tf.Tensor], li: tf.Tensor, sc: dict[str, tf.Tensor]) -> tf.Tensor:
+  pre, suf = tf.unstack(T['alt'][li])
+  return tf.strings.join([pre, _caption(T, li, sc), suf])
+
+
+def _question(
+  T: dict[str, tf.Tensor], qi: tf.Tensor, ai: tf.Tensor, sc: dict[str, tf.Tensor], seed: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """(question in language qi, answer in language ai): colour / shape / count, uniformly."""
+  s = scene_lib.split_seed(seed, 2)
+  qtype = scene_lib.randint(s[0], 0, len(QUESTION_TYPES))
+  j = scene_lib.randint(s[1], 0, sc['num_objects'])
+  c, sh = sc['colours'][j], sc['shapes'][j]
+  q = _pick([T['q_colour'][qi, sh], T['q_shape'][qi, c], T['q_count'][qi]], qtype)
+  a = _pick(
+    [T['a_colour'][ai, c], T['a_shape'][ai, sh], T['a_number'][ai, sc['num_objects'] - 1]], qtype
+  )
+  return q, a
+
+
+def _presence(
+  T: dict[str, tf.Tensor], li: tf.Tensor, sc: dict[str, tf.Tensor], seed: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """'Is there <np> in the image?': a present object or an absent combination, 50/50."""
+  s = scene_lib.split_seed(seed, 3)
+  ns, combos = len(words.SHAPES), len(words.COLOURS) * len(words.SHAPES)
+  present = scene_lib.randint(s[0], 0, 2)
+  j = scene_lib.randint(s[1], 0, sc['num_objects'])
+  is_present = tf.reduce_any(
+    tf.cast(tf.one_hot(sc['colours'] * ns + sc['shapes'], combos), tf.bool) & sc['valid'][:, None],
+    axis=0,
+  )
+  order = tf.random.experimental.stateless_shuffle(tf.range(combos), s[2])
+  absent = order[tf.argmax(tf.cast(~tf.gather(is_present, order), tf.int32))]
+  c = _pick([absent // ns, sc['colours'][j]], present)
+  sh = _pick([absent % ns, sc['shapes'][j]], present)
+  return T['q_presence'][li, c, sh], _pick([T['no'][li], T['yes'][li]], present)
+
+
+def _detection(
+  T: dict[str, tf.Tensor], li: tf.Tensor, sc: dict[str, tf.Tensor], size: int
+) -> tf.Tensor:
+  """'ymin xmin ymax xmax label ; ...', coordinates floor(1000 * px / size) in 0..999."""
+  bins = prompts.NUM_BOX_BINS
+  q = tf.clip_by_value((bins * sc['boxes']) // size, 0, bins - 1)
+  coords = tf.strings.reduce_join(tf.strings.as_string(q), axis=1, separator=' ')
+  objs = tf.strings.join([coords, tf.gather(T['a_shape'][li], sc['shapes'])], separator=' ')
+  return tf.strings.reduce_join(
+    tf.boolean_mask(objs, sc['valid']), separator=prompts.OBJECT_SEPARATOR
+  )
+
+
+def _split_cap(
+  T: dict[str, tf.Tensor], li: tf.Tensor, text: tf.Tensor, seed: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """Split-captioning prompt and target; same rule as prompts.split_alt_text."""
+
+  def split(units: tf.Tensor, sep: str) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    pos = scene_lib.randint(seed, 1, tf.size(units))
+    first = tf.strings.reduce_join(units[:pos], separator=sep)
+    return pos, first, tf.strings.reduce_join(units[pos:], separator=sep)
+
+  pos, first, rest = tf.cond(
+    tf.strings.regex_full_match(text, '.* .*'),
+    lambda: split(tf.strings.split(text, ' '), ' '),
+    lambda: split(tf.strings.unicode_split(text, 'UTF-8'), ''),
+  )
+  pre, mid, post = tf.unstack(T['split_prompt'][li])
+  return tf.strings.join([pre, tf.strings.as_string(pos), mid, first, post]), rest
+
+
+def example_fn(
+  task: str, split: str, image_size: int = 224, seed: int = 0, max_objects: int = 2
+) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+  """index (int64 []) -> raw example dict (see module docstring); traceable by tf.data.
+
+  Args:
+    task: one of TASKS.
+    split: 'train' or 'validation'.
+    image_size: side of the square image in pixels.
+    seed: global data seed.
+    max_objects: most shapes per image (1..3).
+  """
+  check_task(task)
+  _check_split(split)
+  base = int(seed) * 1000 + 10 * _TASK_ID[task] + _SPLIT_ID[split]
+  tables = text_tables()
+  if task == 'ocr':
+    scene_lib.ocr_glyphs(image_size)  # render the glyphs now, in this (main) thread
+
+  @tf.autograph.experimental.do_not_convert
+  def fn(index: tf.Tensor) -> dict[str, tf.Tensor]:
+    T = {k: tf.constant(v) for k, v in tables.items()}
+    s = scene_lib.split_seed(tf.stack([tf.constant(base, tf.int64), tf.cast(index, tf.int64)]), 5)
+    li = scene_lib.randint(s[0], 0, len(words.LANGS))
+    lang = T['lang'][li]
+    if task == 'ocr':
+      ocr = scene_lib.sample_ocr(s[1], image_size)
+      objects = tf.zeros([max_objects, 7], tf.int32)
+      return {
+        'image': scene_lib.render_ocr(ocr, image_size),
+        'inputs': tf.constant(prompts.ocr_prompt()),
+        'targets': T['ocr_words'][ocr['word']],
+        'lang': tf.constant('en'),
+        'objects': objects,
+        'word': ocr['word'],
+      }
+    sc = scene_lib.sample_scene(s[1], image_size, max_objects)
+    if task == 'caption':
+      inputs, targets = T['caption_prompt'][li], _caption(T, li, sc)
+    elif task in ('vqa', 'vqg'):
+      q, a = _question(T, li, li, sc, s[2])
+      pre, post = tf.unstack(T[f'{task}_prompt'][li])
+      inputs = tf.strings.join([pre, q if task == 'vqa' else a, post])
+      targets = a if task == 'vqa' else q
+    elif task == 'xvqa':  # question in another language than the answer
+      qi = (li + 1 + scene_lib.randint(s[3], 0, len(words.LANGS) - 1)) % len(words.LANGS)
+      q, targets = _question(T, qi, li, sc, s[2])
+      pre, post = tf.unstack(T['vqa_prompt'][li])
+      inputs = tf.strings.join([pre, q, post])
+    elif task == 'object_vqa':
+      q, targets = _presence(T, li, sc, s[2])
+      pre, post = tf.unstack(T['object_vqa_prompt'][li])
+      inputs = tf.strings.join([pre, q, post])
+    elif task == 'detection':
+      inputs, targets = T['detection_prompt'][li], _detection(T, li, sc, image_size)
+    elif task == 'split_cap':
+      inputs, targets = _split_cap(T, li, _alt_text(T, li, sc), s[2])
+    else:  # span_corruption: plain text, noised after tokenisation
+      q, a = _question(T, li, li, sc, s[2])
+      inputs, targets = (
+        tf.strings.join([_alt_text(T, li, sc), q, a], separator=' '),
+        tf.constant(''),
+      )
+    if task in TEXT_ONLY_TASKS:
+      image = tf.zeros([image_size, image_size, 3], tf.uint8)
+    else:
+      image = scene_lib.render_shapes(sc, image_size)
+    objects = tf.concat(
+      [
+        tf.cast(sc['valid'], tf.int32)[:, None],
+        sc['colours'][:, None],
+        sc['shapes'][:, None],
+        sc['boxes'],
+      ],
+      axis=1,
+    )
+    return {
+      'image': image,
+      'inputs': inputs,
+      'targets': targets,
+      'lang': lang,
+      'objects': objects,
+      'word': tf.constant(-1),
+    }
+
+  return fn
+
+
+def dataset(
+  task: str,
+  split: str,
+  image_size: int = 224,
+  seed: int = 0,
+  max_objects: int = 2,
+  start: int = 0,
+  stop: int = 1000,
+  step: int = 1,
+) -> tf.data.Dataset:
+  """Raw examples start, start + step, ... < stop (parallel, order kept)."""
+  fn = example_fn(task, split, image_size, seed, max_objects)
+  ds = tf.data.Dataset.range(start, stop, step)
+  return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _eager_fn(task: str, split: str, image_size: int, seed: int, max_objects: int) -> Callable:
+  fn = example_fn(task, split, image_size, seed, max_objects)
+  return tf.function(fn, input_signature=[tf.TensorSpec([], tf.int64)])
+
+
+def to_python(task: str, raw: dict[str, np.ndarray | bytes]) -> SyntheticExample:
+  """Raw example (numpy values, e.g. from as_numpy_iterator) -> SyntheticExample."""
+
+  def text(x: bytes | np.ndarray) -> str:
+    return x.decode('utf-8') if isinstance(x, bytes) else np.asarray(x).item().decode('utf-8')
+
+  objects = tuple(
+    SceneObject(
+      shape=words.SHAPES[int(o[2])],
+      colour=words.COLOURS[int(o[1])],
+      box=tuple(int(v) for v in o[3:7]),
+    )
+    for o in np.asarray(raw['objects'])
+    if o[0]
+  )
+  word = int(raw['word'])
+  return SyntheticExample(
+    task=task,
+    lang=text(raw['lang']),
+    inputs=text(raw['inputs']),
+    targets=text(raw['targets']),
+    image=None if task in TEXT_ONLY_TASKS else np.asarray(raw['image']),
+    objects=objects,
+    word=words.OCR_WORDS[word] if word >= 0 else '',
+  )
+
+
+def generate(
+  task: str, split: str, index: int, image_size: int = 224, seed: int = 0, max_objects: int = 2
+) -> SyntheticExample:
+  """Example `index` of `task` / `split`, computed eagerly (the seqio source's values).
+
+  Args:
+    task: one of TASKS.
+    split: 'train' or 'validation' (disjoint seed streams).
+    index: example number, >= 0.
+    image_size: side of the square image in pixels.
+    seed: global data seed; changes every example.
+    max_objects: most shapes per image (1..3).
+  """
+  check_task(task)
+  _check_split(split)
+  raw = _eager_fn(task, split, int(image_size), int(seed), int(max_objects))(
+    tf.constant(index, tf.int64)
+  )
+  return to_python(task, {k: v.numpy() for k, v in raw.items()})

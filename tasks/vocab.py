@@ -1,0 +1,76 @@
+"""The SentencePiece vocabulary of PaLI's text side (mT5's, or the small shipped one).
+
+`get_vocabulary(path)` loads any SentencePiece model readable by `tf.io.gfile`
+(local, gs://, ...): for real runs mT5's `sentencepiece.model` (250,000 pieces;
+with the 100 sentinel ids seqio appends, 250,112 ids, the mT5 embedding size).
+
+Without a path it loads `tasks/data/pali_synthetic_spm.model`, a small
+multilingual SentencePiece (BPE) model trained deterministically by
+`python -m pali_pax.tasks.build_vocab` from the synthetic tasks' text in
+en/fr/de/es/zh/hi/ar/ru plus every prompt in every prompt language:
+2,000 pieces (pad 0, eos 1, unk 2 like mT5; 256 byte-fallback pieces so any
+script encodes; digits split) + 100 sentinel ids = 2,100 ids. Every synthetic
+word is one or two pieces; nothing synthetic maps to unk.
+
+Sentinel `<extra_id_k>` has id `vocab_size - 1 - k` and can be written in text
+('... <extra_id_0>'); `decode` writes it back.
+"""
+
+import functools
+import os
+
+import seqio
+import tensorflow as tf
+
+DEFAULT_VOCAB_PATH = os.path.join(os.path.dirname(__file__), 'data', 'pali_synthetic_spm.model')
+DEFAULT_EXTRA_IDS = 100
+SYNTHETIC_VOCAB_SIZE = 2100  # 2,000 pieces + 100 sentinels (the shipped model)
+MT5_VOCAB_SIZE = 250_112  # 250,000 pieces + 100 sentinels
+
+PAD_ID = 0
+EOS_ID = 1
+UNK_ID = 2
+
+
+def get_vocabulary(
+  path: str | None = None, extra_ids: int = DEFAULT_EXTRA_IDS
+) -> seqio.SentencePieceVocabulary:
+  """The seqio vocabulary of the SentencePiece model at `path` (default: the shipped one).
+
+  Args:
+    path: a SentencePiece model file (any tf.io.gfile path); None = the small
+      synthetic model in tasks/data/.
+    extra_ids: number of sentinel ids appended after the pieces (mT5: 100).
+
+  Returns:
+    A cached `seqio.SentencePieceVocabulary` (one instance per (path, extra_ids),
+    so seqio tasks sharing a path compare equal cheaply).
+
+  Raises:
+    FileNotFoundError: naming the path, if there is no file there.
+  """
+  path = DEFAULT_VOCAB_PATH if path is None else os.fspath(path)
+  if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+    raise FileNotFoundError(
+      f'SentencePiece model not found: {path!r} (give the path of e.g. the mT5 '
+      f"'sentencepiece.model', or None for the shipped synthetic vocabulary)"
+    )
+  return _load(path, int(extra_ids))
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path: str, extra_ids: int) -> seqio.SentencePieceVocabulary:
+  vocab = seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)
+  _ = vocab.tokenizer  # load now so a corrupt file fails here, not inside tf.data
+  if (vocab.pad_id, vocab.eos_id) != (PAD_ID, EOS_ID):
+    raise ValueError(
+      f'{path!r}: pad/eos ids are {vocab.pad_id}/{vocab.eos_id}; PaLI (mT5) needs {PAD_ID}/{EOS_ID}'
+    )
+  return vocab
+
+
+def sentinel_id(vocab: seqio.Vocabulary, k: int) -> int:
+  """Id of `<extra_id_k>`: counted down from the end of the vocabulary."""
+  if not 0 <= k < vocab.extra_ids:
+    raise ValueError(f'sentinel {k} out of range: the vocabulary has {vocab.extra_ids} extra ids')
+  return vocab.vocab_size - 1 - k

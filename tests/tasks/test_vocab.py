@@ -1,0 +1,81 @@
+"""The SentencePiece vocabulary: shipped model, mT5 ids, TF ops = Python ids, errors."""
+
+import shutil
+
+import pytest
+import sentencepiece as spm
+import tensorflow as tf
+
+from pali_pax.tasks import build_vocab, synthetic_words, vocab
+
+TEXTS = [
+  'Generate caption in FR:',
+  'un cercle rouge et un carré bleu',
+  'ein roter Kreis und ein blaues Quadrat',
+  '¿Qué forma tiene el objeto rojo?',
+  '一个红色的圆形和一个蓝色的正方形',
+  'क्या चित्र में एक हरा वृत्त है?',
+  'هل في الصورة دائرة حمراء؟',
+  'Какой формы красный объект?',
+  '93 281 750 937 квадрат ; 0 0 656 656 مربع',
+  'unseen: Ελληνικά ☃ 🙂 ñ',  # other scripts fall back to bytes, never unk
+]
+
+
+def test_default_vocabulary_sizes_and_special_ids():
+  v = vocab.get_vocabulary()
+  assert v.vocab_size == vocab.SYNTHETIC_VOCAB_SIZE == 2100
+  assert v.extra_ids == 100
+  assert (v.pad_id, v.eos_id, v.unk_id) == (0, 1, 2)
+  assert vocab.sentinel_id(v, 0) == 2099 and vocab.sentinel_id(v, 99) == 2000
+  with pytest.raises(ValueError, match='out of range'):
+    vocab.sentinel_id(v, 100)
+  assert vocab.get_vocabulary() is v  # cached
+
+
+def test_tf_text_ops_match_python_sentencepiece():
+  v = vocab.get_vocabulary()
+  sp = spm.SentencePieceProcessor(model_file=vocab.DEFAULT_VOCAB_PATH)
+  for text in TEXTS:
+    ids_py = v.encode(text)
+    ids_tf = v.encode_tf(tf.constant(text)).numpy().tolist()
+    assert ids_py == ids_tf == sp.encode(text), text
+    assert v.unk_id not in ids_py, text
+    assert v.decode(ids_py) == text
+    assert v.decode_tf(tf.constant(ids_tf)).numpy().decode() == text
+
+
+def test_sentinels_in_text_round_trip():
+  v = vocab.get_vocabulary()
+  ids = v.encode('photo on a <extra_id_0> background <extra_id_1>')
+  assert ids.count(2099) == 1 and ids.count(2098) == 1
+  assert v.decode(ids) == 'photo on a <extra_id_0> background <extra_id_1>'
+
+
+def test_every_synthetic_word_is_known():
+  v = vocab.get_vocabulary()
+  for lang in synthetic_words.LANGS:
+    t = synthetic_words.table(lang)
+    for word in [*t.colour.values(), *t.shape.values(), *t.numbers, t.yes, t.no]:
+      ids = v.encode(word)
+      assert v.unk_id not in ids and len(ids) <= 3, (lang, word, ids)
+
+
+def test_user_path_and_extra_ids(tmp_path):
+  path = tmp_path / 'copy.model'
+  shutil.copy(vocab.DEFAULT_VOCAB_PATH, path)
+  v = vocab.get_vocabulary(str(path), extra_ids=10)
+  assert v.vocab_size == 2010
+  assert v.encode('rouge') == vocab.get_vocabulary().encode('rouge')
+
+
+def test_missing_file_names_the_path(tmp_path):
+  missing = str(tmp_path / 'nowhere' / 'sentencepiece.model')
+  with pytest.raises(FileNotFoundError, match='nowhere/sentencepiece.model'):
+    vocab.get_vocabulary(missing)
+
+
+def test_build_is_deterministic_and_matches_shipped_model():
+  with open(vocab.DEFAULT_VOCAB_PATH, 'rb') as f:
+    shipped = f.read()
+  assert build_vocab.train() == shipped
