@@ -1,0 +1,223 @@
+"""seqio tasks of the real fine-tuning / evaluation datasets (registered on demand).
+
+`register_finetune_tasks(coco_dir=..., vqa_dir=..., ...)` registers a task for
+each dataset given, reading with `pali_pax.tasks.readers` and scoring with
+`pali_pax.tasks.metrics`. Nothing is read at registration except the XM3600
+language list; files are opened when a split is first read.
+
+| task | prompt | training target | metrics (all references) |
+|---|---|---|---|
+| pali_coco_captions | Generate caption in EN: | one random caption | CIDEr, BLEU |
+| pali_vqav2 | Answer in EN: <question> | most frequent answer | VQA accuracy |
+| pali_textvqa | Answer in EN: <question> | most frequent answer | VQA accuracy, ANLS |
+| pali_xm3600_<lang> (+ mixture pali_xm3600) | Generate caption in <LANG>: | one random caption | CIDEr, BLEU |
+| pali_tfrecord_<kind> | caption or VQA prompt, language from each example | as above | as above |
+
+Expected layouts (the usual downloads; override by calling the readers and
+`register_task` yourself):
+  coco_dir:    dataset_coco.json (Karpathy; images under coco_dir/<filepath>/)
+               or annotations/captions_{train,val}2014.json + {train,val}2014/
+  vqa_dir:     v2_OpenEnded_mscoco_{train,val}2014_questions.json,
+               v2_mscoco_{train,val}2014_annotations.json; images in
+               coco_image_dir (default coco_dir or vqa_dir)/{train,val}2014/
+  textvqa_dir: TextVQA_0.5.1_{train,val}.json + train_images/
+  xm3600_dir:  captions.jsonl + images/<key>.jpg
+Splits are 'train' and 'validation' ('test' for Karpathy and XM3600).
+"""
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import seqio
+import tensorflow as tf
+
+from pali_pax.tasks import features, image_ops, metrics, prompts, readers
+from pali_pax.tasks import vocab as vocab_lib
+
+DEFAULT_IMAGE_SIZE = 224
+RAW_KEEP = ('texts', 'example_id', 'image_id', 'lang')  # kept for metrics and result files
+
+
+def _first_reference_or_random(texts: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """One of the references, uniformly at random ('' when there are none)."""
+  n = tf.size(texts)
+  i = tf.random.stateless_uniform([], seed, 0, tf.maximum(n, 1), dtype=tf.int32)
+  return tf.cond(n > 0, lambda: texts[i], lambda: tf.constant(''))
+
+
+def _most_frequent(texts: tf.Tensor) -> tf.Tensor:
+  """The most frequent reference (first seen wins ties; '' when there are none)."""
+  uniq, _, counts = tf.unique_with_counts(texts)
+  return tf.cond(tf.size(texts) > 0, lambda: uniq[tf.argmax(counts)], lambda: tf.constant(''))
+
+
+def text_preprocessor(
+  kind: str, lang: str | None = None
+) -> Callable[[tf.data.Dataset], tf.data.Dataset]:
+  """seqio preprocessor: raw-schema example -> inputs / targets texts (image untouched).
+
+  Args:
+    kind: 'caption' (target: a random reference) or 'vqa' (target: the most
+      frequent answer; prompt from the question).
+    lang: prompt language; None = each example's 'lang' field.
+  """
+  if kind not in ('caption', 'vqa'):
+    raise ValueError(f'Unknown kind {kind!r}; valid kinds: caption, vqa')
+  if lang is not None:
+    prompts.check_language(lang)
+
+  @seqio.map_over_dataset(num_seeds=1)
+  @tf.autograph.experimental.do_not_convert
+  def fn(ex: Mapping[str, tf.Tensor], seed: tf.Tensor) -> dict[str, tf.Tensor]:
+    language = lang if lang is not None else ex['lang']
+    out = {k: ex[k] for k in ('image', 'has_image', *RAW_KEEP) if k in ex}
+    if kind == 'caption':
+      out['inputs'] = prompts.caption_prompt(language)
+      out['targets'] = _first_reference_or_random(ex['texts'], seed)
+    else:
+      out['inputs'] = prompts.vqa_prompt(ex['question'], language)
+      out['targets'] = _most_frequent(ex['texts'])
+    return out
+
+  return fn
+
+
+_METRICS = {
+  'caption': [metrics.cider, metrics.bleu],
+  'vqa': [metrics.vqa_accuracy],
+  'textvqa': [metrics.vqa_accuracy, metrics.anls],
+}
+
+
+def register_task(
+  name: str,
+  source: seqio.DataSource,
+  kind: str,
+  image_size: int = DEFAULT_IMAGE_SIZE,
+  vocab_path: str | None = None,
+  lang: str | None = 'en',
+  metric_kind: str | None = None,
+) -> str:
+  """Registers (or replaces) one task over a raw-schema source; returns its name.
+
+  Args:
+    name: task name.
+    source: a reader's seqio source (raw schema, see pali_pax.tasks.readers).
+    kind: 'caption' or 'vqa' (prompt and training target).
+    image_size: image side after resizing.
+    vocab_path: SentencePiece model (None = the shipped synthetic one).
+    lang: prompt language; None = per example, from its 'lang' field.
+    metric_kind: key of the metric set ('caption', 'vqa', 'textvqa'); default kind.
+  """
+  vocab = vocab_lib.get_vocabulary(vocab_path)
+  seqio.TaskRegistry.remove(name)
+  seqio.TaskRegistry.add(
+    name,
+    source=source,
+    preprocessors=[
+      # Text-only rows (empty image bytes) keep a zero image instead of being dropped.
+      image_ops.decode_images(image_size, counter=name, allow_text_only=True),
+      text_preprocessor(kind, lang),
+      features.tokenize_text,
+      seqio.preprocessors.append_eos_after_trim,
+    ],
+    output_features=features.output_features(vocab),
+    postprocess_fn=features.postprocess_references,
+    metric_fns=list(_METRICS[metric_kind or kind]),
+    shuffle_buffer_size=256,  # examples hold decoded images: keep the buffer small
+  )
+  return name
+
+
+def _join(d: str, *names: str) -> str:
+  return os.path.join(d, *names)
+
+
+def register_finetune_tasks(
+  coco_dir: str | None = None,
+  vqa_dir: str | None = None,
+  textvqa_dir: str | None = None,
+  xm3600_dir: str | None = None,
+  tfrecord_patterns: Mapping[str, str | Sequence[str]] | None = None,
+  tfrecord_kind: str = 'caption',
+  coco_image_dir: str | None = None,
+  xm3600_langs: Sequence[str] | None = None,
+  image_size: int = DEFAULT_IMAGE_SIZE,
+  vocab_path: str | None = None,
+  suffix: str = '',
+) -> list[str]:
+  """Registers the tasks of every dataset given (layouts in the module docstring).
+
+  Args:
+    coco_dir: COCO captions (Karpathy or official annotations).
+    vqa_dir: VQAv2 question / annotation files.
+    textvqa_dir: TextVQA.
+    xm3600_dir: Crossmodal-3600 (test split only).
+    tfrecord_patterns: seqio split -> TFRecord file pattern(s) of tf.train.Examples
+      in `readers.write_tfrecord`'s format ('image/encoded', 'texts', 'question', 'lang').
+    tfrecord_kind: 'caption' or 'vqa' for the TFRecord task.
+    coco_image_dir: folder holding train2014/ and val2014/ for VQAv2 images.
+    xm3600_langs: XM3600 languages to register (None: all in the file).
+    image_size: image side (224, or 588 for the high-resolution phase).
+    vocab_path: SentencePiece model, e.g. mT5's (None: the shipped synthetic one).
+    suffix: appended to every name.
+
+  Returns:
+    The registered task and mixture names.
+  """
+  common = {'image_size': image_size, 'vocab_path': vocab_path}
+  names: list[str] = []
+  if coco_dir:
+    karpathy = _join(coco_dir, 'dataset_coco.json')
+    if tf.io.gfile.exists(karpathy):
+      splits = {s: (karpathy, coco_dir) for s in ('train', 'validation', 'test')}
+    else:
+      ann = _join(coco_dir, 'annotations', 'captions_{}2014.json')
+      splits = {
+        'train': (ann.format('train'), _join(coco_dir, 'train2014')),
+        'validation': (ann.format('val'), _join(coco_dir, 'val2014')),
+      }
+    src = readers.coco_captions_source(splits)
+    names.append(register_task(f'pali_coco_captions{suffix}', src, 'caption', **common))
+  if vqa_dir:
+    images = coco_image_dir or coco_dir or vqa_dir
+    splits = {
+      split: (
+        _join(vqa_dir, f'v2_OpenEnded_mscoco_{sub}2014_questions.json'),
+        _join(vqa_dir, f'v2_mscoco_{sub}2014_annotations.json'),
+        _join(images, f'{sub}2014'),
+      )
+      for split, sub in (('train', 'train'), ('validation', 'val'))
+    }
+    src = readers.vqav2_source(splits)
+    names.append(register_task(f'pali_vqav2{suffix}', src, 'vqa', **common))
+  if textvqa_dir:
+    images = _join(textvqa_dir, 'train_images')  # TextVQA val images are in train_images too
+    splits = {
+      split: (_join(textvqa_dir, f'TextVQA_0.5.1_{sub}.json'), images)
+      for split, sub in (('train', 'train'), ('validation', 'val'))
+    }
+    src = readers.textvqa_source(splits)
+    names.append(
+      register_task(f'pali_textvqa{suffix}', src, 'vqa', metric_kind='textvqa', **common)
+    )
+  if xm3600_dir:
+    captions = _join(xm3600_dir, 'captions.jsonl')
+    langs = list(xm3600_langs) if xm3600_langs else readers.xm3600_languages(captions)
+    lang_tasks = []
+    for lang in langs:
+      src = readers.xm3600_source(captions, _join(xm3600_dir, 'images'), languages=[lang])
+      lang_tasks.append(
+        register_task(f'pali_xm3600_{lang}{suffix}', src, 'caption', lang=lang, **common)
+      )
+    seqio.MixtureRegistry.remove(f'pali_xm3600{suffix}')
+    seqio.MixtureRegistry.add(f'pali_xm3600{suffix}', lang_tasks, default_rate=1.0)
+    names += [*lang_tasks, f'pali_xm3600{suffix}']
+  if tfrecord_patterns:
+    src = readers.tfrecord_source(dict(tfrecord_patterns))
+    names.append(
+      register_task(
+        f'pali_tfrecord_{tfrecord_kind}{suffix}', src, tfrecord_kind, lang=None, **common
+      )
+    )
+  return names

@@ -1,0 +1,253 @@
+"""seqio tasks and the mixture of the synthetic multilingual PaLI tasks.
+
+Importing this module registers, at image size 224 with the shipped vocabulary:
+
+  pali_synthetic_caption          'Generate caption in FR:' -> caption
+  pali_synthetic_vqa              'Answer in DE: <German question>' -> answer
+  pali_synthetic_xvqa             'Answer in DE: <question in another language>' -> answer
+  pali_synthetic_ocr              'Generate OCR text:' -> the rendered word
+  pali_synthetic_vqg              'Generate a question in ES for: <answer>' -> question
+  pali_synthetic_object_vqa       'Answer in EN: Is there a red circle in the image?' -> yes/no
+  pali_synthetic_detection        'Detect all objects in ZH:' -> 'ymin xmin ymax xmax label ; ...'
+  pali_synthetic_split_cap        'Generate the alt_text in EN at 4: ... <extra_id_0>' -> rest
+  pali_synthetic_span_corruption  text-only, T5 span corruption (zero image, has_image 0)
+  pali_synthetic_mixture          all of them, rates DEFAULT_RATES
+
+`register_synthetic_tasks(image_size=32, suffix='_32')` registers another copy
+(names + suffix), e.g. for the tiny demo model; calling it again with the same
+arguments is a no-op. Splits: 'train' (1,000,000 examples by default) and
+'validation' (512 per task), generated from disjoint seed streams.
+"""
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+
+import seqio
+import tensorflow as tf
+
+from pali_pax.tasks import features, image_ops, metrics, span_corruption, synthetic
+from pali_pax.tasks import vocab as vocab_lib
+
+PREFIX = 'pali_synthetic_'
+MIXTURE = 'pali_synthetic_mixture'
+DEFAULT_IMAGE_SIZE = 224
+
+# Mixing rates (relative). Captioning and VQA dominate, as in PaLI's mixture.
+DEFAULT_RATES: dict[str, float] = {
+  'caption': 2.0,
+  'vqa': 2.0,
+  'xvqa': 1.0,
+  'ocr': 1.0,
+  'vqg': 1.0,
+  'object_vqa': 1.0,
+  'detection': 1.0,
+  'split_cap': 1.0,
+  'span_corruption': 0.5,
+}
+
+_METRICS: dict[str, tuple] = {
+  'caption': (metrics.exact_match, metrics.cider),
+  'vqa': (metrics.exact_match,),
+  'xvqa': (metrics.exact_match,),
+  'ocr': (metrics.exact_match, metrics.anls),
+  'vqg': (metrics.exact_match,),
+  'object_vqa': (metrics.exact_match,),
+  'detection': (metrics.detection_metrics,),
+  'split_cap': (metrics.exact_match,),
+  'span_corruption': (),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+  """Everything that defines one registered copy of the synthetic tasks."""
+
+  image_size: int
+  vocab_path: str | None
+  rates: tuple[tuple[str, float], ...]
+  num_train_examples: int
+  num_validation_examples: int
+  seed: int
+  max_objects: int
+
+
+_REGISTERED: dict[str, SyntheticConfig] = {}
+
+
+def task_name(task: str, suffix: str = '') -> str:
+  """Registered name of a synthetic task, e.g. 'pali_synthetic_vqa_32'."""
+  return f'{PREFIX}{synthetic.check_task(task)}{suffix}'
+
+
+def mixture_name(suffix: str = '') -> str:
+  """Registered name of the synthetic mixture."""
+  return f'{MIXTURE}{suffix}'
+
+
+class SyntheticSource(seqio.DataSource):
+  """Generates the raw examples of one synthetic task in TF (`synthetic.dataset`), by index.
+
+  Examples are i.i.d. draws already, so there is no shuffle buffer (which would
+  hold thousands of decoded images per task): "shuffling" with a seed only
+  rotates the index order, so different seeds start at different examples.
+  Sharding takes every num_shards-th index, so shards are exact and disjoint.
+  The split sizes are not reported to seqio, which would otherwise cache the
+  (cheap to regenerate) images of small splits in memory.
+  """
+
+  def __init__(
+    self, task: str, image_size: int, num_examples: Mapping[str, int], seed: int, max_objects: int
+  ):
+    self._task, self._image_size = task, image_size
+    self._seed, self._max_objects = seed, max_objects
+    self._num_examples = dict(num_examples)
+    super().__init__(
+      splits=tuple(num_examples), caching_permitted=False, performs_internal_shuffling=True
+    )
+
+  @property
+  def supports_arbitrary_sharding(self) -> bool:
+    return True
+
+  @property
+  def output_features(self) -> Mapping[str, seqio.Feature]:
+    return {}
+
+  def list_shards(self, split: str) -> list[str]:
+    return [split]
+
+  def get_dataset(
+    self,
+    split: str = 'train',
+    shuffle: bool = True,
+    seed: int | None = None,
+    shard_info: seqio.ShardInfo | None = None,
+    *,
+    sequence_length: Mapping[str, int] | None = None,
+    use_cached: bool = False,
+    num_epochs: int | None = 1,
+  ) -> tf.data.Dataset:
+    del sequence_length, use_cached, num_epochs
+    if split not in self._num_examples:
+      raise ValueError(f'Unknown split {split!r}; valid splits: {", ".join(self._num_examples)}')
+    n = self._num_examples[split]
+    index, shards = (shard_info.index, shard_info.num_shards) if shard_info else (0, 1)
+    offset = (int(seed) * 7919) % n if shuffle and seed is not None else 0
+    fn = synthetic.example_fn(self._task, split, self._image_size, self._seed, self._max_objects)
+
+    @tf.autograph.experimental.do_not_convert  # plain TF already: skip autograph's slow transpiling
+    def make(i: tf.Tensor) -> dict[str, tf.Tensor]:
+      return fn((i + offset) % n)
+
+    ds = tf.data.Dataset.range(index, n, shards)
+    return ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+  def num_examples(self, split: str) -> int:
+    """Examples per epoch of `split`."""
+    return self._num_examples[split]
+
+
+def _preprocessors(task: str, config: SyntheticConfig, vocab: seqio.Vocabulary) -> list:
+  if task in synthetic.TEXT_ONLY_TASKS:
+    return [
+      image_ops.add_text_only_image(config.image_size),
+      features.tokenize_text,
+      span_corruption.span_corruption_preprocessor(vocab),
+      seqio.preprocessors.append_eos_after_trim,
+    ]
+  return [
+    image_ops.scale_images(config.image_size),
+    features.tokenize_text,
+    seqio.preprocessors.append_eos_after_trim,
+  ]
+
+
+def _add_or_replace_task(name: str, **kwargs: object) -> None:
+  seqio.TaskRegistry.remove(name)
+  seqio.TaskRegistry.add(name, **kwargs)
+
+
+def register_synthetic_tasks(
+  image_size: int = DEFAULT_IMAGE_SIZE,
+  vocab_path: str | None = None,
+  suffix: str = '',
+  rates: Mapping[str, float] | None = None,
+  num_train_examples: int = 1_000_000,
+  num_validation_examples: int = 512,
+  seed: int = 0,
+  max_objects: int = 2,
+) -> str:
+  """Registers the synthetic tasks and their mixture (idempotent); returns the mixture name.
+
+  Args:
+    image_size: side of the square images in pixels (224 / 588 PaLI, 32 / 64 tiny).
+    vocab_path: SentencePiece model (e.g. mT5's); None = the shipped small one.
+    suffix: appended to every task and mixture name, to register several copies.
+    rates: mixing rate per task short name (see DEFAULT_RATES); tasks left out
+      keep their default rate, rate 0 leaves a task out of the mixture.
+    num_train_examples: examples per task in 'train'.
+    num_validation_examples: examples per task in 'validation'.
+    seed: global data seed.
+    max_objects: most shapes per image (1..3).
+
+  Raises:
+    ValueError: unknown task in `rates`, or `suffix` already registered with
+      different arguments.
+  """
+  merged = dict(DEFAULT_RATES)
+  for task, rate in (rates or {}).items():
+    synthetic.check_task(task)
+    merged[task] = float(rate)
+  config = SyntheticConfig(
+    image_size=int(image_size),
+    vocab_path=vocab_path,
+    rates=tuple(sorted(merged.items())),
+    num_train_examples=int(num_train_examples),
+    num_validation_examples=int(num_validation_examples),
+    seed=int(seed),
+    max_objects=int(max_objects),
+  )
+  if suffix in _REGISTERED:
+    if _REGISTERED[suffix] == config:
+      return mixture_name(suffix)
+    raise ValueError(
+      f'synthetic tasks with suffix {suffix!r} are already registered with {_REGISTERED[suffix]}; '
+      f'use another suffix for {config}'
+    )
+  vocab = vocab_lib.get_vocabulary(vocab_path)
+  out_features = features.output_features(vocab)
+  num_examples = {'train': config.num_train_examples, 'validation': config.num_validation_examples}
+  for task in synthetic.TASKS:
+    name = task_name(task, suffix)
+    _add_or_replace_task(
+      name,
+      source=SyntheticSource(
+        task, config.image_size, num_examples, config.seed, config.max_objects
+      ),
+      preprocessors=_preprocessors(task, config, vocab),
+      output_features=out_features,
+      postprocess_fn=features.postprocess_text,
+      metric_fns=list(_METRICS[task]),
+      shuffle_buffer_size=None,  # the source's examples are i.i.d. draws
+    )
+  seqio.MixtureRegistry.remove(mixture_name(suffix))
+  seqio.MixtureRegistry.add(
+    mixture_name(suffix),
+    [(task_name(t, suffix), r) for t, r in config.rates if r > 0],
+  )
+  _REGISTERED[suffix] = config
+  return mixture_name(suffix)
+
+
+def registered_configs() -> dict[str, SyntheticConfig]:
+  """suffix -> config of every registered copy (for listings)."""
+  return dict(_REGISTERED)
+
+
+@functools.cache
+def _register_defaults() -> str:
+  return register_synthetic_tasks()
+
+
+_register_defaults()

@@ -1,0 +1,93 @@
+"""PaliFeatureConverter: the model batch of docs/CONTRACTS.md, directly and through SeqIOInput."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pali_pax.tasks import feature_converter, synthetic_tasks
+
+MODEL_KEYS = {
+  'encoder_input_tokens',
+  'decoder_input_tokens',
+  'decoder_target_tokens',
+  'decoder_loss_weights',
+  'image',
+  'has_image',
+}
+
+
+def _dataset():
+  return tf.data.Dataset.from_tensors(
+    {
+      'inputs': tf.constant([7, 8, 1], tf.int32),
+      'targets': tf.constant([5, 6, 1], tf.int32),
+      'image': tf.ones([4, 4, 3]),
+      'has_image': tf.constant(1.0),
+      'inputs_pretokenized': tf.constant('dropped'),
+    }
+  )
+
+
+def test_converts_and_pads():
+  fc = feature_converter.PaliFeatureConverter(image_size=4)
+  ex = next(fc(_dataset(), {'inputs': 5, 'targets': 4}).as_numpy_iterator())
+  assert set(ex) == MODEL_KEYS
+  np.testing.assert_array_equal(ex['encoder_input_tokens'], [7, 8, 1, 0, 0])
+  np.testing.assert_array_equal(ex['decoder_target_tokens'], [5, 6, 1, 0])
+  np.testing.assert_array_equal(ex['decoder_input_tokens'], [0, 5, 6, 1])
+  np.testing.assert_array_equal(ex['decoder_loss_weights'], [1, 1, 1, 0])
+  assert ex['decoder_loss_weights'].dtype == np.float32 and ex['image'].shape == (4, 4, 3)
+  assert ex['has_image'] == 1.0
+  assert fc.get_model_feature_lengths({'inputs': 5, 'targets': 4})['decoder_input_tokens'] == 4
+
+
+def test_image_size_inferred_and_errors():
+  fc = feature_converter.PaliFeatureConverter()
+  ex = next(fc(_dataset(), {'inputs': 3, 'targets': 3}).as_numpy_iterator())
+  assert ex['image'].shape == (4, 4, 3)
+  with pytest.raises(ValueError, match='got images of height 4'):
+    feature_converter.PaliFeatureConverter(image_size=8)(_dataset(), {'inputs': 3, 'targets': 3})
+  no_image = _dataset().map(lambda ex: {k: v for k, v in ex.items() if k != 'image'})
+  with pytest.raises(ValueError, match="no 'image' feature"):
+    fc(no_image, {'inputs': 3, 'targets': 3})
+  with pytest.raises(ValueError, match='does not pack'):
+    feature_converter.PaliFeatureConverter(pack=True)
+
+
+def test_one_batch_through_paxml_seqio_input():
+  from paxml import seqio_input
+  from praxis import base_hyperparams, pax_fiddle
+
+  name = synthetic_tasks.register_synthetic_tasks(
+    image_size=32, suffix='_test32', num_validation_examples=32
+  )
+  config = pax_fiddle.Config(
+    seqio_input.SeqIOInput,
+    mixture_name=name,
+    split_name='train',
+    is_training=True,
+    task_feature_lengths={'inputs': 48, 'targets': 40},
+    feature_converter=pax_fiddle.Config(feature_converter.PaliFeatureConverter, image_size=32),
+    batch_size=4,
+    input_random_seed=1,
+  )
+  inp = base_hyperparams.instantiate(config)
+  batch = inp.get_next()
+  expected = {
+    'encoder_input_tokens': ((4, 48), np.int32),
+    'decoder_input_tokens': ((4, 40), np.int32),
+    'decoder_target_tokens': ((4, 40), np.int32),
+    'decoder_loss_weights': ((4, 40), np.float32),
+    'image': ((4, 32, 32, 3), np.float32),
+    'has_image': ((4,), np.float32),
+  }
+  for key, (shape, dtype) in expected.items():
+    assert batch[key].shape == shape and batch[key].dtype == dtype, key
+  np.testing.assert_array_equal(batch['decoder_input_tokens'][:, 0], 0)
+  np.testing.assert_array_equal(
+    batch['decoder_loss_weights'], (batch['decoder_target_tokens'] > 0).astype(np.float32)
+  )
+  prompts = inp.ids_to_strings(batch['encoder_input_tokens'], None)
+  assert all(
+    p.startswith(('Generate', 'Answer', 'Detect')) or '<extra_id_0>' in p for p in prompts
+  ), prompts
