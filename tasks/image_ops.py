@@ -56,7 +56,8 @@ def log_dropped_images() -> dict[str, int]:
   """Logs (absl) and returns the drop count of every counter."""
   counts = {k: int(v.numpy()) for k, v in sorted(_COUNTERS.items())}
   for k, n in counts.items():
-    logging.info('pali_pax image_ops: %d example(s) dropped for undecodable images (%s)', n, k)
+    log = logging.warning if n else logging.info
+    log('pali_pax image_ops: %d example(s) dropped for undecodable images (%s)', n, k)
   return counts
 
 
@@ -156,7 +157,7 @@ def decode_images(
     # Only this example's decode is inside ignore_errors; the placeholder after
     # it is taken only when the decode produced nothing.
     one = tf.data.Dataset.from_tensors(ex)
-    good = one.map(with_image).ignore_errors()
+    good = one.map(with_image).ignore_errors(log_warning=True)  # logs the decode error
     return good.concatenate(one.map(placeholder)).take(1)
 
   @tf.autograph.experimental.do_not_convert
@@ -169,6 +170,7 @@ def decode_images(
         'pali_pax image_ops: dropped an example with an undecodable image',
         f'({counter})',
         output_stream=logging.warning,
+        end='',
       )
       return tf.constant(0)
 

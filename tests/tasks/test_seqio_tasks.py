@@ -183,3 +183,53 @@ def test_cli_listing_and_examples(mixture):
     cli.show_examples('pali_nothing')
   with pytest.raises(ValueError, match='has no split'):
     cli.show_examples(mixture, split='test')
+
+
+def test_tfrecord_task_language_per_example_and_text_only_rows(tmp_path):
+  from pali_pax.tasks import readers
+
+  png = tmp_path / 'x.png'
+  _image(png, (0, 200, 0))
+  path = str(tmp_path / 'data.tfrecord')
+  readers.write_tfrecord(
+    path,
+    [
+      {
+        'image': png.read_bytes(),
+        'lang': 'de',
+        'question': 'Welche Farbe?',
+        'texts': ['grün', 'grün', 'hell'],
+      },
+      {'lang': 'fr', 'question': 'Quoi ?', 'texts': ['rien']},  # no image: text-only
+    ],
+  )
+  names = finetune_tasks.register_finetune_tasks(
+    tfrecord_patterns={'validation': path}, tfrecord_kind='vqa', image_size=8, suffix='_t'
+  )
+  assert names == ['pali_tfrecord_vqa_t']
+  ds = seqio.get_mixture_or_task(names[0]).get_dataset(LENGTHS, split='validation', shuffle=False)
+  out = list(ds.as_numpy_iterator())
+  assert [e['inputs_pretokenized'] for e in out] == [
+    b'Answer in DE: Welche Farbe?',
+    b'Answer in FR: Quoi ?',
+  ]
+  assert [e['targets_pretokenized'] for e in out] == [b'gr\xc3\xbcn', b'rien']
+  assert [float(e['has_image']) for e in out] == [1.0, 0.0]
+  assert not out[1]['image'].any() and out[0]['image'].shape == (8, 8, 3)
+
+
+def test_xm3600_tasks_per_language_and_mixture(tmp_path):
+  _image(tmp_path / 'images' / 'k1.jpg', (9, 9, 9))
+  line = {'image/key': 'k1', 'de': {'caption': ['ein Bild']}, 'zh': {'caption': ['一张图片']}}
+  (tmp_path / 'captions.jsonl').write_text(json.dumps(line, ensure_ascii=False) + '\n')
+  names = finetune_tasks.register_finetune_tasks(
+    xm3600_dir=str(tmp_path), image_size=8, suffix='_t'
+  )
+  assert names == ['pali_xm3600_de_t', 'pali_xm3600_zh_t', 'pali_xm3600_t']
+  ex = next(
+    seqio.get_mixture_or_task('pali_xm3600_zh_t')
+    .get_dataset(LENGTHS, split='test', shuffle=False)
+    .as_numpy_iterator()
+  )
+  assert ex['inputs_pretokenized'] == b'Generate caption in ZH:'
+  assert ex['targets_pretokenized'].decode() == '一张图片'
