@@ -16,7 +16,9 @@ from paxml import experiment_registry
 from praxis import pax_fiddle
 
 from pali_pax.fiddle_configs.experiment_base import PaliExperiment
-from pali_pax.tasks import synthetic_tasks, vocab
+from pali_pax.tasks import finetune_tasks, synthetic_tasks, vocab
+
+TINY_SUFFIX = '_32'
 
 # --------------------------------------------------------------- CPU scale
 
@@ -27,11 +29,13 @@ class PaliTinySynthetic(PaliExperiment):
 
   MODEL = 'tiny'
   IMAGE_SIZE = 32
-  VOCAB_SIZE = vocab.DEFAULT_VOCAB_SIZE
+  VOCAB_SIZE = vocab.SYNTHETIC_VOCAB_SIZE
   FREEZE_VIT = False
-  TRAIN_MIXTURE = synthetic_tasks.MIXTURE_NAME
-  EVAL_TASKS = (synthetic_tasks.MIXTURE_NAME,)
-  DECODE_TASKS = synthetic_tasks.DECODE_TASK_NAMES
+  TRAIN_MIXTURE = synthetic_tasks.mixture_name(TINY_SUFFIX)
+  EVAL_TASKS = (synthetic_tasks.mixture_name(TINY_SUFFIX),)
+  DECODE_TASKS = tuple(
+      synthetic_tasks.task_name(t, TINY_SUFFIX) for t in ('caption', 'vqa', 'ocr', 'detection')
+  )
   INPUT_LEN = 24
   TARGET_LEN = 16
   BATCH_SIZE = 32
@@ -45,6 +49,9 @@ class PaliTinySynthetic(PaliExperiment):
   EVAL_BATCHES = 2
   DECODE_BATCHES = 1
   MAX_DECODE_LEN = 16
+
+  def register_tasks(self) -> None:
+    synthetic_tasks.register_synthetic_tasks(image_size=self.IMAGE_SIZE, suffix=TINY_SUFFIX)
 
 
 @experiment_registry.register
@@ -60,7 +67,9 @@ class PaliTinySyntheticSpmd(PaliTinySynthetic):
 class _PaliPretrain(PaliExperiment):
   """PaLI's main pretraining phase: frozen ViT, 224 px, batch 4096, Adafactor."""
 
-  TRAIN_MIXTURE = 'pali_synthetic_mixture'  # point at the real WebLI-style mixture
+  # No WebLI here: by default the synthetic mixture (at this resolution, with
+  # VOCAB_PATH's vocabulary) stands in; set TRAIN_MIXTURE to a real mixture.
+  TRAIN_MIXTURE = 'pali_synthetic_mixture_pretrain'
   IMAGE_SIZE = 224
   FREEZE_VIT = True
   INPUT_LEN = 128
@@ -70,6 +79,12 @@ class _PaliPretrain(PaliExperiment):
   WARMUP_STEPS = 1000
   # One epoch over ~1.6B examples at batch 4096.
   NUM_TRAIN_STEPS = 1_600_000_000 // 4096
+
+  def register_tasks(self) -> None:
+    if self.TRAIN_MIXTURE == 'pali_synthetic_mixture_pretrain':
+      synthetic_tasks.register_synthetic_tasks(
+          image_size=self.IMAGE_SIZE, vocab_path=self.VOCAB_PATH, suffix='_pretrain'
+      )
 
 
 @experiment_registry.register
@@ -118,7 +133,14 @@ class Pali17BHighRes(Pali17BPretrain):
 
 
 class _PaliFinetune(PaliExperiment):
-  """Fine-tuning from a PaLI checkpoint (set INIT_FROM) on one dataset."""
+  """Fine-tuning from a PaLI checkpoint (set INIT_FROM) on one dataset.
+
+  DATA_DIR holds the dataset in its usual layout (see
+  `pali_pax.tasks.finetune_tasks`); VOCAB_PATH is mT5's SentencePiece model.
+  """
+
+  DATASET = ''  # keyword of `register_finetune_tasks`, e.g. 'coco_dir'
+  DATA_DIR: str | None = None
 
   MODEL = '3b'
   FREEZE_VIT = False
@@ -129,9 +151,17 @@ class _PaliFinetune(PaliExperiment):
   NUM_TRAIN_STEPS = 20_000
   ICI_MESH_SHAPE = (1, 32, 1)
 
+  def register_tasks(self) -> None:
+    if not self.DATA_DIR:
+      raise ValueError(f'{type(self).__name__} needs DATA_DIR (--fdl.DATA_DIR=/path)')
+    finetune_tasks.register_finetune_tasks(
+        **{self.DATASET: self.DATA_DIR}, image_size=self.IMAGE_SIZE, vocab_path=self.VOCAB_PATH
+    )
+
 
 @experiment_registry.register
 class PaliFinetuneCocoCaptions(_PaliFinetune):
+  DATASET = 'coco_dir'
   TRAIN_MIXTURE = 'pali_coco_captions'
   EVAL_TASKS = ('pali_coco_captions',)
   DECODE_TASKS = ('pali_coco_captions',)
@@ -139,6 +169,7 @@ class PaliFinetuneCocoCaptions(_PaliFinetune):
 
 @experiment_registry.register
 class PaliFinetuneVqaV2(_PaliFinetune):
+  DATASET = 'vqa_dir'
   TRAIN_MIXTURE = 'pali_vqav2'
   EVAL_TASKS = ('pali_vqav2',)
   DECODE_TASKS = ('pali_vqav2',)
@@ -147,6 +178,7 @@ class PaliFinetuneVqaV2(_PaliFinetune):
 
 @experiment_registry.register
 class PaliFinetuneTextVqa(_PaliFinetune):
+  DATASET = 'textvqa_dir'
   TRAIN_MIXTURE = 'pali_textvqa'
   EVAL_TASKS = ('pali_textvqa',)
   DECODE_TASKS = ('pali_textvqa',)
@@ -155,6 +187,7 @@ class PaliFinetuneTextVqa(_PaliFinetune):
 
 @experiment_registry.register
 class PaliFinetuneXm3600(_PaliFinetune):
+  DATASET = 'xm3600_dir'
   TRAIN_MIXTURE = 'pali_xm3600'
   EVAL_TASKS = ('pali_xm3600',)
   DECODE_TASKS = ('pali_xm3600',)

@@ -52,6 +52,7 @@ def mt5_config(
   relative_attention_max_distance: int = 128,
   layer_norm_epsilon: float = 1e-6,
   name: str = 'mt5',
+  scan: bool = False,
   **overrides: Any,
 ) -> pax_fiddle.Config[mt5.Mt5EncoderDecoder]:
   """The `Mt5EncoderDecoder` config of one mT5 size.
@@ -64,6 +65,11 @@ def mt5_config(
     relative_attention_max_distance: relative position max distance.
     layer_norm_epsilon: RMSNorm epsilon.
     name: layer name.
+    scan: run the encoder and decoder blocks under praxis Repeat (one
+      compiled block, rematerialised; params under `repeat/sub/` with a
+      leading [layers] axis). Off by default: the per-layer tree is the one
+      the checkpoint converters and existing checkpoints use (the converters
+      stack it for a scanned config).
     **overrides: any size field (model_dims, num_encoder_layers,
       num_decoder_layers, hidden_dims, num_heads, dim_per_head) to override.
 
@@ -93,7 +99,7 @@ def mt5_config(
     relative_attention_max_distance=relative_attention_max_distance,
     dropout_prob=dropout_prob,
   )
-  return pax_fiddle.Config(
+  cfg = pax_fiddle.Config(
     mt5.Mt5EncoderDecoder,
     name=name,
     vocab_size=vocab_size,
@@ -103,3 +109,6 @@ def mt5_config(
     dropout_prob=dropout_prob,
     **dims,
   )
+  cfg.encoder_tpl.scan = scan
+  cfg.decoder_tpl.scan = scan
+  return cfg

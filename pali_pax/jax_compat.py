@@ -10,6 +10,8 @@ removed; where an alias still exists nothing is touched:
 * `jnp.reshape(..., newshape=...)`: the `newshape` keyword was removed in
   jax 0.8 (renamed `shape`); praxis 1.4.0's beam search
   (`decoder_utils.two_stage_topk`) still passes it. The wrapper maps it.
+* `np.unicode_`: removed in NumPy 2.0; paxml's `xla_passthrough` (used by
+  the decode programs on every batch) still calls it. Aliased to `np.str_`.
 * `jax.lib.xla_client`: removed in jax 0.9; `praxis/base_input.py` imports it.
   Present in 0.8.3, patched here so a later jax bump fails loudly elsewhere
   (paxml needs `pjit.AUTO`, gone in 0.9) rather than here.
@@ -22,6 +24,7 @@ import sys
 import jax
 import jax.lib
 import jax.numpy as jnp
+import numpy as np
 import jax.tree_util as _tree_util
 
 _TREE_ALIASES = {
@@ -46,6 +49,9 @@ if 'newshape' not in inspect.signature(jnp.reshape).parameters:
     return _reshape(a, newshape if shape is None else shape, order=order, **kwargs)
 
   jnp.reshape = _reshape_accepting_newshape
+
+if not hasattr(np, 'unicode_'):
+  np.unicode_ = np.str_
 
 try:
   from jax.lib import xla_client as _xla_client  # noqa: F401
