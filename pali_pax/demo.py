@@ -19,7 +19,6 @@ from pali_pax import checkpoint
 
 EXPERIMENT = 'PaliTinySynthetic'
 _STEP_RE = re.compile(r'step = (\d+), loss= ([0-9.eE+-]+)')
-_EVAL_RE = re.compile(r'Metrics values at step (\d+)')
 
 
 def run_training(job_dir: str, steps: int | None, timeout_s: int = 3600) -> list[str]:
@@ -82,10 +81,7 @@ def main(job_dir: str = 'runs/tiny_pali', steps: int | None = None, fresh: bool 
   print(
     f'[demo] job dir {job_dir} (latest checkpoint: {done}); training {EXPERIMENT} via paxml.main'
   )
-  lines = run_training(job_dir, steps)
-  for line in lines:
-    if _EVAL_RE.search(line) or 'eval' in line.lower() and 'total_loss' in line:
-      print('[paxml]', line.rstrip()[-160:])
+  run_training(job_dir, steps)
   print(f'[demo] evaluating the latest checkpoint in {job_dir}')
   print(evaluation.report(job_dir))
   return 0
