@@ -101,7 +101,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
         beta1=0.0,
         decay_adam=0.8,
         multiply_by_parameter_scale=False,
-        clipping_threshold=1.0,
+        clip_threshold=1.0,
         factored=True,
       )
     if self.OPTIMIZER == 'adam':

@@ -34,7 +34,7 @@ class PaliTinySynthetic(PaliExperiment):
   TRAIN_MIXTURE = synthetic_tasks.mixture_name(TINY_SUFFIX)
   EVAL_TASKS = (synthetic_tasks.mixture_name(TINY_SUFFIX),)
   DECODE_TASKS = tuple(
-      synthetic_tasks.task_name(t, TINY_SUFFIX) for t in ('caption', 'vqa', 'ocr', 'detection')
+    synthetic_tasks.task_name(t, TINY_SUFFIX) for t in ('caption', 'vqa', 'ocr', 'detection')
   )
   INPUT_LEN = 24
   TARGET_LEN = 16
@@ -83,7 +83,7 @@ class _PaliPretrain(PaliExperiment):
   def register_tasks(self) -> None:
     if self.TRAIN_MIXTURE == 'pali_synthetic_mixture_pretrain':
       synthetic_tasks.register_synthetic_tasks(
-          image_size=self.IMAGE_SIZE, vocab_path=self.VOCAB_PATH, suffix='_pretrain'
+        image_size=self.IMAGE_SIZE, vocab_path=self.VOCAB_PATH, suffix='_pretrain'
       )
 
 
@@ -155,7 +155,7 @@ class _PaliFinetune(PaliExperiment):
     if not self.DATA_DIR:
       raise ValueError(f'{type(self).__name__} needs DATA_DIR (--fdl.DATA_DIR=/path)')
     finetune_tasks.register_finetune_tasks(
-        **{self.DATASET: self.DATA_DIR}, image_size=self.IMAGE_SIZE, vocab_path=self.VOCAB_PATH
+      **{self.DATASET: self.DATA_DIR}, image_size=self.IMAGE_SIZE, vocab_path=self.VOCAB_PATH
     )
 
 

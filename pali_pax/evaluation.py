@@ -136,3 +136,20 @@ def report(job_dir: str) -> str:
   step = checkpoint.latest_step(job_dir)
   lines.append(f'latest checkpoint: step {step} in {os.path.join(job_dir, "checkpoints")}')
   return '\n'.join(lines)
+
+
+def validation_nll(
+  predictor: Any, task_name: str, n: int = 64, lengths: tuple[int, int] = (24, 16)
+) -> float:
+  """Mean per-token negative log-likelihood of `n` validation targets (nats)."""
+  task = seqio.get_mixture_or_task(task_name)
+  ds = task.get_dataset(
+    {'inputs': lengths[0], 'targets': lengths[1]}, split='validation', shuffle=False
+  )
+  rows = list(ds.take(n).as_numpy_iterator())
+  prompts = [r['inputs_pretokenized'].decode() for r in rows]
+  targets = [r['targets_pretokenized'].decode() for r in rows]
+  images = np.stack([r['image'] for r in rows])
+  logp = predictor.score(images, prompts, targets)
+  tokens = sum(len(r['targets']) for r in rows)
+  return float(-np.sum(logp) / tokens)

@@ -1,0 +1,113 @@
+"""Registered experiments: registry, overrides, paper recipes (abstract, no allocation)."""
+
+import numpy as np
+import pytest
+from praxis import optimizers, pax_fiddle, schedules
+
+from pali_pax import param_count
+from pali_pax.fiddle_configs import experiments, registry
+from pali_pax.model import PaliModel
+
+
+def test_registry_lists_and_resolves_short_and_qualified_names():
+  names = registry.names()
+  for want in (
+    'PaliTinySynthetic',
+    'Pali3BPretrain',
+    'Pali15BPretrain',
+    'Pali17BPretrain',
+    'Pali17BHighRes',
+    'PaliFinetuneCocoCaptions',
+    'PaliFinetuneVqaV2',
+  ):
+    assert want in names
+  assert registry.get_experiment('Pali17BPretrain') is experiments.Pali17BPretrain
+  assert (
+    registry.get_experiment('pali_pax.fiddle_configs.experiments.Pali3BPretrain')
+    is experiments.Pali3BPretrain
+  )
+  with pytest.raises(ValueError, match='unknown experiment'):
+    registry.get_experiment('NoSuchExperiment')
+  assert 'Pali17BPretrain' in registry.describe_experiments()
+
+
+def test_fiddle_overrides_reach_the_experiment():
+  cfg = experiments.tiny_synthetic()
+  cfg.NUM_TRAIN_STEPS = 7
+  cfg.LEARNING_RATE = 0.5
+  exp = pax_fiddle.build(cfg)
+  assert exp.NUM_TRAIN_STEPS == 7
+  task = exp.task()
+  assert task.train.num_train_steps == 7
+  assert task.train.learner.optimizer.learning_rate == 0.5
+  # Class defaults are untouched.
+  assert experiments.PaliTinySynthetic.NUM_TRAIN_STEPS != 7
+
+
+def test_unknown_attribute_is_an_error():
+  with pytest.raises(ValueError, match='NUM_TRAIN_STEP'):
+    experiments.PaliTinySynthetic(NUM_TRAIN_STEP=3)
+
+
+@pytest.mark.parametrize(
+  'name, lr, devices, px',
+  [
+    ('Pali3BPretrain', 1e-2, 512, 224),
+    ('Pali15BPretrain', 5e-3, 1024, 224),
+    ('Pali17BPretrain', 5e-3, 1024, 224),
+    ('Pali17BHighRes', 5e-3, 1024, 588),
+  ],
+)
+def test_paper_recipes(name, lr, devices, px):
+  exp = registry.get_experiment(name)()
+  task = exp.task()
+  opt = task.train.learner.optimizer
+  assert opt.learning_rate == lr
+  assert opt.cls is optimizers.ShardedAdafactor
+  assert opt.lr_schedule.cls is schedules.LinearRampupSqrtDecay
+  mesh = task.model.ici_mesh_shape
+  assert int(np.prod(mesh) * np.prod(task.model.dcn_mesh_shape)) == devices
+  assert task.model.vit_tpl.image_size == px
+  frozen = task.train.learner.bprop_variable_exclusion
+  if name == 'Pali17BHighRes':
+    assert not exp.FREEZE_VIT and not frozen  # every parameter trains
+  else:
+    assert exp.BATCH_SIZE == 4096 and exp.WARMUP_STEPS == 1000
+    assert frozen == ['.*params/vit/.*'] and task.model.freeze_vit
+  if name.startswith('Pali17B'):
+    assert mesh[2] == 4  # 4-way model partitioning
+
+
+def test_schedule_is_linear_warmup_then_inverse_sqrt():
+  sched = pax_fiddle.instantiate(experiments.Pali3BPretrain().optimizer_config().lr_schedule)
+  values = [float(sched.value_at(np.array(s))) for s in (100, 500, 1000, 4000, 16000)]
+  np.testing.assert_allclose(values, [0.1, 0.5, 1.0, 0.5, 0.25], rtol=1e-6)
+
+
+def test_pali17b_parameter_counts_are_the_published_sizes():
+  cfg = experiments.Pali17BPretrain().model_config()
+  assert cfg.cls is PaliModel
+  counts = param_count.component_counts(cfg)
+  assert counts['vit'] == pytest.approx(3.9e9, rel=0.03)
+  assert counts['mt5'] == pytest.approx(13e9, rel=0.03)
+  assert counts['total'] == pytest.approx(17e9, rel=0.03)
+
+
+def test_pali3b_parameter_counts_are_the_published_sizes():
+  counts = param_count.component_counts(experiments.Pali3BPretrain().model_config())
+  assert counts['vit'] == pytest.approx(1.8e9, rel=0.03)
+  assert counts['mt5'] == pytest.approx(1.2e9, rel=0.03)
+
+
+def test_tiny_experiment_inputs_are_registered_seqio_tasks():
+  exp = experiments.PaliTinySynthetic()
+  train, *evals = exp.datasets()
+  assert train.mixture_name == experiments.PaliTinySynthetic.TRAIN_MIXTURE
+  assert train.is_training and not evals[0].is_training
+  decodes = exp.decoder_datasets()
+  assert [d.mixture_name for d in decodes] == list(exp.DECODE_TASKS)
+
+
+def test_finetune_without_data_dir_is_a_clear_error():
+  with pytest.raises(ValueError, match='DATA_DIR'):
+    experiments.PaliFinetuneVqaV2().datasets()
