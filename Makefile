@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 $(STAMP): requirements/lock.txt requirements/pax.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -U pip==26.3
+	$(BIN)/pip install -q -U pip==26.3 setuptools==84.2.1 wheel==0.48.0
 	$(BIN)/pip install -q -r requirements/lock.txt
 	$(BIN)/pip install -q --no-deps -r requirements/pax.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
