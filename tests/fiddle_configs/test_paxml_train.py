@@ -7,46 +7,13 @@ marked slow (`make test-slow`).
 
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-STEP_LOSS = re.compile(r'step = (\d+), loss= ([0-9.eE+-]+)')
-TIMEOUT_S = 900  # paxml can hang instead of exiting when a thread dies
-
-
-def run_tiny(job_dir, steps, *extra, devices=1, **overrides):
-  """Runs `pali-pax train` on PaliTinySynthetic; returns {step: train loss}."""
-  flags = [f'--fdl.{k}={v}' for k, v in {'NUM_TRAIN_STEPS': steps, **overrides}.items()]
-  cmd = [
-    sys.executable,
-    '-m',
-    'pali_pax.cli',
-    'train',
-    '--fdl_config=pali_pax.fiddle_configs.experiments.tiny_synthetic',
-    *flags,
-    f'--job_log_dir={job_dir}',
-    '--mode=train',
-    *extra,
-  ]
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  if devices > 1:
-    env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
-  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
-  log = proc.stdout + proc.stderr
-  with open(os.path.join(job_dir, f'run_{steps}.log'), 'w') as f:
-    f.write(log)
-  assert proc.returncode == 0, log[-4000:]
-  losses = {}
-  for m in STEP_LOSS.finditer(log):
-    losses.setdefault(int(m.group(1)), float(m.group(2)))  # first = the train loss line
-  return losses, log
-
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, run_tiny):
   job = tmp_path_factory.mktemp('tiny') / 'job'
   os.makedirs(job)
   first, _ = run_tiny(job, 120, '--eval_on_test', EVAL_EVERY=60, CHECKPOINT_EVERY=60)
