@@ -31,21 +31,21 @@ def _experiment(name: str, overrides: dict[str, Any] | None = None) -> Any:
   return registry.get_experiment(name)(**(overrides or {}))
 
 
-def _init_train_state(exp: Any, seed: int) -> tuple[Any, Any]:
-  """(jax task, TrainState) of the experiment, on one device, freshly initialised."""
+def _jax_task(exp: Any) -> Any:
+  """The experiment's SingleTask on one device (saved arrays are global anyway)."""
   task_p = exp.task()
-  task_p.model.ici_mesh_shape = None  # unsharded: saved arrays are global anyway
+  task_p.model.ici_mesh_shape = None
   task_p.model.dcn_mesh_shape = None
   task_p.train.init_from_checkpoint_rules = {}
-  jax_task = base_layer.instantiate(task_p)
+  return base_layer.instantiate(task_p)
+
+
+def _state_metadata(jax_task: Any, exp: Any) -> Any:
+  """paxml's TrainStateMetadata (abstract shapes; nothing is allocated)."""
   specs = jax.tree_util.tree_map(
-    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-    param_count.dummy_batch(exp.IMAGE_SIZE),
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), param_count.dummy_batch(exp.IMAGE_SIZE)
   )
-  state, _ = trainer_lib.initialize_model_state(
-    jax_task, jax.random.PRNGKey(seed), specs, do_init_checkpoint_rules=False
-  )
-  return jax_task, state
+  return trainer_lib.create_train_state_metadata(jax_task, specs)
 
 
 def _replace(params: dict, name: str, new: dict, source: str) -> dict:
@@ -54,7 +54,10 @@ def _replace(params: dict, name: str, new: dict, source: str) -> dict:
     raise tree.CheckpointMismatchError(f'{source}: the model has no {name!r} component')
   checked = tree.fill_tree(params[name], tree.flatten(new), source)
   out = dict(params)
-  out[name] = jax.tree_util.tree_map(lambda old, x: np.asarray(x, old.dtype), params[name], checked)
+  # jax.Arrays like the rest of the state, so orbax writes every leaf the same way.
+  out[name] = jax.tree_util.tree_map(
+    lambda old, x: jax.device_put(np.asarray(x, old.dtype)), params[name], checked
+  )
   return out
 
 
@@ -86,19 +89,33 @@ def convert_to_pax(
   ckpt_dir = epath.Path(job_log_dir) / 'checkpoints'
   if ckpt_dir.exists() and any(ckpt_dir.iterdir()):
     raise FileExistsError(f'{ckpt_dir} already holds checkpoints; choose a new job_log_dir')
-  jax_task, state = _init_train_state(experiment, seed)
-  model_cfg = jax_task.hparams.model
-  params = dict(state.mdl_vars['params'])
+  # Convert first: a mismatched checkpoint fails before the (slow) initialisation.
+  model_cfg = experiment.model_config()
+  loaded = {}
   if mt5 is not None:
-    params = _replace(params, 'mt5', load_mt5(mt5, model_cfg.mt5_tpl), mt5)
+    loaded['mt5'] = (load_mt5(mt5, model_cfg.mt5_tpl), mt5)
   if vit is not None:
-    loaded = load_vit(vit, model_cfg.vit_tpl, image_size=experiment.IMAGE_SIZE)
-    params = _replace(params, 'vit', loaded, vit)
-  mdl_vars = dict(state.mdl_vars)
-  mdl_vars['params'] = params
-  state = state.replace(mdl_vars=mdl_vars)
+    loaded['vit'] = (load_vit(vit, model_cfg.vit_tpl, image_size=experiment.IMAGE_SIZE), vit)
+  jax_task = _jax_task(experiment)
+  meta = _state_metadata(jax_task, experiment)
+  state, _ = trainer_lib.initialize_model_state(
+    jax_task,
+    jax.random.PRNGKey(seed),
+    meta.input_shape_dtype,
+    do_init_checkpoint_rules=False,
+    var_weight_hparams=meta.var_weight_hparams,
+  )
+  params = dict(state.mdl_vars['params'])
+  for name, (tree_, source) in loaded.items():
+    params = _replace(params, name, tree_, source)
+  state = state.replace(mdl_vars={**state.mdl_vars, 'params': params})
   logging.info('saving converted Pax checkpoint to %s', ckpt_dir)
-  checkpoints.save_checkpoint(state, ckpt_dir, checkpoint_type=CheckpointType.GDA)
+  checkpoints.save_checkpoint(
+    state,
+    ckpt_dir,
+    checkpoint_type=CheckpointType.GDA,
+    train_state_unpadded_shape_dtype_struct=meta.unpadded_global_shapes,
+  )
   write_metadata(job_log_dir, exp, overrides, sources={'mt5': mt5, 'vit': vit})
   return os.fspath(ckpt_dir / 'checkpoint_00000000')
 
@@ -126,10 +143,12 @@ def load_model_params(job_dir: str, experiment: str | None = None) -> tuple[Any,
       meta = json.load(f)
     experiment, overrides = meta['experiment'], meta.get('overrides', {})
   exp = _experiment(experiment, overrides)
-  jax_task, state = _init_train_state(exp, 0)
-  shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+  meta = _state_metadata(_jax_task(exp), exp)
   restored = checkpoints.restore_checkpoint(
-    shapes, os.path.join(job_dir, 'checkpoints'), checkpoint_type=CheckpointType.GDA
+    meta.padded_global_shapes,
+    os.path.join(job_dir, 'checkpoints'),
+    checkpoint_type=CheckpointType.GDA,
+    state_unpadded_shape_dtype_struct=meta.unpadded_global_shapes,
   )
   params = jax.tree_util.tree_map(np.asarray, restored.mdl_vars['params'])
   return exp, params

@@ -47,7 +47,7 @@ class Predictor:
     """Use `from_components` or `from_checkpoint`; `params` is the `params` collection."""
     self.model_cfg = model_cfg
     self.model = base_layer.instantiate(model_cfg)
-    self.params = params
+    self.params = jax.device_put(params)  # once, not on every call
     self.vocab = vocab
     self.vocab_size = model_cfg.mt5_tpl.vocab_size
     self.image_size = model_cfg.vit_tpl.image_size if model_cfg.vit_tpl is not None else None
@@ -109,6 +109,7 @@ class Predictor:
       image = np.zeros((b, size, size, 3), np.float32)
       has_image = np.zeros((b,), np.float32)
     else:
+      self._require_vit()
       image = normalise_images(images, self.image_size)
       if image.shape[0] != b:
         raise ValueError(f'{image.shape[0]} images for {b} prompts')
@@ -125,10 +126,11 @@ class Predictor:
 
   @functools.cached_property
   def _apply(self) -> Any:
-    def run(params: dict, batch: NestedMap, method: str, **kw: Any) -> Any:
+    def run(mdl_params: dict, batch: NestedMap, method: str, **kw: Any) -> Any:
       ctx = base_layer.JaxContext.HParams(do_eval=True)
       with base_layer.JaxContext.new_context(hparams=ctx):
-        return self.model.apply({'params': params}, batch, method=getattr(self.model, method), **kw)
+        fn = getattr(self.model, method)
+        return self.model.apply({'params': mdl_params}, batch, method=fn, **kw)
 
     return run
 
@@ -169,6 +171,7 @@ class Predictor:
   # ------------------------------------------------------------ public API
   def image_features(self, images: Any) -> np.ndarray:
     """ViT output before the projection: float32 [B, N, vit_width]."""
+    self._require_vit()
     image = normalise_images(images, self.image_size)
     return np.asarray(self._jit_features(self.params, jnp.asarray(image)), np.float32)
 
@@ -191,6 +194,10 @@ class Predictor:
     batch = self._batch(input_ids, input_mask, images)
     out = np.asarray(self._jit_decode(int(max_decode_steps), int(beam_size))(self.params, batch))
     return [_until_eos(row) for row in out]
+
+  def _require_vit(self) -> None:
+    if self.image_size is None:
+      raise ValueError('this Predictor has no ViT (text only): pass images=None')
 
   def _require_vocab(self) -> Any:
     if self.vocab is None:

@@ -1,0 +1,110 @@
+"""Pax checkpoints from public-format mT5 / ViT checkpoints, and reading them back.
+
+One conversion of PaliTinySynthetic (mT5 'tiny' with vocab 2100, ViT tiny/8 at 32 px)
+from the random checkpoints in conftest; resuming it through paxml.main is tested
+with the training loop elsewhere.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from pali_pax import checkpoint
+from pali_pax.convert import components, load_mt5, load_vit
+from pali_pax.convert.tree import CheckpointMismatchError, flatten
+from pali_pax.fiddle_configs import registry
+from pali_pax.inference import Predictor
+
+EXP = 'PaliTinySynthetic'
+# Pinned through the experiment's own overrides (recorded in the job dir and honoured on
+# load), so the test keeps matching its checkpoints whatever size the experiment moves to.
+OVERRIDES = {'MODEL': 'tiny', 'IMAGE_SIZE': 32, 'VOCAB_SIZE': 2100}
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
+
+
+@pytest.fixture(scope='module')
+def job_dir(tmp_path_factory, mt5_hf_2100, vit_npz_tiny8):
+  job = str(tmp_path_factory.mktemp('job'))
+  written = checkpoint.convert_to_pax(
+    EXP, job, mt5=mt5_hf_2100, vit=vit_npz_tiny8, seed=5, overrides=OVERRIDES
+  )
+  assert written == os.path.join(job, 'checkpoints', 'checkpoint_00000000')
+  return job
+
+
+@pytest.fixture(scope='module')
+def restored(job_dir):
+  return checkpoint.load_model_params(job_dir)
+
+
+def _assert_trees_equal(got, want):
+  got, want = flatten(got), flatten(want)
+  assert set(got) == set(want)
+  for key in want:
+    assert got[key].dtype == np.float32
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_written_checkpoint_holds_the_converted_weights(
+  job_dir, restored, mt5_hf_2100, vit_npz_tiny8
+):
+  assert checkpoint.latest_step(job_dir) == 0
+  with open(os.path.join(job_dir, checkpoint.METADATA_FILE)) as f:
+    meta = json.load(f)
+  assert meta['experiment'] == EXP and meta['overrides'] == OVERRIDES
+  assert meta['sources'] == {'mt5': mt5_hf_2100, 'vit': vit_npz_tiny8}
+  exp, params = restored
+  assert type(exp).__name__ == EXP and set(params) == {'mt5', 'vit', 'fusion'}
+  assert (exp.MODEL, exp.IMAGE_SIZE, exp.VOCAB_SIZE) == ('tiny', 32, 2100)
+  cfg = exp.model_config()
+  _assert_trees_equal(params['mt5'], load_mt5(mt5_hf_2100, cfg.mt5_tpl, progress=False))
+  _assert_trees_equal(params['vit'], load_vit(vit_npz_tiny8, cfg.vit_tpl, image_size=32))
+  # The projection is no checkpoint's: freshly initialised (xavier weights, zero bias).
+  w, b = params['fusion']['img_proj']['linear']['w'], params['fusion']['img_proj']['bias']['b']
+  assert w.shape == (32, 32) and np.all(np.isfinite(w)) and 0.05 < w.std() < 0.5
+  np.testing.assert_array_equal(b, np.zeros(32, np.float32))
+
+
+def test_from_checkpoint_equals_components_predictor(job_dir, restored, mt5_hf_2100, vit_npz_tiny8):
+  from_ckpt = Predictor.from_checkpoint(os.path.join(job_dir, 'checkpoints'))
+  assert from_ckpt.vocab is not None and from_ckpt.vocab.vocab_size == 2100
+  # The sizes read off the source checkpoints build the experiment's model.
+  same = Predictor(components.model_config(mt5_hf_2100, vit_npz_tiny8), restored[1])
+  ids = np.array([[5, 900, 17, 1, 0], [2000, 3, 1, 0, 0]], np.int32)
+  dec = np.array([[0, 7, 8, 9], [0, 11, 0, 0]], np.int32)
+  images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+  got = from_ckpt.text_logits(ids, dec, images=images)
+  assert got.shape == (2, 4, 2100)
+  np.testing.assert_allclose(got, same.text_logits(ids, dec, images=images), atol=1e-5, rtol=0)
+
+
+def test_existing_checkpoints_are_not_overwritten(job_dir, mt5_hf_2100):
+  with pytest.raises(FileExistsError, match='already holds checkpoints'):
+    checkpoint.convert_to_pax(EXP, job_dir, mt5=mt5_hf_2100, overrides=OVERRIDES)
+
+
+def test_mismatched_checkpoints_name_the_tensor(tmp_path, vit_npz_tiny8):
+  # The committed mT5 fixture has vocabulary 128, the experiment 2100.
+  with pytest.raises(CheckpointMismatchError, match=r'size 128 \(from shared\.weight\).*2100'):
+    checkpoint.convert_to_pax(
+      EXP, str(tmp_path / 'a'), mt5=os.path.join(FIXTURES, 'mt5_hf_tiny'), overrides=OVERRIDES
+    )
+  # The committed ViT fixture has 7x7 patches, the experiment 8x8.
+  with pytest.raises(CheckpointMismatchError, match=r'embedding/kernel'):
+    checkpoint.convert_to_pax(
+      EXP,
+      str(tmp_path / 'b'),
+      vit=os.path.join(FIXTURES, 'vit_bigvision_tiny.npz'),
+      overrides=OVERRIDES,
+    )
+  assert not os.path.exists(tmp_path / 'a' / 'checkpoints')
+
+
+def test_unknown_experiment_and_missing_metadata(tmp_path):
+  with pytest.raises(ValueError, match='unknown experiment'):
+    checkpoint.convert_to_pax('NoSuchExperiment', str(tmp_path))
+  with pytest.raises(ValueError, match='pass experiment=NAME'):
+    checkpoint.load_model_params(str(tmp_path))
+  assert EXP in registry.names()
