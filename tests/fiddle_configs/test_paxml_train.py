@@ -13,9 +13,13 @@ import pytest
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, run_tiny):
+def trained(tmp_path_factory, run_tiny, mt5_hf_2100, vit_npz_tiny8):
+  from pali_pax import checkpoint
+
   job = tmp_path_factory.mktemp('tiny') / 'job'
-  os.makedirs(job)
+  # Start from converted public-format checkpoints, as a user of the paper's
+  # recipe would: paxml.main must pick up this step-0 Pax checkpoint.
+  checkpoint.convert_to_pax('PaliTinySynthetic', str(job), mt5=mt5_hf_2100, vit=vit_npz_tiny8)
   first, _ = run_tiny(job, 120, '--eval_on_test', EVAL_EVERY=60, CHECKPOINT_EVERY=60)
   resumed, log = run_tiny(job, 180, EVAL_EVERY=60, CHECKPOINT_EVERY=60)
   return job, first, resumed, log
@@ -28,6 +32,13 @@ def test_checkpoints_and_summaries_in_pax_layout(trained):
   assert sorted(first) == [60, 120]
   assert os.listdir(job / 'summaries' / 'train')
   assert any(d.startswith('eval_test_') for d in os.listdir(job / 'summaries'))
+
+
+def test_first_run_starts_from_the_converted_checkpoint(trained):
+  job, _, _, _ = trained
+  with open(job / 'run_120.log') as f:
+    log = f.read()
+  assert re.search(r'[Rr]estor\w* .*checkpoint_0+\b', log), 'did not restore the step-0 checkpoint'
 
 
 def test_rerun_resumes_from_the_latest_checkpoint(trained):

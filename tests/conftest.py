@@ -1,4 +1,4 @@
-"""Checkpoints written once per session for the predictor and Pax-checkpoint tests.
+"""Checkpoints written once per session (predictor, Pax-checkpoint and paxml tests).
 
   mt5_hf_2100   HF mT5 directory: mT5 'tiny' dims (as PaliTinySynthetic), vocab 2100
                 (the shipped synthetic SentencePiece model), 32 buckets / distance 128
@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from safetensors import numpy as st_numpy
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
+TESTS = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(TESTS, 'fixtures')
 MT5_HF = os.path.join(FIXTURES, 'mt5_hf_tiny')
 VIT_NPZ = os.path.join(FIXTURES, 'vit_bigvision_tiny.npz')
-MT5_CONVERT_TESTS = os.path.join(os.path.dirname(__file__), 'convert', 'test_mt5_convert.py')
+MT5_CONVERT_TESTS = os.path.join(TESTS, 'pali_pax', 'convert', 'test_mt5_convert.py')
 
 
 def mt5_convert_helpers():
