@@ -24,8 +24,8 @@ import sys
 import jax
 import jax.lib
 import jax.numpy as jnp
-import numpy as np
 import jax.tree_util as _tree_util
+import numpy as np
 
 _TREE_ALIASES = {
   'tree_map': _tree_util.tree_map,

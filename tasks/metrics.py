@@ -25,8 +25,9 @@ from typing import Any
 import editdistance
 import numpy as np
 import sacrebleu
-from pali_pax.tasks.metrics_detection import detection_metrics, parse_boxes
 from pycocoevalcap.cider.cider import Cider
+
+from pali_pax.tasks.metrics_detection import detection_metrics, parse_boxes
 
 MetricFn = Callable[[Sequence[Any], Sequence[Any]], dict[str, float]]
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import seqio
+
 from pali_pax.tasks.readers_common import (
   DataFormatError,
   Record,

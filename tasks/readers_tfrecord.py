@@ -14,6 +14,7 @@ from typing import Any
 import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
 from pali_pax.tasks.readers_common import RAW_FEATURES
 
 # Default tf.train.Example keys (what `make_tf_example` writes).

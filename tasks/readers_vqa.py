@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import seqio
+
 from pali_pax.tasks.readers_common import (
   DataFormatError,
   Record,

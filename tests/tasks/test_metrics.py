@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from pali_pax.tasks import metrics
 from pali_pax.tasks.metrics_detection import Box, box_iou, parse_boxes
 

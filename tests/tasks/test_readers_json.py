@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from pali_pax.tasks import readers
 from PIL import Image
+
+from pali_pax.tasks import readers
 
 
 def _image(path, fmt='JPEG', color=(200, 30, 60)):

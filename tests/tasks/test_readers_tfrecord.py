@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from pali_pax.tasks import readers
 from PIL import Image
+
+from pali_pax.tasks import readers
 
 
 def _jpeg(color):
