@@ -1,7 +1,7 @@
 """PaLI model sizes: which ViT and which mT5, as Fiddle graphs.
 
 size    ViT        mT5      published size
-tiny    tiny/8     tiny     (tests and the CPU demo)
+tiny    tiny/8     tiny     (tests and the CPU demo; 32 px images)
 3b      G/14       large    PaLI-3B  = ViT-G (1.8B) + mT5-Large (1.2B)
 15b     G/14       xxl      PaLI-15B = ViT-G (1.8B) + mT5-XXL (13B)
 17b     e/14       xxl      PaLI-17B = ViT-e (3.9B) + mT5-XXL (13B)
