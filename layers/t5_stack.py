@@ -20,12 +20,24 @@ Parameter tree of a stack (D model, N heads, H head width, F hidden, K buckets):
     x_layers_{i}/ff/ffn_layer1/linear/w                    [D, F]     (wi_1, linear side)
     x_layers_{i}/ff/ffn_layer2/linear/w                    [F, D]     (wo)
     final_norm/scale                                       [D]
+
+With `scan=True` (opt-in) the blocks run under praxis `repeats.Repeat`: one
+compiled block, rematerialised per `checkpoint_policy`, and every
+`x_layers_{i}/<path>` above becomes one `repeat/sub/<path>` leaf with a
+leading [num_layers] axis (`stack_layer_params` / `unstack_layer_params`
+convert between the two layouts; the checkpoint converters do it for you).
+Decoding caches then carry the same leading layer axis.
 """
+
+import re
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from praxis import base_layer, pax_fiddle, pytypes
-from praxis.layers import activations, normalizations, stochastics
+from praxis.layers import activations, normalizations, repeats, stochastics
 from praxis.layers import transformers as praxis_transformers
 
 from pali_pax.layers import relative_position, t5_attention
@@ -37,6 +49,47 @@ template_field = base_layer.template_field
 DECODE_CACHE = base_layer.DECODE_CACHE
 
 CROSS_PADDINGS = 'cross_paddings'
+SCAN_PREFIX = 'repeat/sub/'
+AutodiffCheckpointType = repeats.AutodiffCheckpointType
+_LAYER_RE = re.compile(r'^(?:(.*)/)?x_layers_(\d+)/(.*)$')
+
+
+def stack_layer_params(flat: Mapping[str, Any]) -> dict[str, Any]:
+  """Per-layer layout -> scanned layout, on a flat {'a/b/c': array} dict.
+
+  Every `<stack>/x_layers_{i}/<path>` (i = 0..L-1) becomes one
+  `<stack>/repeat/sub/<path>` array stacked along a new leading [L] axis;
+  other entries pass through. Raises ValueError when a stack's layers do not
+  all have the same paths.
+  """
+  out: dict[str, Any] = {}
+  groups: dict[tuple[str, str], dict[int, Any]] = {}
+  for path, value in flat.items():
+    m = _LAYER_RE.match(path)
+    if m is None:
+      out[path] = value
+      continue
+    prefix, index, rest = m.group(1) or '', int(m.group(2)), m.group(3)
+    groups.setdefault((prefix, rest), {})[index] = value
+  for (prefix, rest), layers in groups.items():
+    if sorted(layers) != list(range(len(layers))):
+      raise ValueError(f'{prefix}/x_layers_*/{rest}: layers {sorted(layers)} are not 0..L-1')
+    key = f'{prefix}/{SCAN_PREFIX}{rest}' if prefix else f'{SCAN_PREFIX}{rest}'
+    out[key] = np.stack([np.asarray(layers[i]) for i in range(len(layers))])
+  return out
+
+
+def unstack_layer_params(flat: Mapping[str, Any]) -> dict[str, Any]:
+  """Scanned layout -> per-layer layout (inverse of `stack_layer_params`)."""
+  out: dict[str, Any] = {}
+  for path, value in flat.items():
+    head, sep, rest = path.partition(SCAN_PREFIX)
+    if not sep or (head and not head.endswith('/')):
+      out[path] = value
+      continue
+    for i in range(np.shape(value)[0]):
+      out[f'{head}x_layers_{i}/{rest}'] = value[i]
+  return out
 
 
 class T5Block(base_layer.BaseLayer):
@@ -181,6 +234,12 @@ class T5Stack(base_layer.BaseLayer):
     relative_attention_max_distance: relative position max distance.
     layer_norm_epsilon: RMSNorm epsilon.
     dropout_prob: dropout rate (inputs, blocks, after the final norm).
+    scan: run the blocks under praxis `Repeat` (one compiled block, params
+      with a leading [num_layers] axis under `repeat/sub/`). Off by default:
+      checkpoints and existing param trees use the per-layer `x_layers_{i}`.
+    checkpoint_policy: rematerialisation policy of the scanned blocks (scan
+      only); SAVE_NOTHING keeps one block's activations live in the backward
+      pass instead of every layer's.
     block_tpl: block template (`T5Block`).
     relative_bias_tpl: relative bias template (`RelativePositionBias`).
     norm_tpl: final RMSNorm template.
@@ -197,6 +256,8 @@ class T5Stack(base_layer.BaseLayer):
   relative_attention_max_distance: int = 128
   layer_norm_epsilon: float = 1e-6
   dropout_prob: float = 0.0
+  scan: bool = False
+  checkpoint_policy: AutodiffCheckpointType = AutodiffCheckpointType.SAVE_NOTHING
   block_tpl: LayerTpl = template_field(T5Block)
   relative_bias_tpl: LayerTpl = template_field(relative_position.RelativePositionBias)
   norm_tpl: LayerTpl = template_field(normalizations.RmsNorm)
@@ -231,7 +292,18 @@ class T5Stack(base_layer.BaseLayer):
       layer_norm_epsilon=self.layer_norm_epsilon,
       dropout_prob=self.dropout_prob,
     )
-    self.create_children('x_layers', [block_p.clone() for _ in range(self.num_layers)])
+    if self.scan:
+      self.create_child(
+        'repeat',
+        pax_fiddle.Config(
+          repeats.Repeat,
+          sub_tpl=block_p,
+          x_times=self.num_layers,
+          checkpoint_policy=self.checkpoint_policy,
+        ),
+      )
+    else:
+      self.create_children('x_layers', [block_p.clone() for _ in range(self.num_layers)])
     self.create_child(
       'final_norm',
       self.norm_tpl.clone().set(
@@ -283,8 +355,11 @@ class T5Stack(base_layer.BaseLayer):
       if self.is_mutable_collection(DECODE_CACHE):
         self.update_decode_state(CROSS_PADDINGS, cross_paddings)
     x = self._shard(self.input_dropout(inputs))
-    for layer in self.x_layers:
-      x = self._shard(layer(x, bias, mask, cross_inputs, cross_mask))
+    if self.scan:
+      x = self._shard(self.repeat(x, bias, mask, cross_inputs, cross_mask))
+    else:
+      for layer in self.x_layers:
+        x = self._shard(layer(x, bias, mask, cross_inputs, cross_mask))
     return self._shard(self.output_dropout(self.final_norm(x)))
 
   def extend_step(self, inputs: JTensor, *, time_step: JTensor) -> JTensor:
@@ -300,7 +375,7 @@ class T5Stack(base_layer.BaseLayer):
     if not self.is_decoder:
       raise ValueError('extend_step is only defined for the decoder stack')
     time_step = jnp.asarray(time_step, jnp.int32)
-    cache_len = self.x_layers[0].self_attention.cache_length()
+    cache_len = self._cache_length()
     if not isinstance(time_step, jax.core.Tracer) and int(jnp.max(time_step)) >= cache_len:
       # Under jit this cannot be checked (dynamic_update_slice would clamp).
       raise ValueError(f'time_step {time_step} is beyond the decode cache length {cache_len}')
@@ -310,10 +385,24 @@ class T5Stack(base_layer.BaseLayer):
     mask = (key_pos[None, :] <= query_pos)[:, None, None, :]  # [1|B, 1, 1, L]
     cross_mask = (self.get_decode_state(CROSS_PADDINGS) == 0)[:, None, None, :]
     x = self._shard(self.input_dropout(inputs))
-    for layer in self.x_layers:
-      x = layer.extend_step(x, time_step=time_step, bias=bias, mask=mask, cross_mask=cross_mask)
+    if self.scan:
+      x = self.repeat.extend_step(
+        x, time_step=time_step, bias=bias, mask=mask, cross_mask=cross_mask
+      )
       x = self._shard(x)
+    else:
+      for layer in self.x_layers:
+        x = layer.extend_step(x, time_step=time_step, bias=bias, mask=mask, cross_mask=cross_mask)
+        x = self._shard(x)
     return self._shard(self.output_dropout(self.final_norm(x)))
+
+  def _cache_length(self) -> int:
+    """Length L of the self-attention K/V caches (filled by `__call__`)."""
+    if not self.scan:
+      return self.x_layers[0].self_attention.cache_length()
+    # Stacked caches [num_layers, B, L, N, H] live in the Repeat's scope.
+    cache = self.variables[DECODE_CACHE]['repeat']['sub']['self_attention']
+    return cache[t5_attention.KEY_STATE].shape[2]
 
   def transform_decode_state(self, transform_fn: base_layer.DecodeStateTransformFn) -> None:
     """Transforms every cache of the stack (see `T5Attention`)."""
@@ -321,5 +410,8 @@ class T5Stack(base_layer.BaseLayer):
       self.update_decode_state(
         CROSS_PADDINGS, transform_fn(self.get_decode_state(CROSS_PADDINGS), 0, -1)
       )
+    if self.scan:
+      self.repeat.transform_decode_state(transform_fn)
+      return
     for layer in self.x_layers:
       layer.transform_decode_state(transform_fn)

@@ -16,7 +16,7 @@ from praxis import base_layer, pax_fiddle
 from tqdm import tqdm
 
 from pali_pax.convert import tree
-from pali_pax.layers import mt5
+from pali_pax.layers import mt5, t5_stack
 
 CheckpointMismatchError = tree.CheckpointMismatchError
 
@@ -134,11 +134,34 @@ def convert_all(
   return loaded, source_names
 
 
+def unscanned(cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder]) -> pax_fiddle.Config:
+  """`cfg` with per-layer (unscanned) encoder and decoder stacks."""
+  cfg = copy.deepcopy(cfg)
+  cfg.encoder_tpl.scan = False
+  cfg.decoder_tpl.scan = False
+  return cfg
+
+
 def finish(
   cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder],
   loaded: Mapping[str, np.ndarray],
   source: str,
   source_names: Mapping[str, str],
 ) -> dict[str, Any]:
-  """Strict check against the model's parameter tree; float32 numpy leaves."""
-  return tree.fill_tree(expected_params(cfg), loaded, source, source_names)
+  """Strict check against the model's parameter tree; float32 numpy leaves.
+
+  Checkpoints are per layer. The check runs in that layout (so errors name
+  single layers); a stack with `scan=True` then gets its layers stacked into
+  `repeat/sub/...` leaves with a leading [num_layers] axis.
+  """
+  params = tree.fill_tree(expected_params(unscanned(cfg)), loaded, source, source_names)
+  scanned = [s for s in ('encoder', 'decoder') if getattr(cfg, f'{s}_tpl').scan]
+  if not scanned:
+    return params
+  flat = tree.flatten(params)
+  for stack in scanned:
+    part = {k: v for k, v in flat.items() if k.startswith(f'{stack}/')}
+    for k in part:
+      del flat[k]
+    flat.update(t5_stack.stack_layer_params(part))
+  return tree.fill_tree(expected_params(cfg), flat, source)

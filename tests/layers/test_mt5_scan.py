@@ -1,0 +1,152 @@
+"""mT5 with scanned stacks (praxis Repeat, opt-in): same numbers, stacked param tree."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from praxis import base_layer, pax_fiddle, sample_decode
+
+from pali_pax.convert import tree
+from pali_pax.convert.mt5 import load_mt5, mt5_config_from_hf
+from pali_pax.layers import t5_stack
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
+HF_DIR = os.path.join(FIXTURES, 'mt5_hf_tiny')
+DECODE_CACHE = base_layer.DECODE_CACHE
+
+
+@pytest.fixture(scope='module')
+def ref():
+  return dict(np.load(os.path.join(FIXTURES, 'mt5_reference.npz')))
+
+
+@pytest.fixture(scope='module')
+def models():
+  """(unscanned model, its params, scanned model, its params), both from the HF fixture."""
+  flat_cfg = mt5_config_from_hf(HF_DIR)
+  scan_cfg = mt5_config_from_hf(HF_DIR, scan=True)
+  return (
+    base_layer.instantiate(flat_cfg),
+    load_mt5(HF_DIR, flat_cfg, progress=False),
+    base_layer.instantiate(scan_cfg),
+    load_mt5(HF_DIR, scan_cfg, progress=False),
+  )
+
+
+def _logits(model, params, ref):
+  enc_pad = 1.0 - ref['encoder_mask'].astype(np.float32)
+  dec_pad = 1.0 - ref['decoder_mask'].astype(np.float32)
+  with base_layer.JaxContext.new_context():
+    return model.apply({'params': params}, ref['encoder_ids'], enc_pad, ref['decoder_ids'], dec_pad)
+
+
+def test_converter_stacks_layers(models):
+  _, flat_params, scan_model, scan_params = models
+  flat = tree.flatten(flat_params)
+  stacked = tree.flatten(scan_params)
+  n_enc = scan_model.num_encoder_layers
+  assert not any('x_layers_' in k for k in stacked)
+  w = stacked['encoder/repeat/sub/self_attention/query/w']
+  assert w.shape[0] == n_enc
+  for i in range(n_enc):
+    np.testing.assert_array_equal(w[i], flat[f'encoder/x_layers_{i}/self_attention/query/w'])
+  # Outside the blocks nothing changes.
+  np.testing.assert_array_equal(
+    stacked['decoder/relative_bias/emb_var'], flat['decoder/relative_bias/emb_var']
+  )
+  # The two layouts convert into each other exactly.
+  back = t5_stack.unstack_layer_params(stacked)
+  assert sorted(back) == sorted(flat)
+  for k in flat:
+    np.testing.assert_array_equal(back[k], flat[k])
+
+
+def test_stack_rejects_gaps():
+  with pytest.raises(ValueError, match='not 0..L-1'):
+    t5_stack.stack_layer_params({'encoder/x_layers_0/a': np.zeros(2), 'encoder/x_layers_2/a': 0})
+
+
+def test_scanned_logits_match_hf(models, ref):
+  flat_model, flat_params, scan_model, scan_params = models
+  got = jax.jit(lambda p: _logits(scan_model, p, ref))(scan_params)
+  want = jax.jit(lambda p: _logits(flat_model, p, ref))(flat_params)
+  mask = ref['decoder_mask'][..., None] > 0
+  np.testing.assert_allclose(np.where(mask, got, 0), np.where(mask, ref['logits'], 0), atol=1e-4)
+  # Same math; XLA may fuse the scanned block differently (float32 rounding).
+  np.testing.assert_allclose(got, want, atol=5e-5)
+
+
+def test_scanned_gradients_match(models, ref):
+  """Remat inside the scan must not change the gradient."""
+  flat_model, flat_params, scan_model, scan_params = models
+
+  def loss(model):
+    def f(params):
+      logits = _logits(model, params, ref)
+      return jnp.sum(jax.nn.log_softmax(logits)[..., 3] * ref['decoder_mask'])
+
+    return f
+
+  g_flat = tree.flatten(jax.jit(jax.grad(loss(flat_model)))(flat_params))
+  g_scan = tree.flatten(jax.jit(jax.grad(loss(scan_model)))(scan_params))
+  g_scan = t5_stack.unstack_layer_params(g_scan)
+  assert sorted(g_scan) == sorted(g_flat)
+  for k in g_flat:
+    # float32 sums in another order: compare relative to the tensor's scale.
+    scale = float(np.abs(g_flat[k]).max())
+    np.testing.assert_allclose(g_scan[k], g_flat[k], rtol=0, atol=1e-4 * scale + 1e-7, err_msg=k)
+
+
+def _greedy(model, params, enc_ids, enc_pad, steps):
+  batch = enc_ids.shape[0]
+
+  def method(mdl):
+    def fprop_fn(m, ids, paddings):
+      m.decode(m.encode(m.embed(enc_ids), enc_pad), enc_pad, ids, paddings)
+
+    sampler = base_layer.instantiate(
+      pax_fiddle.Config(sample_decode.DefaultNextTokenSampler, top_k=1)
+    )
+    return sample_decode.sample_decode(
+      mdl,
+      lambda m, ids, pos: m.extend_step(ids, pos),
+      transform_state_fn=lambda m, fn: m.transform_decode_state(fn),
+      lazy_broadcast_prefix_fn=None,
+      next_token_sampler=sampler,
+      prefix_ids=jnp.zeros((batch, 1), jnp.int32),
+      prefix_paddings=jnp.zeros((batch, 1), jnp.float32),
+      seq_len=steps + 1,
+      fprop_fn=fprop_fn,
+      num_samples=1,
+      temperature=0.0,
+      max_decode_steps=steps,
+      eos_id=-1,  # never: decode every step, so every cache position is used
+      prefix_lengths=jnp.ones((batch,), jnp.int32),
+    )
+
+  with base_layer.JaxContext.new_context(hparams=base_layer.JaxContext.HParams(do_eval=True)):
+    out, cache = jax.jit(
+      lambda p: model.apply(
+        {'params': p},
+        method=method,
+        mutable=[DECODE_CACHE],
+        rngs={base_layer.RANDOM: jax.random.PRNGKey(0)},
+      )
+    )(params)
+  return np.asarray(out.output_ids), np.asarray(out.logprobs), cache[DECODE_CACHE]
+
+
+def test_scanned_greedy_decode_matches(models, ref):
+  flat_model, flat_params, scan_model, scan_params = models
+  enc_pad = 1.0 - ref['generate_input_mask'].astype(np.float32)
+  ids = ref['generate_input_ids']
+  steps = ref['generate_ids'].shape[1] - 1
+  want_ids, want_lp, _ = _greedy(flat_model, flat_params, ids, enc_pad, steps)
+  got_ids, got_lp, cache = _greedy(scan_model, scan_params, ids, enc_pad, steps)
+  np.testing.assert_array_equal(got_ids, want_ids)
+  np.testing.assert_allclose(got_lp, want_lp, atol=1e-4)
+  # Caches are stacked over layers: [L, B, seq_len, N, H].
+  k = cache['decoder']['repeat']['sub']['self_attention']['key_state']
+  assert k.shape[:3] == (scan_model.num_decoder_layers, ids.shape[0], steps + 1)
