@@ -1,0 +1,257 @@
+"""Memory plan at the paper's scale: PaLI-17B / 3B train steps compiled abstractly.
+
+A child process with `--xla_force_host_platform_device_count=N` emulates N
+CPU devices; a paxml SingleTask (`task_config`: the PaliModel of `pali_config`,
+Megatron-style sharding from `shard_pali`, a learner with factored Adafactor
+and, when the ViT is frozen, no gradient or optimizer state for it) is built and paxml's `train_step_single_learner` is jitted with the
+partition specs paxml derives for the TrainState, then lowered and compiled
+from `jax.ShapeDtypeStruct`s: nothing is allocated. `compiled.memory_analysis()`
+of an SPMD program gives the buffers of *one* device.
+
+Mesh [replica, data, mdl] = [1, N/4, 4]: 4-way model partitioning as PaLI-17B
+used, and the per-device batch of the paper (4096 examples / 1024 chips = 4).
+Every per-device buffer depends only on the model-axis size and the per-device
+batch, not on the data-axis size, so the figure is that of the paper's
+[1, 256, 4] mesh (up to collective scratch).
+
+    python -m benchmarks.memory_plan --size 17b --image-size 224 --devices 8
+"""
+
+import argparse
+import functools
+import math
+import os
+import time
+from typing import Any
+
+from benchmarks import subproc
+from benchmarks.timing import progress
+
+TPU_V4_HBM = 32 * 2**30
+
+
+def task_config(
+  size: str,
+  image_size: int,
+  mesh_shape: tuple[int, int, int],
+  freeze_vit: bool,
+  mt5_scan: bool = True,
+) -> Any:
+  """SingleTask as PaLI's experiments train it: sharded PaliModel + Adafactor learner.
+
+  Factored second moments, no first moment (beta1 = 0), update clipping 1.0,
+  constant learning rate (the schedule does not change memory). With a frozen
+  ViT the learner excludes it: no gradient, no optimizer state. The ViT is
+  scanned (its config default) and so, with `mt5_scan`, are the mT5 stacks:
+  one compiled block per stack keeps the CPU compile of a 48-layer XXL in
+  minutes, and the scan's remat (save nothing but each block's input) is what
+  a TPU run of this size would use too.
+  """
+  from paxml import learners, tasks_lib
+  from praxis import optimizers, pax_fiddle, schedules
+
+  from pali_pax.fiddle_configs import pali
+
+  task_p = pax_fiddle.Config(tasks_lib.SingleTask, name='pali')
+  model_p = pali.pali_config(size, image_size=image_size, freeze_vit=freeze_vit)
+  model_p.mt5_tpl.encoder_tpl.scan = mt5_scan
+  model_p.mt5_tpl.decoder_tpl.scan = mt5_scan
+  task_p.model = pali.shard_pali(model_p, list(mesh_shape))
+  task_p.train.learner = pax_fiddle.Config(
+    learners.Learner,
+    name='learner',
+    loss_name='total_loss',
+    optimizer=pax_fiddle.Config(
+      optimizers.ShardedAdafactor,
+      learning_rate=1e-3,
+      lr_schedule=pax_fiddle.Config(schedules.Constant),
+      decay_method='adam',
+      beta1=0.0,
+      decay_adam=0.8,
+      clip_threshold=1.0,
+      factored=True,
+      multiply_by_parameter_scale=False,
+    ),
+  )
+  if freeze_vit:
+    task_p.train.learner.bprop_variable_exclusion = ['.*params/vit/.*']
+  return task_p
+
+
+def plan(
+  size: str,
+  image_size: int,
+  devices: int,
+  mdl: int = 4,
+  per_device_batch: int = 4,
+  input_len: int = 64,
+  target_len: int = 64,
+  freeze_vit: bool = True,
+  param_dtype: str = 'float32',
+  fprop_dtype: str = 'bfloat16',
+  mt5_scan: bool = True,
+) -> dict[str, Any]:
+  """Child side: compile the train step abstractly; returns per-device bytes."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from jax.sharding import NamedSharding, PartitionSpec
+  from paxml import trainer_lib
+  from praxis import base_layer, py_utils
+
+  from pali_pax.fiddle_configs import pali
+
+  assert jax.device_count() == devices, (jax.device_count(), devices)
+  mesh_shape = (1, devices // mdl, mdl)
+  task_p = task_config(size, image_size, mesh_shape, freeze_vit, mt5_scan)
+  task_p.model.dtype = getattr(jnp, param_dtype)
+  task_p.model.fprop_dtype = getattr(jnp, fprop_dtype)
+  task_p.summary_verbosity = 0
+  task = base_layer.instantiate(task_p)
+  b = per_device_batch * devices
+  batch = py_utils.NestedMap(
+    image=jax.ShapeDtypeStruct((b, image_size, image_size, 3), jnp.float32),
+    has_image=jax.ShapeDtypeStruct((b,), jnp.float32),
+    encoder_input_tokens=jax.ShapeDtypeStruct((b, input_len), jnp.int32),
+    decoder_input_tokens=jax.ShapeDtypeStruct((b, target_len), jnp.int32),
+    decoder_target_tokens=jax.ShapeDtypeStruct((b, target_len), jnp.int32),
+    decoder_loss_weights=jax.ShapeDtypeStruct((b, target_len), jnp.float32),
+  )
+  t0 = time.perf_counter()
+  meta = trainer_lib.create_train_state_metadata(task, batch)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()).reshape(mesh_shape), pali.MESH_AXIS_NAMES)
+  state_sh = jax.tree_util.tree_map(lambda s: NamedSharding(mesh, s), meta.partition_specs)
+  batch_axes = ('replica', 'data')
+  batch_sh = jax.tree_util.tree_map(
+    lambda x: NamedSharding(mesh, PartitionSpec(batch_axes, *([None] * (x.ndim - 1)))), batch
+  )
+  key_sh = NamedSharding(mesh, PartitionSpec())
+  step = jax.jit(
+    functools.partial(
+      trainer_lib.train_step_single_learner,
+      task,
+      fprop_dtype=task.model.fprop_dtype,
+      var_weight_hparams=meta.var_weight_hparams,
+    ),
+    in_shardings=(state_sh, key_sh, batch_sh),
+    out_shardings=(state_sh, None),
+    donate_argnums=(0,),
+  )
+  key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  with mesh:
+    progress(f'memory plan {size} {image_size}px: lowering')
+    lowered = step.lower(meta.padded_global_shapes, key, batch)
+    progress(f'memory plan {size} {image_size}px: compiling')
+    compiled = lowered.compile()
+  compile_s = time.perf_counter() - t0
+  mem = compiled.memory_analysis()
+  shapes, specs = meta.padded_global_shapes, meta.partition_specs
+
+  def per_device(tree: Any, spec_tree: Any) -> int:
+    """Bytes of one device's shards of `tree` (analytic, from the partition specs)."""
+    total = 0
+    for x, s in zip(
+      jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(spec_tree), strict=True
+    ):
+      split = 1
+      for axes in s:
+        for ax in axes if isinstance(axes, tuple) else (axes,):
+          if ax is not None:
+            split *= dict(zip(pali.MESH_AXIS_NAMES, mesh_shape, strict=True))[ax]
+      total += math.prod(x.shape) * jnp.dtype(x.dtype).itemsize // split
+    return total
+
+  def is_spec(x: Any) -> bool:
+    return isinstance(x, PartitionSpec)
+
+  spec_leaves = functools.partial(jax.tree_util.tree_leaves, is_leaf=is_spec)
+  params_b = per_device(shapes.mdl_vars, spec_leaves(specs.mdl_vars))
+  opt_b = per_device(shapes.opt_states, spec_leaves(specs.opt_states))
+  n_params = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(shapes.mdl_vars))
+  return dict(
+    size=size,
+    image_size=image_size,
+    devices=devices,
+    mesh=list(mesh_shape),
+    per_device_batch=per_device_batch,
+    input_len=input_len,
+    target_len=target_len,
+    freeze_vit=freeze_vit,
+    param_dtype=param_dtype,
+    fprop_dtype=fprop_dtype,
+    mt5_scan=mt5_scan,
+    n_params=int(n_params),
+    params_per_device=params_b,
+    opt_state_per_device=opt_b,
+    argument=int(mem.argument_size_in_bytes),
+    output=int(mem.output_size_in_bytes),
+    alias=int(mem.alias_size_in_bytes),
+    temp=int(mem.temp_size_in_bytes),
+    # Donated state aliases its output, so live memory = arguments + temps
+    # + the outputs that are not aliased.
+    peak=int(
+      mem.argument_size_in_bytes
+      + mem.temp_size_in_bytes
+      + mem.output_size_in_bytes
+      - mem.alias_size_in_bytes
+    ),
+    compile_s=compile_s,
+  )
+
+
+def bench_memory_plan(
+  points: list[tuple[str, int]], devices: int, timeout: float, **kw: Any
+) -> list[dict[str, Any]]:
+  """One child process per (size, image_size); failed / timed-out points are skipped."""
+  out = []
+  for size, res in points:
+    progress(f'memory plan {size} {res}px on {devices} emulated devices (subprocess)')
+    flags = os.environ.get('XLA_FLAGS', '') + f' --xla_force_host_platform_device_count={devices}'
+    args = ['--size', size, '--image-size', str(res), '--devices', str(devices)]
+    for k, v in kw.items():
+      args += [f'--{k.replace("_", "-")}', str(v)]
+    rec = subproc.run_child(
+      'benchmarks.memory_plan', args, env={'XLA_FLAGS': flags}, timeout=timeout
+    )
+    if rec is not None:
+      rec['fits_tpu_v4'] = rec['peak'] <= TPU_V4_HBM
+      out.append(rec)
+  return out
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description='abstract compile of one PaLI train step (child)')
+  p.add_argument('--size', default='17b')
+  p.add_argument('--image-size', type=int, default=224)
+  p.add_argument('--devices', type=int, default=8)
+  p.add_argument('--mdl', type=int, default=4)
+  p.add_argument('--per-device-batch', type=int, default=4)
+  p.add_argument('--input-len', type=int, default=64)
+  p.add_argument('--target-len', type=int, default=64)
+  p.add_argument('--freeze-vit', default='auto', help="'auto': frozen at 224 px, trained above")
+  p.add_argument('--param-dtype', default='float32')
+  p.add_argument('--fprop-dtype', default='bfloat16')
+  p.add_argument('--mt5-scan', default='True')
+  a = p.parse_args()
+  freeze = a.image_size <= 224 if a.freeze_vit == 'auto' else a.freeze_vit == 'True'
+  subproc.emit(
+    plan(
+      a.size,
+      a.image_size,
+      a.devices,
+      a.mdl,
+      a.per_device_batch,
+      a.input_len,
+      a.target_len,
+      freeze,
+      a.param_dtype,
+      a.fprop_dtype,
+      a.mt5_scan == 'True',
+    )
+  )
+
+
+if __name__ == '__main__':
+  import pali_pax  # noqa: F401  (jax shim before praxis)
+
+  main()

@@ -1,0 +1,310 @@
+"""docs/benchmarks.md and docs/benchmarks_resolution.png from the results JSON."""
+
+import os
+from typing import Any
+
+from benchmarks import decode, matmul
+
+GiB = 2**30
+HEADER = """# Benchmarks
+
+Regenerate everything (about an hour on the 2-core machine below):
+
+    python -m benchmarks.run --write-docs          # or: make bench  (installs the optional deps)
+
+One section only, keeping the others' stored results (`docs/benchmarks.json`):
+
+    python -m benchmarks.run --sections decode --write-docs
+    python -m benchmarks.run --docs-only           # rewrite this file from the JSON
+
+Optional dependencies (torch, transformers, matplotlib; `requirements/bench-lock.txt`)
+are needed only for the peer and the plot. `python -m benchmarks.profile --spec small`
+prints where the train step's time goes (jax profiler + XLA op attribution).
+
+Figures are medians over timed repeats after one warm-up call, with [min-max] of
+the repeats. Comparisons (ours vs peer, each speed change vs its baseline, decoding
+methods) were timed **round-robin in one process**, so their ratios hold even though
+this shared machine's load drifts (load averages below).
+"""
+
+
+def _fmt_s(t: dict[str, Any], scale: float = 1.0, unit: str = 's') -> str:
+  return f'{t["median"] * scale:.3g} {unit} [{t["lo"] * scale:.3g}-{t["hi"] * scale:.3g}]'
+
+
+def _gib(n: float | None) -> str:
+  return '-' if n is None else f'{n / GiB:.2f}'
+
+
+def machine_md(m: dict[str, Any]) -> str:
+  v = m.get('versions', {})
+  mem = m.get('memory_bytes')
+  lines = [
+    '## Machine',
+    '',
+    f'- CPU: {m.get("cpu_model")} ({m.get("cpus")} cores usable: {m.get("cpus_usable")}, '
+    f'{m.get("threads_per_core")} thread/core, {m.get("hypervisor") or "bare metal"} VM), '
+    f'ISA: {", ".join(m.get("isa", []))}',
+    f'- memory: {_gib(mem)} GiB; Python {m.get("python")}',
+    '- ' + ', '.join(f'{k} {val}' for k, val in v.items() if val),
+    f'- XLA_FLAGS: `{m.get("xla_flags") or "(none)"}`; jax and torch both use '
+    f'{m.get("cpus_usable")} threads',
+    f'- run: {m.get("date")}, load average at start {tuple(round(x, 1) for x in m.get("load_avg_start", ()))}'
+    f', at end {tuple(round(x, 1) for x in m.get("load_avg_end", ()))}',
+    '',
+  ]
+  return '\n'.join(lines)
+
+
+def matmul_md(recs: list[dict[str, Any]]) -> str:
+  lines = [
+    "## The machine's limit: jnp matmul",
+    '',
+    '| size | dtype | time | GFLOP/s (median) | GFLOP/s (best) |',
+    '|---|---|---|---:|---:|',
+  ]
+  for r in recs:
+    lines.append(
+      f'| {r["n"]}x{r["n"]} | {r["dtype"]} | {_fmt_s(r["timing"], 1e3, "ms")} | '
+      f'{r["flops_per_s"] / 1e9:.0f} | {r["flops_per_s_best"] / 1e9:.0f} |'
+    )
+  lines += [
+    '',
+    f'MFU below is model FLOPs per second over the best float32 median, '
+    f'{matmul.peak(recs) / 1e9:.0f} GFLOP/s.',
+    '',
+  ]
+  return '\n'.join(lines)
+
+
+def train_md(recs: list[dict[str, Any]], peak: float) -> str:
+  lines = [
+    '## Train step: ours vs the peer',
+    '',
+    'Ours: paxml `tasks_lib.SingleTask` + praxis Adam learner, `trainer_lib.'
+    'train_step_single_learner` jitted with the TrainState donated (forward, backward, '
+    'update). Peer: HF SiglipVisionModel -> nn.Linear -> MT5ForConditionalGeneration '
+    '(inputs_embeds + attention_mask), torch.optim.AdamW. Batch 8, prompt 16, target 16, '
+    'vocabulary 32k, float32, same parameter count.',
+    '',
+    '| model | params | ours step | ours ex/s | peer step | peer ex/s | ours/peer time |'
+    ' model GFLOP/step | XLA GFLOP/step | ours GFLOP/s | MFU | compile |',
+    '|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+  ]
+  for r in recs:
+    o, p = r['ours'], r.get('peer')
+    spec = o['spec']
+    model = f'{r["spec"]} (ViT-{spec["vit"]} {spec["image_size"]}px + mT5-{spec["mt5"]})'
+    rate = o['flops_analytic'] / o['step']['median']
+    xla = o.get('flops_xla')
+    lines.append(
+      f'| {model} | {o["n_params"] / 1e6:.1f}M | {_fmt_s(o["step"])} | {o["examples_per_s"]:.2f} | '
+      + (
+        f'{_fmt_s(p["step"])} | {p["examples_per_s"]:.2f} | '
+        f'{o["step"]["median"] / p["step"]["median"]:.2f} | '
+        if p
+        else '- | - | - | '
+      )
+      + f'{o["flops_analytic"] / 1e9:.0f} | {xla / 1e9 if xla else float("nan"):.0f} | '
+      f'{rate / 1e9:.0f} | {100 * rate / peak:.0f}% | {o["compile_s"]:.0f} s |'
+    )
+  lines += [
+    '',
+    'Model FLOPs: matmuls of ViT (N visual tokens), projection, mT5 encoder over N + 16 '
+    'tokens, decoder (self, cross over N + 16, gated FF) and lm head, x3 for forward + '
+    'backward (x2 for the patch embedding, whose input needs no gradient); '
+    'recomputation is not counted (`benchmarks/flops.py`). XLA GFLOP is '
+    '`compiled.cost_analysis()["flops"]`, which counts a scanned (while-loop) body once, '
+    'so it under-reports scanned stacks.',
+    '',
+  ]
+  return '\n'.join(lines)
+
+
+def decode_md(recs: list[dict[str, Any]]) -> str:
+  methods = []
+  for r in recs:
+    if r['method'] not in methods:
+      methods.append(r['method'])
+  lengths = sorted({r['steps'] for r in recs if r['steps'] > 1})
+  t = {(r['method'], r['steps']): r['timing'] for r in recs}
+  head = ' | '.join(f'{n} tokens (whole call)' for n in lengths)
+  per = ' | '.join(f'per token @{n}' for n in lengths)
+  lines = [
+    '## Greedy decoding (small, batch 8)',
+    '',
+    'Whole call = ViT + projection + encoder + n greedy steps. Per token = (T(n) - T(1)) / '
+    '(n - 1), the marginal cost of a decoder step. `ours_cached`: PaliModel.decode_with_params '
+    '(praxis greedy sample_decode, our KV cache), one jitted program. `ours_recompute`: no '
+    'cache, the teacher-forced decoder re-runs over the [B, n] buffer every step. '
+    '`peer_generate`: HF generate(greedy, use_cache=True).',
+    '',
+    f'| method | 1 token | {head} | {per} | per-token growth {lengths[0]}->{lengths[-1]} |',
+    '|---|---|' + '---|' * len(lengths) + '---:|' * len(lengths) + '---:|',
+  ]
+  for m in methods:
+    pts = [decode.per_token(recs, m, n) for n in lengths]
+    growth = pts[-1] / pts[0] if pts[0] and pts[-1] and pts[0] > 0 else float('nan')
+    lines.append(
+      f'| {m} | {_fmt_s(t[(m, 1)])} | '
+      + ' | '.join(_fmt_s(t[(m, n)]) for n in lengths)
+      + ' | '
+      + ' | '.join(f'{1e3 * p:.1f} ms' if p is not None else '-' for p in pts)
+      + f' | {growth:.2f}x |'
+    )
+  for m in methods:
+    if m != 'ours_cached' and ('ours_cached', lengths[-1]) in t and (m, lengths[-1]) in t:
+      ratio = t[(m, lengths[-1])]['median'] / t[('ours_cached', lengths[-1])]['median']
+      lines.append(f'\n{m} / ours_cached at {lengths[-1]} tokens: {ratio:.2f}x the time.')
+  lines.append('')
+  return '\n'.join(lines)
+
+
+def scaling_md(recs: list[dict[str, Any]], plot_name: str | None) -> str:
+  lines = [
+    '## How cost grows with resolution (small, patch 14)',
+    '',
+    'ViT-S/14 + mT5-small, batch as in the table; each point in its own process. Peak RSS '
+    "is the process's maximum resident set (ru_maxrss) after the timed steps; XLA temp "
+    "is the compiled step's scratch (activations kept for the backward pass, gradients).",
+    '',
+    '| image | visual tokens | batch | step | ex/s | model GFLOP/step | ours GFLOP/s | '
+    'XLA args GiB | XLA temp GiB | peak RSS GiB |',
+    '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
+  ]
+  for r in recs:
+    mem = r.get('memory') or {}
+    lines.append(
+      f'| {r["image_size"]} px | {r["n_visual"]} | {r["spec"]["batch"]} | {_fmt_s(r["step"])} | '
+      f'{r["examples_per_s"]:.2f} | {r["flops_analytic"] / 1e9:.0f} | '
+      f'{r["flops_analytic"] / r["step"]["median"] / 1e9:.0f} | {_gib(mem.get("argument"))} | '
+      f'{_gib(mem.get("temp"))} | {_gib(r.get("peak_rss"))} |'
+    )
+  if plot_name:
+    lines += ['', f'![step time against resolution]({plot_name})']
+  lines.append('')
+  return '\n'.join(lines)
+
+
+def plot_scaling(recs: list[dict[str, Any]], path: str) -> bool:
+  """Step time (and model FLOPs) against resolution; False when matplotlib is missing."""
+  try:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+  except ImportError:
+    return False
+  recs = sorted(recs, key=lambda r: r['image_size'])
+  x = [r['image_size'] for r in recs]
+  med = [r['step']['median'] for r in recs]
+  err = [
+    [m - r['step']['lo'] for m, r in zip(med, recs, strict=True)],
+    [r['step']['hi'] - m for m, r in zip(med, recs, strict=True)],
+  ]
+  fig, ax = plt.subplots(figsize=(6, 4))
+  ax.errorbar(x, med, yerr=err, marker='o', capsize=4, label='train step (median, min-max)')
+  ref = med[0] / recs[0]['flops_analytic']
+  ax.plot(x, [r['flops_analytic'] * ref for r in recs], '--', label='model FLOPs (scaled to 224)')
+  ax.set_xlabel('image side (px), patch 14')
+  ax.set_ylabel('seconds per step')
+  ax.set_xticks(x, [f'{s}\n({r["n_visual"]} tok)' for s, r in zip(x, recs, strict=True)])
+  ax.set_title(f'PaLI small (ViT-S/14 + mT5-small), batch {recs[0]["spec"]["batch"]}')
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return True
+
+
+def memory_md(recs: list[dict[str, Any]]) -> str:
+  lines = [
+    "## Memory plan at the paper's scale (compiled abstractly, nothing allocated)",
+    '',
+    "paxml train step (factored Adafactor learner; ViT frozen at 224 px as in PaLI's main "
+    'phase, trained at 588 px as in the high-resolution phase) lowered and compiled from '
+    '`jax.ShapeDtypeStruct`s for emulated CPU devices, mesh [replica, data, mdl] = '
+    '[1, N/4, 4], per-device batch 4 (4096 / 1024 chips), prompt and target 64 tokens. '
+    'Per-device bytes from `compiled.memory_analysis()`; "live" = arguments + temps + '
+    'non-aliased outputs (the state is donated).',
+    '',
+    '| model | image | params | devices | weights | fprop | weights/dev GiB | opt state/dev GiB '
+    '| XLA args GiB | XLA temp GiB | live GiB | fits TPU v4 32 GiB | compile |',
+    '|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---|---:|',
+  ]
+  for r in recs:
+    lines.append(
+      f'| PaLI-{r["size"].upper()} | {r["image_size"]} px | {r["n_params"] / 1e9:.2f}B | '
+      f'{r["devices"]} {r["mesh"]} | {r["param_dtype"]} | {r["fprop_dtype"]} | '
+      f'{_gib(r["params_per_device"])} | {_gib(r["opt_state_per_device"])} | '
+      f'{_gib(r["argument"])} | {_gib(r["temp"])} | {_gib(r["peak"])} | '
+      f'{"yes" if r["fits_tpu_v4"] else "**no**"} | {r["compile_s"]:.0f} s |'
+    )
+  lines.append('')
+  return '\n'.join(lines)
+
+
+def ablation_md(recs: list[dict[str, Any]], peak: float) -> str:
+  lines = [
+    '## What each speed change bought (small train step, before/after interleaved)',
+    '',
+    '| change | before | after | after/before time | before MFU | after MFU | '
+    'XLA temp before -> after GiB |',
+    '|---|---|---|---:|---:|---:|---|',
+  ]
+  for r in recs:
+    b, a = r['before'], r['after']
+    mfu = [100 * x['flops_analytic'] / x['step']['median'] / peak for x in (b, a)]
+    lines.append(
+      f'| {r["change"]} | {_fmt_s(b["step"])} | {_fmt_s(a["step"])} | '
+      f'{a["step"]["median"] / b["step"]["median"]:.2f} | {mfu[0]:.0f}% | {mfu[1]:.0f}% | '
+      f'{_gib((b.get("memory") or {}).get("temp"))} -> {_gib((a.get("memory") or {}).get("temp"))} |'
+    )
+  lines.append('')
+  return '\n'.join(lines)
+
+
+def profile_md(prof: dict[str, Any]) -> str:
+  from benchmarks import profile
+
+  lines = [
+    f"## Where the small train step's time goes ({prof['label']})",
+    '',
+    'jax profiler trace of the step, XLA CPU thunk times attributed to components through '
+    'the HLO `op_name` metadata (`python -m benchmarks.profile`). Thread seconds per step.',
+    '',
+    profile.format_profile(prof),
+    '',
+  ]
+  return '\n'.join(lines)
+
+
+def write_docs(results: dict[str, Any], docs_dir: str) -> str:
+  """Writes benchmarks.md (+ the PNG when matplotlib is there); returns the md path."""
+  peak = matmul.peak(results.get('matmul', [])) if results.get('matmul') else float('nan')
+  parts = [HEADER, machine_md(results.get('machine', {}))]
+  if results.get('matmul'):
+    parts.append(matmul_md(results['matmul']))
+  if results.get('train'):
+    parts.append(train_md(results['train'], peak))
+  if results.get('ablation'):
+    parts.append(ablation_md(results['ablation'], peak))
+  if results.get('profile'):
+    parts.append(profile_md(results['profile']))
+  if results.get('decode'):
+    parts.append(decode_md(results['decode']))
+  if results.get('scaling'):
+    png = 'benchmarks_resolution.png'
+    ok = plot_scaling(results['scaling'], os.path.join(docs_dir, png))
+    parts.append(scaling_md(results['scaling'], png if ok else None))
+  if results.get('memory_plan'):
+    parts.append(memory_md(results['memory_plan']))
+  notes = os.path.join(os.path.dirname(__file__), 'analysis.md')
+  if os.path.exists(notes):
+    with open(notes) as f:
+      parts.append(f.read())
+  path = os.path.join(docs_dir, 'benchmarks.md')
+  with open(path, 'w') as f:
+    f.write('\n'.join(parts).rstrip() + '\n')
+  return path

@@ -1,0 +1,88 @@
+"""Smoke test of the benchmark harness on a tiny PaLI (no torch, one train step)."""
+
+import json
+import math
+
+import pytest
+
+from benchmarks import configs, decode, flops, run
+
+# Tiny spec, by hand (benchmarks.configs.SPECS['tiny'] must agree):
+# ViT 'tiny/14' width 32, depth 2, MLP 64 on 28 px -> N = 4 patches of 14x14x3;
+# mT5 'tiny' d_model 32, 2 + 2 layers, d_ff 48, 4 heads x d_kv 8 (inner 32);
+# vocab 128, batch 2, prompt 4 (encoder S = 4 + 4 = 8), target 4.
+PATCH = 2 * 4 * (14 * 14 * 3) * 32
+VIT_BLOCK = (
+  2 * 4 * 32 * 96  # q, k, v
+  + 2 * 4 * 4 * 32  # logits
+  + 2 * 4 * 4 * 32  # probs . v
+  + 2 * 4 * 32 * 32  # output projection
+  + 2 * 2 * 4 * 32 * 64  # MLP in + out
+)
+FUSION = 2 * 4 * 32 * 32
+ENC_LAYER = 4 * 2 * 8 * 32 * 32 + 2 * 2 * 8 * 8 * 32 + 3 * 2 * 8 * 32 * 48
+DEC_LAYER = (
+  (4 * 2 * 4 * 32 * 32 + 2 * 2 * 4 * 4 * 32)  # self-attention
+  + (2 * 2 * 4 * 32 * 32 + 2 * 2 * 8 * 32 * 32 + 2 * 2 * 4 * 8 * 32)  # cross (q,o; k,v; attend)
+  + 3 * 2 * 4 * 32 * 48  # gated feed-forward
+)
+LM_HEAD = 2 * 4 * 32 * 128
+FWD_PER_EXAMPLE = PATCH + 2 * VIT_BLOCK + FUSION + 2 * ENC_LAYER + 2 * DEC_LAYER + LM_HEAD
+TRAIN = 3 * 2 * FWD_PER_EXAMPLE - 2 * PATCH  # batch 2; no input gradient for the image
+
+
+def test_analytic_flops_match_hand_count():
+  spec = configs.SPECS['tiny']
+  assert flops.forward_flops(spec) == 2 * FWD_PER_EXAMPLE == 1_742_848
+  assert flops.train_flops(spec) == TRAIN == 4_927_488
+  # Twice the visual tokens: the ViT and encoder grow, the decoder's cross-attention too.
+  big = spec.replace(image_size=56)
+  assert flops.train_flops(big) > 2 * flops.train_flops(spec) - 2 * 3 * 2 * (DEC_LAYER + LM_HEAD)
+
+
+def test_per_token_removes_prefill():
+  recs = [{'method': 'm', 'steps': n, 'timing': {'median': 1.0 + 0.01 * n}} for n in (1, 16, 64)]
+  assert decode.per_token(recs, 'm', 16) == pytest.approx(0.01)
+  assert decode.per_token(recs, 'm', 64) == pytest.approx(0.01)
+  assert decode.per_token(recs, 'x', 16) is None
+
+
+def test_run_command_on_tiny(tmp_path, capsys):
+  out = tmp_path / 'bench.json'
+  # Unscanned stacks: XLA's cost analysis then counts every layer.
+  argv = [
+    '--sections',
+    'matmul,train',
+    '--specs',
+    'tiny',
+    '--no-peer',
+    '--repeats',
+    '2',
+    '--matmul-sizes',
+    '128',
+    '--matmul-repeats',
+    '1',
+    '--options',
+    'vit_scan=False,mt5_scan=False',
+    '--json',
+    str(out),
+    '--write-docs',
+    '--docs-dir',
+    str(tmp_path),
+  ]
+  assert run.main(argv) == 0
+  res = json.loads(out.read_text())
+  mm = res['matmul']
+  assert {r['dtype'] for r in mm} == {'float32', 'bfloat16'}
+  assert all(math.isfinite(r['flops_per_s']) and r['flops_per_s'] > 0 for r in mm)
+  ours = res['train'][0]['ours']
+  step = ours['step']
+  assert step['n'] == 2 and 0 < step['lo'] <= step['median'] <= step['hi'] < 60
+  assert ours['flops_analytic'] == TRAIN
+  # XLA counts every matmul (and the elementwise work on top): never fewer FLOPs.
+  assert TRAIN <= ours['flops_xla'] < 3 * TRAIN
+  assert ours['n_params'] > 0 and math.isfinite(ours['loss'])
+  assert ours['memory']['argument'] > 0
+  md = (tmp_path / 'benchmarks.md').read_text()
+  assert 'python -m benchmarks.run' in md and '| tiny' in md
+  assert 'train tiny: ours' in capsys.readouterr().out
