@@ -89,6 +89,8 @@ class _PaliPretrain(PaliExperiment):
 
 @experiment_registry.register
 class Pali3BPretrain(_PaliPretrain):
+  """PaLI-3B (ViT-G/14 + mT5-Large) main pretraining, peak lr 1e-2."""
+
   MODEL = '3b'
   LEARNING_RATE = 1e-2
   ICI_MESH_SHAPE = (1, 256, 1)
@@ -97,6 +99,8 @@ class Pali3BPretrain(_PaliPretrain):
 
 @experiment_registry.register
 class Pali15BPretrain(_PaliPretrain):
+  """PaLI-15B (ViT-G/14 + mT5-XXL) main pretraining, peak lr 5e-3."""
+
   MODEL = '15b'
   LEARNING_RATE = 5e-3
   ICI_MESH_SHAPE = (1, 128, 4)
@@ -161,6 +165,8 @@ class _PaliFinetune(PaliExperiment):
 
 @experiment_registry.register
 class PaliFinetuneCocoCaptions(_PaliFinetune):
+  """Fine-tune on COCO captions (CIDEr, BLEU) from INIT_FROM."""
+
   DATASET = 'coco_dir'
   TRAIN_MIXTURE = 'pali_coco_captions'
   EVAL_TASKS = ('pali_coco_captions',)
@@ -169,6 +175,8 @@ class PaliFinetuneCocoCaptions(_PaliFinetune):
 
 @experiment_registry.register
 class PaliFinetuneVqaV2(_PaliFinetune):
+  """Fine-tune on VQAv2 (VQA accuracy) from INIT_FROM."""
+
   DATASET = 'vqa_dir'
   TRAIN_MIXTURE = 'pali_vqav2'
   EVAL_TASKS = ('pali_vqav2',)
@@ -178,6 +186,8 @@ class PaliFinetuneVqaV2(_PaliFinetune):
 
 @experiment_registry.register
 class PaliFinetuneTextVqa(_PaliFinetune):
+  """Fine-tune on TextVQA (VQA accuracy, ANLS) from INIT_FROM."""
+
   DATASET = 'textvqa_dir'
   TRAIN_MIXTURE = 'pali_textvqa'
   EVAL_TASKS = ('pali_textvqa',)
@@ -187,6 +197,8 @@ class PaliFinetuneTextVqa(_PaliFinetune):
 
 @experiment_registry.register
 class PaliFinetuneXm3600(_PaliFinetune):
+  """Fine-tune on Crossmodal-3600 multilingual captions (CIDEr) from INIT_FROM."""
+
   DATASET = 'xm3600_dir'
   TRAIN_MIXTURE = 'pali_xm3600'
   EVAL_TASKS = ('pali_xm3600',)
