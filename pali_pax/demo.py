@@ -25,7 +25,10 @@ def run_training(job_dir: str, steps: int | None, timeout_s: int = 3600) -> list
   """Runs paxml.main for the tiny experiment; returns its log lines."""
   from pali_pax.fiddle_configs import registry
 
-  total = steps or registry.get_experiment(EXPERIMENT).NUM_TRAIN_STEPS
+  exp = registry.get_experiment(EXPERIMENT)
+  total = steps or exp.NUM_TRAIN_STEPS
+  # Short runs still evaluate, decode and checkpoint at their last step.
+  every = {k: min(getattr(exp, k), total) for k in ('EVAL_EVERY', 'CHECKPOINT_EVERY')}
   cmd = [
     sys.executable,
     '-m',
@@ -33,11 +36,14 @@ def run_training(job_dir: str, steps: int | None, timeout_s: int = 3600) -> list
     'train',
     '--fdl_config=pali_pax.fiddle_configs.experiments.tiny_synthetic',
     f'--fdl.NUM_TRAIN_STEPS={total}',
+    *(f'--fdl.{k}={v}' for k, v in every.items()),
     f'--job_log_dir={job_dir}',
     '--mode=train',
+    '--eval_on_test',  # paxml skips eval / decode during training without these
+    '--decode_during_train',
   ]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  checkpoint.write_metadata(job_dir, EXPERIMENT, {'NUM_TRAIN_STEPS': total})
+  checkpoint.write_metadata(job_dir, EXPERIMENT, {'NUM_TRAIN_STEPS': total, **every})
   start = checkpoint.latest_step(job_dir) or 0
   os.makedirs(job_dir, exist_ok=True)
   log_path = os.path.join(job_dir, 'demo_train.log')
