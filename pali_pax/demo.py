@@ -18,7 +18,7 @@ from tqdm import tqdm
 from pali_pax import checkpoint
 
 EXPERIMENT = 'PaliTinySynthetic'
-_STEP_RE = re.compile(r'step = (\d+), loss= ([0-9.eE+-]+)')
+_STEP_RE = re.compile(r'step = (\d+), loss= ([0-9.eE+-]+), steps/sec')  # train lines only
 
 
 def run_training(job_dir: str, steps: int | None, timeout_s: int = 3600) -> list[str]:
