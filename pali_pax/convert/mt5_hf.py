@@ -3,8 +3,8 @@
 A HF directory holds config.json and either model.safetensors (or sharded
 model-XXXXX-of-XXXXX.safetensors + model.safetensors.index.json) or
 pytorch_model.bin; the latter needs torch, otherwise convert it to
-safetensors first. Tensor names and layouts (torch `Linear.weight` is
-[out, in]):
+safetensors first (`hf_files.read_hf_tensors` reads them). Tensor names and
+layouts (torch `Linear.weight` is [out, in]):
 
     shared.weight                                      [V, D]  -> token_emb/emb_var
     lm_head.weight                                     [V, D]  -> softmax/.../w (transposed)
@@ -26,6 +26,7 @@ import numpy as np
 from praxis import pax_fiddle
 
 from pali_pax.convert import mt5_common as common
+from pali_pax.convert.hf_files import read_hf_tensors
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 from pali_pax.layers import mt5
 
@@ -85,60 +86,6 @@ def mt5_config_from_hf(path: str, **kwargs: Any) -> pax_fiddle.Config[mt5.Mt5Enc
     dim_per_head=hf['d_kv'],
     **kwargs,
   )
-
-
-def _torch_available() -> bool:
-  try:
-    import torch  # noqa: F401
-  except ImportError:
-    return False
-  return True
-
-
-def _load_safetensors(file: str) -> dict[str, np.ndarray]:
-  from safetensors import numpy as st_numpy
-
-  try:
-    return st_numpy.load_file(file)
-  except (TypeError, ValueError):
-    # bfloat16 tensors: numpy cannot hold them, go through jax.
-    from safetensors import flax as st_flax
-
-    return {k: np.asarray(v, np.float32) for k, v in st_flax.load_file(file).items()}
-
-
-def _load_torch_bin(file: str) -> dict[str, np.ndarray]:
-  if not _torch_available():
-    raise RuntimeError(
-      f'{file}: reading pytorch_model.bin needs torch, which is not installed; convert the '
-      'checkpoint to safetensors first (e.g. `MT5ForConditionalGeneration.from_pretrained(d)'
-      '.save_pretrained(d, safe_serialization=True)` where torch is available)'
-    )
-  import torch
-
-  state = torch.load(file, map_location='cpu', weights_only=True)
-  return {k: v.float().numpy() for k, v in state.items()}
-
-
-def read_hf_tensors(path: str) -> dict[str, np.ndarray]:
-  """All tensors of a HF model directory, by HF name."""
-  for index_name, loader in (
-    ('model.safetensors.index.json', _load_safetensors),
-    ('pytorch_model.bin.index.json', _load_torch_bin),
-  ):
-    index_file = os.path.join(path, index_name)
-    if os.path.isfile(index_file):
-      with open(index_file) as f:
-        files = sorted(set(json.load(f)['weight_map'].values()))
-      tensors: dict[str, np.ndarray] = {}
-      for shard in files:
-        tensors.update(loader(os.path.join(path, shard)))
-      return tensors
-  if os.path.isfile(os.path.join(path, 'model.safetensors')):
-    return _load_safetensors(os.path.join(path, 'model.safetensors'))
-  if os.path.isfile(os.path.join(path, 'pytorch_model.bin')):
-    return _load_torch_bin(os.path.join(path, 'pytorch_model.bin'))
-  raise FileNotFoundError(f'{path}: no model.safetensors or pytorch_model.bin')
 
 
 def _mapper(cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder]):

@@ -108,6 +108,35 @@ def pax_to_canonical(path: str) -> str:
   return path
 
 
+def canonical_to_source(
+  canonical: str,
+  global_names: Mapping[str, str],
+  block_names: Mapping[str, str],
+  block_key: Callable[[str, str], str],
+) -> str:
+  """Canonical name -> its name in a source format, from a converter's mapping tables.
+
+  Args:
+    canonical: e.g. 'norm/scale' or 'block/1/fc2/w'.
+    global_names: {source name: canonical name} of the tensors outside the
+      blocks (the first source name of a canonical name is used).
+    block_names: {name inside a block: canonical name inside it ('fc2/w')}.
+    block_key: (block index, name inside the block) -> full source name.
+
+  Returns:
+    The source name, or `canonical` itself when the tables do not know it.
+  """
+  for source, c in global_names.items():
+    if c == canonical:
+      return source
+  parts = canonical.split('/', 2)
+  if parts[0] == 'block' and len(parts) == 3:
+    inner = {c: source for source, c in block_names.items()}.get(parts[2])
+    if inner is not None:
+      return block_key(parts[1], inner)
+  return canonical
+
+
 def split_cls_posemb(pos: np.ndarray, source_name: str) -> np.ndarray:
   """Drops a class-token row from a [1, 1 + s*s, D] position embedding (with a warning)."""
   n = pos.shape[1]

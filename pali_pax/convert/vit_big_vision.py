@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from pali_pax.convert.tree import CheckpointMismatchError
-from pali_pax.convert.vit import ViTConfigOrLayer, build_params, progress, split_cls_posemb
+from pali_pax.convert.vit import (
+  ViTConfigOrLayer,
+  build_params,
+  canonical_to_source,
+  progress,
+  split_cls_posemb,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,18 +120,14 @@ def _to_canonical(target: str, arr: np.ndarray) -> np.ndarray:
 
 def source_name(canonical: str, prefix: str = '', scanned: bool = False) -> str:
   """Canonical name -> big_vision key ('block/1/o/w' -> '...encoderblock_1/.../out/kernel')."""
-  for bv, c in _GLOBAL_NAMES.items():
-    if c == canonical:
-      return prefix + bv
-  parts = canonical.split('/', 2)
-  if parts[0] == 'block' and len(parts) == 3:
-    inner = {v: k for k, v in _BLOCK_NAMES.items()}.get(parts[2])
-    inner = _OUT_KERNEL if parts[2] == 'o/w' else inner
-    if inner is not None:
-      if scanned:
-        return f'{prefix}Transformer/encoderblock/{inner}[{parts[1]}]'
-      return f'{prefix}Transformer/encoderblock_{parts[1]}/{inner}'
-  return prefix + canonical
+
+  def block_key(i: str, inner: str) -> str:
+    if scanned:
+      return f'Transformer/encoderblock/{inner}[{i}]'
+    return f'Transformer/encoderblock_{i}/{inner}'
+
+  block_names = {**_BLOCK_NAMES, _OUT_KERNEL: 'o/w'}
+  return prefix + canonical_to_source(canonical, _GLOBAL_NAMES, block_names, block_key)
 
 
 def convert_big_vision_arrays(

@@ -4,7 +4,7 @@ Reads a directory written by `save_pretrained` of a `SiglipVisionModel`, a
 `SiglipModel` (its `vision_model.*` tower) or any model embedding one (e.g.
 `vision_tower.vision_model.*`): `config.json` plus `model.safetensors` (or a
 sharded `model.safetensors.index.json`, or `pytorch_model.bin` when PyTorch is
-importable). The tower is found by its `embeddings.patch_embedding.weight`.
+importable; see `hf_files`). The tower is found by its `embeddings.patch_embedding.weight`.
 
 Key mapping (torch Linear weights are [out, in]; D = hidden, N heads of H):
 
@@ -28,11 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from pali_pax.convert.hf_files import read_hf_tensors
 from pali_pax.convert.tree import CheckpointMismatchError
 from pali_pax.convert.vit import (
   ViTConfigOrLayer,
   as_layer,
   build_params,
+  canonical_to_source,
   progress,
   split_cls_posemb,
 )
@@ -89,62 +91,6 @@ def read_vision_config(directory: str) -> dict[str, Any]:
   if isinstance(cfg.get('vision_config'), dict):
     cfg = cfg['vision_config']
   return {**_DEFAULTS, **cfg}
-
-
-def _read_safetensors(path: str) -> dict[str, np.ndarray]:
-  """All tensors of one .safetensors file as numpy (bfloat16 via ml_dtypes)."""
-  from safetensors.numpy import load_file
-
-  try:
-    return load_file(path)
-  except (KeyError, TypeError, ValueError):
-    pass  # safetensors.numpy has no bfloat16: read the (simple) format directly.
-  import ml_dtypes
-
-  dtypes = {'BF16': ml_dtypes.bfloat16, 'F16': np.float16, 'F32': np.float32, 'F64': np.float64}
-  with open(path, 'rb') as f:
-    n = int.from_bytes(f.read(8), 'little')
-    header = json.loads(f.read(n))
-  data = np.memmap(path, dtype=np.uint8, mode='r', offset=8 + n)
-  out = {}
-  for name, spec in header.items():
-    if name == '__metadata__':
-      continue
-    if spec['dtype'] not in dtypes:
-      raise CheckpointMismatchError(f'{path}: tensor {name} has unsupported dtype {spec["dtype"]}')
-    start, end = spec['data_offsets']
-    buf = np.frombuffer(data[start:end], dtype=dtypes[spec['dtype']])
-    out[name] = buf.reshape(spec['shape'])
-  return out
-
-
-def read_hf_weights(directory: str) -> dict[str, np.ndarray]:
-  """Tensors of a HF model directory (safetensors, sharded safetensors or torch .bin)."""
-  single = os.path.join(directory, 'model.safetensors')
-  index = os.path.join(directory, 'model.safetensors.index.json')
-  if os.path.exists(single):
-    return _read_safetensors(single)
-  if os.path.exists(index):
-    with open(index) as f:
-      files = sorted(set(json.load(f)['weight_map'].values()))
-    out: dict[str, np.ndarray] = {}
-    for name in files:
-      out.update(_read_safetensors(os.path.join(directory, name)))
-    return out
-  binary = os.path.join(directory, 'pytorch_model.bin')
-  if os.path.exists(binary):
-    try:
-      import torch
-    except ImportError as e:
-      raise ImportError(
-        f'{binary}: reading pytorch_model.bin needs PyTorch, which is not installed; '
-        'convert it to model.safetensors (or install torch)'
-      ) from e
-    state = torch.load(binary, map_location='cpu', weights_only=True)
-    return {k: v.float().numpy() for k, v in state.items()}
-  raise FileNotFoundError(
-    f'{directory}: no model.safetensors, model.safetensors.index.json or pytorch_model.bin'
-  )
 
 
 def find_prefix(keys: list[str], source: str) -> str:
@@ -205,15 +151,9 @@ def _check_config(hf: dict[str, Any], layer: Any, source: str) -> None:
 
 def source_name(canonical: str, prefix: str = 'vision_model.') -> str:
   """Canonical name -> HF key ('block/1/fc2/w' -> 'vision_model.encoder.layers.1.mlp.fc2.weight')."""
-  for hf, c in _GLOBAL_NAMES.items():
-    if c == canonical:
-      return prefix + hf
-  parts = canonical.split('/', 2)
-  if parts[0] == 'block' and len(parts) == 3:
-    inner = {v: k for k, v in _LAYER_NAMES.items()}.get(parts[2])
-    if inner is not None:
-      return f'{prefix}encoder.layers.{parts[1]}.{inner}'
-  return prefix + canonical
+  return prefix + canonical_to_source(
+    canonical, _GLOBAL_NAMES, _LAYER_NAMES, lambda i, inner: f'encoder.layers.{i}.{inner}'
+  )
 
 
 def convert_hf_arrays(
@@ -283,7 +223,7 @@ def load_vit_hf(
   source = os.fspath(directory)
   layer = as_layer(cfg_or_layer)
   _check_config(read_vision_config(source), layer, source)
-  arrays = read_hf_weights(source)
+  arrays = read_hf_tensors(source)
   canonical, names, prefix = convert_hf_arrays(arrays, layer.num_heads, source)
   return build_params(
     canonical,

@@ -8,25 +8,12 @@ import numpy as np
 import pytest
 from praxis import base_layer, pax_fiddle
 
-from pali_pax.convert.mt5 import load_mt5, mt5_config_from_hf
+from pali_pax.convert.mt5 import mt5_config_from_hf
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 from pali_pax.layers import mt5, relative_position
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
-HF_DIR = os.path.join(FIXTURES, 'mt5_hf_tiny')
-DECODE_CACHE = base_layer.DECODE_CACHE
-EOS = 1
-
-
-@pytest.fixture(scope='module')
-def ref():
-  return dict(np.load(os.path.join(FIXTURES, 'mt5_reference.npz')))
-
-
-@pytest.fixture(scope='module')
-def tiny():
-  cfg = mt5_config_from_hf(HF_DIR)
-  return base_layer.instantiate(cfg), {'params': load_mt5(HF_DIR, cfg, progress=False)}
+# Fixtures `ref` (HF reference outputs) and `tiny` (the converted HF model): conftest.py.
+HF_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures', 'mt5_hf_tiny')
 
 
 def apply(model, variables, *args, method, mutable=False):

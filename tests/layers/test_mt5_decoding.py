@@ -1,7 +1,6 @@
 """mT5 decoding: KV-cached extend_step vs HF generate and full recomputation, praxis decoders."""
 
 import inspect
-import os
 
 import jax
 import jax.numpy as jnp
@@ -16,23 +15,9 @@ from praxis import (
   sample_decode,
 )
 
-from pali_pax.convert.mt5 import load_mt5, mt5_config_from_hf
-
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
-HF_DIR = os.path.join(FIXTURES, 'mt5_hf_tiny')
+# Fixtures `ref` (HF reference outputs) and `tiny` (the converted HF model): conftest.py.
 DECODE_CACHE = base_layer.DECODE_CACHE
 EOS = 1
-
-
-@pytest.fixture(scope='module')
-def ref():
-  return dict(np.load(os.path.join(FIXTURES, 'mt5_reference.npz')))
-
-
-@pytest.fixture(scope='module')
-def tiny():
-  cfg = mt5_config_from_hf(HF_DIR)
-  return base_layer.instantiate(cfg), {'params': load_mt5(HF_DIR, cfg, progress=False)}
 
 
 def apply(model, variables, *args, method, mutable=False):

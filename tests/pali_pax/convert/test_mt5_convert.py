@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import tensorstore as ts
 from flax import serialization
+from safetensors import flax as st_flax
 from safetensors import numpy as st_numpy
 
+from pali_pax.convert import hf_files, mt5_common, mt5_hf
 from pali_pax.convert import mt5 as convert_mt5
-from pali_pax.convert import mt5_common, mt5_hf
 from pali_pax.convert.tree import CheckpointMismatchError, flatten
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 
@@ -180,9 +181,63 @@ def test_hf_pytorch_bin_without_torch_is_a_clear_error(cfg, tmp_path, monkeypatc
   directory.mkdir()
   shutil.copy(os.path.join(HF_DIR, 'config.json'), directory / 'config.json')
   (directory / 'pytorch_model.bin').write_bytes(b'not really')
-  monkeypatch.setattr(mt5_hf, '_torch_available', lambda: False)
-  with pytest.raises(RuntimeError, match='convert the checkpoint to safetensors'):
+  monkeypatch.setattr(hf_files, 'torch_available', lambda: False)
+  with pytest.raises(
+    ImportError, match=r'pytorch_model\.bin: .*convert the checkpoint to safetensors'
+  ):
     convert_mt5.load_mt5(str(directory), cfg, progress=False)
+
+
+def write_sharded_hf(directory, tensors, weights, save):
+  """config.json + `tensors` in two shards of `weights` (e.g. model-00001-of-00002.safetensors)
+  and its `<weights>.index.json`, as save_pretrained shards a large model."""
+  os.makedirs(directory, exist_ok=True)
+  shutil.copy(os.path.join(HF_DIR, 'config.json'), os.path.join(directory, 'config.json'))
+  stem, ext = os.path.splitext(weights)
+  names = sorted(tensors)
+  weight_map = {}
+  for i, part in enumerate((names[::2], names[1::2]), 1):
+    shard = f'{stem}-{i:05d}-of-00002{ext}'
+    save({k: tensors[k] for k in part}, os.path.join(directory, shard))
+    weight_map.update(dict.fromkeys(part, shard))
+  with open(os.path.join(directory, weights + '.index.json'), 'w') as f:
+    json.dump({'metadata': {}, 'weight_map': weight_map}, f)
+  return str(directory)
+
+
+def assert_same_params(got, want):
+  got, want = flatten(got), flatten(want)
+  assert set(got) == set(want)
+  for key in want:
+    assert got[key].dtype == np.float32, key
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_hf_sharded_bfloat16_safetensors(cfg, hf_tensors, tmp_path):
+  ml_dtypes = pytest.importorskip('ml_dtypes')
+  bf16 = {k: v.astype(ml_dtypes.bfloat16) for k, v in hf_tensors.items()}
+  # safetensors.numpy cannot write bfloat16; the flax writer can.
+  sharded = write_sharded_hf(tmp_path / 'bf16', bf16, 'model.safetensors', st_flax.save_file)
+  rounded = {k: v.astype(np.float32) for k, v in bf16.items()}
+  want = convert_mt5.load_mt5(write_hf(tmp_path / 'f32', rounded), cfg, progress=False)
+  assert_same_params(convert_mt5.load_mt5(sharded, cfg, progress=False), want)
+
+
+@pytest.mark.parametrize('sharded', [False, True], ids=['single', 'sharded'])
+def test_hf_pytorch_bin(cfg, hf_params, hf_tensors, tmp_path, sharded):
+  torch = pytest.importorskip('torch')
+
+  def save(tensors, file):
+    torch.save({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}, file)
+
+  if sharded:
+    directory = write_sharded_hf(tmp_path / 'bin', hf_tensors, 'pytorch_model.bin', save)
+  else:
+    directory = tmp_path / 'bin'
+    directory.mkdir()
+    shutil.copy(os.path.join(HF_DIR, 'config.json'), directory / 'config.json')
+    save(hf_tensors, directory / 'pytorch_model.bin')
+  assert_same_params(convert_mt5.load_mt5(str(directory), cfg, progress=False), hf_params)
 
 
 def test_hf_config_reading(tmp_path, hf_tensors):
