@@ -36,6 +36,8 @@ def task_config(
   mesh_shape: tuple[int, int, int],
   freeze_vit: bool,
   mt5_scan: bool = True,
+  fsdp: bool = False,
+  shard_residual: bool = False,
 ) -> Any:
   """SingleTask as PaLI's experiments train it: sharded PaliModel + Adafactor learner.
 
@@ -51,12 +53,27 @@ def task_config(
   from praxis import optimizers, pax_fiddle, schedules
 
   from pali_pax.fiddle_configs import pali
+  from pali_pax.layers.mt5 import set_mt5_sharding
+  from pali_pax.layers.vit import set_vit_sharding
 
   task_p = pax_fiddle.Config(tasks_lib.SingleTask, name='pali')
   model_p = pali.pali_config(size, image_size=image_size, freeze_vit=freeze_vit)
   model_p.mt5_tpl.encoder_tpl.scan = mt5_scan
   model_p.mt5_tpl.decoder_tpl.scan = mt5_scan
   task_p.model = pali.shard_pali(model_p, list(mesh_shape))
+  if fsdp:
+    # Weights (and so gradients and optimizer state) also split over 'data'.
+    batch = ('replica', 'data')
+    set_vit_sharding(task_p.model.vit_tpl, batch_axes=batch, mdl_axis='mdl', fsdp=True)
+    set_mt5_sharding(task_p.model.mt5_tpl, batch_axes=batch, mdl_axis='mdl', fsdp=True)
+    task_p.model.fusion_tpl.projection_tpl.weight_split_dims_mapping.wt = ['data', 'mdl']
+  if shard_residual:
+    # The residual stream [B, T, D] (what a scanned stack saves per layer for
+    # the backward pass) split over 'mdl' too, instead of replicated on it.
+    bld = [('replica', 'data'), None, 'mdl']
+    task_p.model.vit_tpl.activation_split_dims_mapping.bld = bld
+    for stack in (task_p.model.mt5_tpl.encoder_tpl, task_p.model.mt5_tpl.decoder_tpl):
+      stack.activation_split_dims_mapping.bld = bld
   task_p.train.learner = pax_fiddle.Config(
     learners.Learner,
     name='learner',
@@ -90,6 +107,8 @@ def plan(
   param_dtype: str = 'float32',
   fprop_dtype: str = 'bfloat16',
   mt5_scan: bool = True,
+  fsdp: bool = False,
+  shard_residual: bool = False,
 ) -> dict[str, Any]:
   """Child side: compile the train step abstractly; returns per-device bytes."""
   import jax
@@ -103,7 +122,7 @@ def plan(
 
   assert jax.device_count() == devices, (jax.device_count(), devices)
   mesh_shape = (1, devices // mdl, mdl)
-  task_p = task_config(size, image_size, mesh_shape, freeze_vit, mt5_scan)
+  task_p = task_config(size, image_size, mesh_shape, freeze_vit, mt5_scan, fsdp, shard_residual)
   task_p.model.dtype = getattr(jnp, param_dtype)
   task_p.model.fprop_dtype = getattr(jnp, fprop_dtype)
   task_p.summary_verbosity = 0
@@ -180,6 +199,8 @@ def plan(
     param_dtype=param_dtype,
     fprop_dtype=fprop_dtype,
     mt5_scan=mt5_scan,
+    fsdp=fsdp,
+    shard_residual=shard_residual,
     n_params=int(n_params),
     params_per_device=params_b,
     opt_state_per_device=opt_b,
@@ -199,23 +220,69 @@ def plan(
   )
 
 
+def parse_point(text: str, default_devices: int) -> dict[str, Any]:
+  """'17b:588', '17b:588:fsdp@16' or '17b:588:fsdp:res@16' -> point dict.
+
+  Keys: size, image_size, fsdp (weights also split over 'data'),
+  shard_residual ('res': the [B, T, D] residual stream split over 'mdl'),
+  devices.
+  """
+  spec, _, devices = text.partition('@')
+  parts = spec.split(':')
+  return dict(
+    size=parts[0],
+    image_size=int(parts[1]),
+    fsdp='fsdp' in parts[2:],
+    shard_residual='res' in parts[2:],
+    devices=int(devices) if devices else default_devices,
+  )
+
+
 def bench_memory_plan(
-  points: list[tuple[str, int]], devices: int, timeout: float, **kw: Any
+  points: list[str], default_devices: int, timeout: float
 ) -> list[dict[str, Any]]:
-  """One child process per (size, image_size); failed / timed-out points are skipped."""
+  """One child process per point (see `parse_point`); failed / timed-out points are skipped."""
   out = []
-  for size, res in points:
-    progress(f'memory plan {size} {res}px on {devices} emulated devices (subprocess)')
-    flags = os.environ.get('XLA_FLAGS', '') + f' --xla_force_host_platform_device_count={devices}'
-    args = ['--size', size, '--image-size', str(res), '--devices', str(devices)]
-    for k, v in kw.items():
-      args += [f'--{k.replace("_", "-")}', str(v)]
+  for text in points:
+    pt = parse_point(text, default_devices)
+    n = pt['devices']
+    progress(f'memory plan {text} on {n} emulated devices (subprocess)')
+    flags = os.environ.get('XLA_FLAGS', '') + f' --xla_force_host_platform_device_count={n}'
+    args = ['--size', pt['size'], '--image-size', str(pt['image_size']), '--devices', str(n)]
+    args += ['--fsdp', str(pt['fsdp']), '--shard-residual', str(pt['shard_residual'])]
     rec = subproc.run_child(
       'benchmarks.memory_plan', args, env={'XLA_FLAGS': flags}, timeout=timeout
     )
     if rec is not None:
       rec['fits_tpu_v4'] = rec['peak'] <= TPU_V4_HBM
       out.append(rec)
+  return out
+
+
+def fsdp_extrapolation(recs: list[dict[str, Any]], data: int = 256) -> list[dict[str, Any]]:
+  """Per-device live bytes at a data-axis size `data` from two fsdp points.
+
+  With weights sharded over data, live(d) = A + W / d: A (activations, one
+  layer's gathered weights) does not depend on d, W (weights, gradients,
+  optimizer state and their temporaries) splits d ways. Two compiled points
+  with different d fix A and W. Returns [{size, image_size, A, W, live}] for
+  every (size, image_size) with two such points.
+  """
+  groups: dict[tuple[str, int, bool], dict[int, int]] = {}
+  for r in recs:
+    if r.get('fsdp'):
+      key = (r['size'], r['image_size'], bool(r.get('shard_residual')))
+      groups.setdefault(key, {})[r['mesh'][1]] = r['peak']
+  out = []
+  for (size, res, sr), pts in sorted(groups.items()):
+    if len(pts) < 2:
+      continue
+    (d1, l1), (d2, l2) = sorted(pts.items())[:2]
+    w = (l1 - l2) / (1 / d1 - 1 / d2)
+    a = l1 - w / d1
+    out.append(
+      dict(size=size, image_size=res, shard_residual=sr, A=a, W=w, data=data, live=a + w / data)
+    )
   return out
 
 
@@ -232,6 +299,8 @@ def main() -> None:
   p.add_argument('--param-dtype', default='float32')
   p.add_argument('--fprop-dtype', default='bfloat16')
   p.add_argument('--mt5-scan', default='True')
+  p.add_argument('--fsdp', default='False', help='also shard weights over the data axis')
+  p.add_argument('--shard-residual', default='False', help="split [B, T, D] over 'mdl' too")
   a = p.parse_args()
   freeze = a.image_size <= 224 if a.freeze_vit == 'auto' else a.freeze_vit == 'True'
   subproc.emit(
@@ -247,6 +316,8 @@ def main() -> None:
       a.param_dtype,
       a.fprop_dtype,
       a.mt5_scan == 'True',
+      a.fsdp == 'True',
+      a.shard_residual == 'True',
     )
   )
 

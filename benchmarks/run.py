@@ -47,7 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   p.add_argument('--matmul-sizes', default='2048,4096')
   p.add_argument('--matmul-repeats', type=int, default=5)
   p.add_argument('--memory-devices', type=int, default=8)
-  p.add_argument('--memory-points', default='17b:224,17b:588,3b:224,3b:588')
+  p.add_argument(
+    '--memory-points',
+    default='17b:224,17b:588,17b:224:fsdp@8,17b:224:fsdp@16,17b:588:fsdp@8,17b:588:fsdp@16,'
+    '3b:224,3b:588',
+    help='SIZE:PIXELS[:fsdp][@DEVICES] (default devices: --memory-devices)',
+  )
   p.add_argument('--memory-timeout', type=float, default=1800)
   p.add_argument('--no-peer', action='store_true', help='skip the torch peer')
   p.add_argument(
@@ -123,9 +128,8 @@ def run_sections(a: argparse.Namespace, results: dict[str, Any]) -> None:
     elif name == 'memory':
       from benchmarks import memory_plan
 
-      points = [(p.split(':')[0], int(p.split(':')[1])) for p in a.memory_points.split(',')]
       results['memory_plan'] = memory_plan.bench_memory_plan(
-        points, a.memory_devices, a.memory_timeout
+        a.memory_points.split(','), a.memory_devices, a.memory_timeout
       )
     results['machine']['load_avg_end'] = os.getloadavg()
     save(a.json, results)

@@ -259,6 +259,8 @@ def set_mt5_sharding(
   mesh_axis_names: Sequence[str] | None = None,
   ici_mesh_shape: Sequence[int] | None = None,
   dcn_mesh_shape: Sequence[int] | None = None,
+  fsdp: bool = False,
+  data_axis: str = 'data',
 ) -> pax_fiddle.Config[Mt5EncoderDecoder]:
   """Megatron-style sharding of every mT5 weight and activation (in place).
 
@@ -274,6 +276,12 @@ def set_mt5_sharding(
     mesh_axis_names: optional mesh axis names to set on `cfg`.
     ici_mesh_shape: optional ICI mesh shape to set on `cfg`.
     dcn_mesh_shape: optional DCN mesh shape to set on `cfg`.
+    fsdp: also split the weights' model dimension D over `data_axis` (fully
+      sharded data parallelism: each data-parallel replica keeps 1/data of
+      every weight and of its optimizer state; XLA all-gathers a layer's
+      weights before use). Needed for XXL-sized stacks whose weights and
+      optimizer state do not fit with model partitioning alone.
+    data_axis: mesh axis of the fsdp split.
 
   Returns:
     `cfg`, modified.
@@ -286,22 +294,23 @@ def set_mt5_sharding(
     cfg.dcn_mesh_shape = list(dcn_mesh_shape)
   b = tuple(batch_axes) if isinstance(batch_axes, (list, tuple)) else batch_axes
   m = mdl_axis
-  cfg.embedding_tpl.weight_split_dims_mapping.wt = [m, None]
+  d = data_axis if fsdp else None
+  cfg.embedding_tpl.weight_split_dims_mapping.wt = [m, d]
   cfg.embedding_tpl.activation_split_dims_mapping.emb_out_split_dims_mapping = [b, None, None]
-  cfg.softmax_tpl.weight_split_dims_mapping.wt = [None, m]
+  cfg.softmax_tpl.weight_split_dims_mapping.wt = [d, m]
   cfg.softmax_tpl.activation_split_dims_mapping.out = [b, None, m]
   for stack in (cfg.encoder_tpl, cfg.decoder_tpl):
     stack.activation_split_dims_mapping.bld = [b, None, None]
     stack.relative_bias_tpl.weight_split_dims_mapping.wt = [None, m]
     stack.relative_bias_tpl.activation_split_dims_mapping.out = [None, m, None, None]
     att = stack.block_tpl.attention_tpl
-    att.weight_split_dims_mapping.proj = [None, m, None]
+    att.weight_split_dims_mapping.proj = [d, m, None]
     att.activation_split_dims_mapping.blnh = [b, None, m, None]
     att.activation_split_dims_mapping.bnts = [b, m, None, None]
     att.activation_split_dims_mapping.bld = [b, None, None]
     ff = stack.block_tpl.ff_tpl
-    ff.weight_split_dims_mapping.ffn0 = [None, m]
-    ff.weight_split_dims_mapping.ffn1 = [m, None]
+    ff.weight_split_dims_mapping.ffn0 = [d, m]
+    ff.weight_split_dims_mapping.ffn1 = [m, d]
     ff.activation_split_dims_mapping.ffn0 = [b, None, m]
     ff.activation_split_dims_mapping.ffn1 = [b, None, None]
   return cfg

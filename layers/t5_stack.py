@@ -240,6 +240,9 @@ class T5Stack(base_layer.BaseLayer):
     checkpoint_policy: rematerialisation policy of the scanned blocks (scan
       only); SAVE_NOTHING keeps one block's activations live in the backward
       pass instead of every layer's.
+    unroll_in_decode: (scan only) run `extend_step` as an unrolled loop over
+      per-layer caches instead of a scan over stacked ones, which would copy
+      every layer's cache in and out of the loop at each decoding step.
     block_tpl: block template (`T5Block`).
     relative_bias_tpl: relative bias template (`RelativePositionBias`).
     norm_tpl: final RMSNorm template.
@@ -258,6 +261,7 @@ class T5Stack(base_layer.BaseLayer):
   dropout_prob: float = 0.0
   scan: bool = False
   checkpoint_policy: AutodiffCheckpointType = AutodiffCheckpointType.SAVE_NOTHING
+  unroll_in_decode: bool = True
   block_tpl: LayerTpl = template_field(T5Block)
   relative_bias_tpl: LayerTpl = template_field(relative_position.RelativePositionBias)
   norm_tpl: LayerTpl = template_field(normalizations.RmsNorm)
@@ -300,6 +304,7 @@ class T5Stack(base_layer.BaseLayer):
           sub_tpl=block_p,
           x_times=self.num_layers,
           checkpoint_policy=self.checkpoint_policy,
+          unroll_in_decode=self.unroll_in_decode,
         ),
       )
     else:
@@ -400,9 +405,12 @@ class T5Stack(base_layer.BaseLayer):
     """Length L of the self-attention K/V caches (filled by `__call__`)."""
     if not self.scan:
       return self.x_layers[0].self_attention.cache_length()
-    # Stacked caches [num_layers, B, L, N, H] live in the Repeat's scope.
-    cache = self.variables[DECODE_CACHE]['repeat']['sub']['self_attention']
-    return cache[t5_attention.KEY_STATE].shape[2]
+    # In the Repeat's scope: stacked [num_layers, B, L, N, H] caches, or
+    # per-layer [B, L, N, H] ones under 'layer{i}' (unroll_in_decode).
+    cache = self.variables[DECODE_CACHE]['repeat']['sub']
+    if 'layer0' in cache:
+      return cache['layer0']['self_attention'][t5_attention.KEY_STATE].shape[1]
+    return cache['self_attention'][t5_attention.KEY_STATE].shape[2]
 
   def transform_decode_state(self, transform_fn: base_layer.DecodeStateTransformFn) -> None:
     """Transforms every cache of the stack (see `T5Attention`)."""

@@ -86,3 +86,24 @@ def test_run_command_on_tiny(tmp_path, capsys):
   md = (tmp_path / 'benchmarks.md').read_text()
   assert 'python -m benchmarks.run' in md and '| tiny' in md
   assert 'train tiny: ours' in capsys.readouterr().out
+
+
+def test_fsdp_extrapolation_recovers_the_split():
+  from benchmarks import memory_plan
+
+  a, w = 5.0, 40.0  # live(d) = A + W / d
+  recs = [
+    {'size': '17b', 'image_size': 224, 'fsdp': True, 'mesh': [1, d, 4], 'peak': a + w / d}
+    for d in (2, 4)
+  ] + [{'size': '17b', 'image_size': 224, 'fsdp': False, 'mesh': [1, 2, 4], 'peak': 99.0}]
+  (e,) = memory_plan.fsdp_extrapolation(recs, data=256)
+  assert e['A'] == pytest.approx(a) and e['W'] == pytest.approx(w)
+  assert e['live'] == pytest.approx(a + w / 256)
+  assert memory_plan.parse_point('17b:588:fsdp:res@16', 8) == {
+    'size': '17b',
+    'image_size': 588,
+    'fsdp': True,
+    'shard_residual': True,
+    'devices': 16,
+  }
+  assert memory_plan.parse_point('3b:224', 8)['devices'] == 8

@@ -138,8 +138,13 @@ def _greedy(model, params, enc_ids, enc_pad, steps):
   return np.asarray(out.output_ids), np.asarray(out.logprobs), cache[DECODE_CACHE]
 
 
-def test_scanned_greedy_decode_matches(models, ref):
-  flat_model, flat_params, scan_model, scan_params = models
+@pytest.mark.parametrize('unroll_in_decode', [True, False])
+def test_scanned_greedy_decode_matches(models, ref, unroll_in_decode):
+  flat_model, flat_params, _, scan_params = models
+  cfg = mt5_config_from_hf(HF_DIR, scan=True)
+  for stack in (cfg.encoder_tpl, cfg.decoder_tpl):
+    stack.unroll_in_decode = unroll_in_decode
+  scan_model = base_layer.instantiate(cfg)
   enc_pad = 1.0 - ref['generate_input_mask'].astype(np.float32)
   ids = ref['generate_input_ids']
   steps = ref['generate_ids'].shape[1] - 1
@@ -147,6 +152,10 @@ def test_scanned_greedy_decode_matches(models, ref):
   got_ids, got_lp, cache = _greedy(scan_model, scan_params, ids, enc_pad, steps)
   np.testing.assert_array_equal(got_ids, want_ids)
   np.testing.assert_allclose(got_lp, want_lp, atol=1e-4)
-  # Caches are stacked over layers: [L, B, seq_len, N, H].
-  k = cache['decoder']['repeat']['sub']['self_attention']['key_state']
-  assert k.shape[:3] == (scan_model.num_decoder_layers, ids.shape[0], steps + 1)
+  layers = cache['decoder']['repeat']['sub']
+  n, b = scan_model.num_decoder_layers, ids.shape[0]
+  if unroll_in_decode:  # per-layer caches [B, seq_len, N, H]
+    assert sorted(layers) == [f'layer{i}' for i in range(n)]
+    assert layers['layer0']['self_attention']['key_state'].shape[:2] == (b, steps + 1)
+  else:  # stacked over layers: [L, B, seq_len, N, H]
+    assert layers['self_attention']['key_state'].shape[:3] == (n, b, steps + 1)
