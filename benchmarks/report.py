@@ -95,6 +95,8 @@ def train_md(recs: list[dict[str, Any]], peak: float) -> str:
     o, p = r['ours'], r.get('peer')
     spec = o['spec']
     model = f'{r["spec"]} (ViT-{spec["vit"]} {spec["image_size"]}px + mT5-{spec["mt5"]})'
+    if p and not r.get('interleaved', True):
+      model += ' (timed one after the other)'
     rate = o['flops_analytic'] / o['step']['median']
     xla = o.get('flops_xla')
     lines.append(
@@ -168,14 +170,15 @@ def scaling_md(recs: list[dict[str, Any]], plot_name: str | None) -> str:
     "is the process's maximum resident set (ru_maxrss) after the timed steps; XLA temp "
     "is the compiled step's scratch (activations kept for the backward pass, gradients).",
     '',
-    '| image | visual tokens | batch | step | ex/s | model GFLOP/step | ours GFLOP/s | '
+    '| options | image | visual tokens | batch | step | ex/s | model GFLOP/step | ours GFLOP/s | '
     'XLA args GiB | XLA temp GiB | peak RSS GiB |',
-    '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
+    '|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
   ]
   for r in recs:
     mem = r.get('memory') or {}
     lines.append(
-      f'| {r["image_size"]} px | {r["n_visual"]} | {r["spec"]["batch"]} | {_fmt_s(r["step"])} | '
+      f'| {r["label"]} | {r["image_size"]} px | {r["n_visual"]} | {r["spec"]["batch"]} | '
+      f'{_fmt_s(r["step"])} | '
       f'{r["examples_per_s"]:.2f} | {r["flops_analytic"] / 1e9:.0f} | '
       f'{r["flops_analytic"] / r["step"]["median"] / 1e9:.0f} | {_gib(mem.get("argument"))} | '
       f'{_gib(mem.get("temp"))} | {_gib(r.get("peak_rss"))} |'
@@ -187,7 +190,7 @@ def scaling_md(recs: list[dict[str, Any]], plot_name: str | None) -> str:
 
 
 def plot_scaling(recs: list[dict[str, Any]], path: str) -> bool:
-  """Step time (and model FLOPs) against resolution; False when matplotlib is missing."""
+  """Step time against resolution, one line per option set; False without matplotlib."""
   try:
     import matplotlib
 
@@ -195,23 +198,38 @@ def plot_scaling(recs: list[dict[str, Any]], path: str) -> bool:
     import matplotlib.pyplot as plt
   except ImportError:
     return False
-  recs = sorted(recs, key=lambda r: r['image_size'])
-  x = [r['image_size'] for r in recs]
-  med = [r['step']['median'] for r in recs]
-  err = [
-    [m - r['step']['lo'] for m, r in zip(med, recs, strict=True)],
-    [r['step']['hi'] - m for m, r in zip(med, recs, strict=True)],
-  ]
-  fig, ax = plt.subplots(figsize=(6, 4))
-  ax.errorbar(x, med, yerr=err, marker='o', capsize=4, label='train step (median, min-max)')
-  ref = med[0] / recs[0]['flops_analytic']
-  ax.plot(x, [r['flops_analytic'] * ref for r in recs], '--', label='model FLOPs (scaled to 224)')
-  ax.set_xlabel('image side (px), patch 14')
-  ax.set_ylabel('seconds per step')
-  ax.set_xticks(x, [f'{s}\n({r["n_visual"]} tok)' for s, r in zip(x, recs, strict=True)])
-  ax.set_title(f'PaLI small (ViT-S/14 + mT5-small), batch {recs[0]["spec"]["batch"]}')
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  labels = []
+  for r in recs:
+    if r['label'] not in labels:
+      labels.append(r['label'])
+  for label in labels:
+    pts = sorted((r for r in recs if r['label'] == label), key=lambda r: r['image_size'])
+    x = [r['image_size'] for r in pts]
+    med = [r['step']['median'] for r in pts]
+    err = [
+      [m - r['step']['lo'] for m, r in zip(med, pts, strict=True)],
+      [r['step']['hi'] - m for m, r in zip(med, pts, strict=True)],
+    ]
+    ax.errorbar(x, med, yerr=err, marker='o', capsize=4, label=f'step: {label}')
+  ref = min(recs, key=lambda r: (r['image_size'], r['step']['median']))
+  pts = sorted({r['image_size']: r for r in recs}.values(), key=lambda r: r['image_size'])
+  scale = ref['step']['median'] / ref['flops_analytic']
+  ax.plot(
+    [r['image_size'] for r in pts],
+    [r['flops_analytic'] * scale for r in pts],
+    '--',
+    color='gray',
+    label='model FLOPs (scaled to the fastest 224 px step)',
+  )
+  ax.set_xlabel('image side (px), patch 14 (visual tokens)')
+  ax.set_ylabel('seconds per train step')
+  ax.set_xticks(
+    [r['image_size'] for r in pts], [f'{r["image_size"]}\n({r["n_visual"]})' for r in pts]
+  )
+  ax.set_title(f'PaLI small (ViT-S/14 + mT5-small), batch {pts[0]["spec"]["batch"]}')
   ax.grid(alpha=0.3)
-  ax.legend()
+  ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)

@@ -6,7 +6,8 @@ Sections (default: all, in this order):
   ablation  each speed option of ours against the library default (small)
   profile   where our small train step's time goes (jax profiler)
   decode    greedy decoding: ours cached / recomputing vs the peer's generate
-  scaling   small model at 224/448/588 px, one process per point (time, memory)
+  scaling   small model at 224/448/588 px, one process per point (time, memory),
+            mT5 scanned (configs.LEAN) and, at 224/448, the library defaults
   memory    PaLI-17B / 3B train step compiled abstractly on emulated devices
 
 Results are merged into a JSON file (default docs/benchmarks.json): sections not
@@ -38,12 +39,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   p.add_argument('--sections', default=','.join(SECTIONS), help='comma list of sections')
   p.add_argument('--specs', default='small,base', help='train specs (benchmarks.configs.SPECS)')
   p.add_argument('--repeats', type=int, default=5, help='timed train steps per measurement')
+  p.add_argument(
+    '--sequential-specs',
+    default='base',
+    help='specs whose ours and peer are timed one after the other (memory), not interleaved',
+  )
   p.add_argument('--ablation-repeats', type=int, default=4)
   p.add_argument('--decode-repeats', type=int, default=3)
   p.add_argument('--decode-lengths', default='16,64')
   p.add_argument('--scaling-repeats', type=int, default=2)
   p.add_argument('--scaling-batch', type=int, default=8)
-  p.add_argument('--resolutions', default='224,448,588')
+  p.add_argument('--resolutions', default='224,448,588', help='points with configs.LEAN')
+  p.add_argument(
+    '--resolutions-default', default='224,448', help='points with the library defaults too'
+  )
   p.add_argument('--matmul-sizes', default='2048,4096')
   p.add_argument('--matmul-repeats', type=int, default=5)
   p.add_argument('--memory-devices', type=int, default=8)
@@ -108,7 +117,8 @@ def run_sections(a: argparse.Namespace, results: dict[str, Any]) -> None:
     if name == 'matmul':
       results[name] = sections.section_matmul(_ints(a.matmul_sizes), a.matmul_repeats)
     elif name == 'train':
-      results[name] = sections.section_train(specs, best, a.repeats, peer)
+      seq = tuple(x for x in a.sequential_specs.split(',') if x)
+      results[name] = sections.section_train(specs, best, a.repeats, peer, seq)
     elif name == 'ablation':
       results[name] = sections.section_ablation(
         configs.SPECS['small'], configs.LIBRARY_DEFAULT, configs.VARIANTS, a.ablation_repeats
@@ -122,8 +132,11 @@ def run_sections(a: argparse.Namespace, results: dict[str, Any]) -> None:
         configs.SPECS['small'], _ints(a.decode_lengths), a.decode_repeats, best, peer
       )
     elif name == 'scaling':
+      lean = scaling.parse_opts(a.options) if a.options else configs.LEAN
       results[name] = scaling.bench_scaling(
-        _ints(a.resolutions), a.scaling_batch, a.scaling_repeats, best
+        _ints(a.resolutions), a.scaling_batch, a.scaling_repeats, lean
+      ) + scaling.bench_scaling(
+        _ints(a.resolutions_default), a.scaling_batch, a.scaling_repeats, configs.LIBRARY_DEFAULT
       )
     elif name == 'memory':
       from benchmarks import memory_plan

@@ -33,15 +33,32 @@ def section_matmul(sizes: tuple[int, ...], repeats: int) -> list[dict[str, Any]]
 
 
 def section_train(
-  specs: list[configs.BenchSpec], opts: configs.ModelOptions, repeats: int, peer: bool
+  specs: list[configs.BenchSpec],
+  opts: configs.ModelOptions,
+  repeats: int,
+  peer: bool,
+  sequential: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-  """Ours (and the peer) per spec, interleaved; one record per spec {ours, peer}."""
+  """Ours (and the peer) per spec; one record per spec {spec, ours, peer, interleaved}.
+
+  Specs named in `sequential` time ours, free it, then time the peer (both
+  models' training state at once would not fit next to other work in memory);
+  the others are timed round-robin.
+  """
   out = []
   for spec in specs:
     progress(f'train {spec.name}: building ours [{opts.label()}]')
     ts = ours.build_train_step(spec, opts)
+    together = spec.name not in sequential
     fns: dict[str, Any] = {'ours': ts.run}
-    syncs = {}
+    syncs: dict[str, Any] = {}
+    t: dict[str, Any] = {}
+    if not together:
+      t.update(interleave(fns, repeats, 1, label=f'train {spec.name} '))
+      rec = {'spec': spec.name, 'ours': ours.record(spec, opts, ts, t['ours'])}
+      del ts, fns
+      gc.collect()
+      fns = {}
     if peer:
       from benchmarks import peer_torch
 
@@ -49,12 +66,15 @@ def section_train(
       peer_step, peer_params = peer_torch.build_train(spec, jax_threads())
       fns['peer'] = peer_step
       syncs['peer'] = peer_torch.no_sync
-    t = interleave(fns, repeats, 1, label=f'train {spec.name} ', syncs=syncs)
-    rec = {'spec': spec.name, 'ours': ours.record(spec, opts, ts, t['ours'])}
+    t.update(interleave(fns, repeats, 1, label=f'train {spec.name} ', syncs=syncs))
+    if together:
+      rec = {'spec': spec.name, 'ours': ours.record(spec, opts, ts, t['ours'])}
+      del ts
     if peer:
       rec['peer'] = peer_torch.record(spec, t['peer'], peer_params, jax_threads())
+    rec['interleaved'] = together
     out.append(rec)
-    del ts, fns
+    del fns
     gc.collect()
   return out
 
