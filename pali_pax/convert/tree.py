@@ -41,11 +41,11 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fill_tree(
-    expected: Mapping[str, Any],
-    loaded: Mapping[str, np.ndarray],
-    source: str,
-    source_names: Mapping[str, str] | None = None,
-    dtype: Any = np.float32,
+  expected: Mapping[str, Any],
+  loaded: Mapping[str, np.ndarray],
+  source: str,
+  source_names: Mapping[str, str] | None = None,
+  dtype: Any = np.float32,
 ) -> dict[str, Any]:
   """Checks `loaded` against `expected` and returns it as a nested tree.
 
@@ -75,7 +75,7 @@ def fill_tree(
     got = tuple(np.shape(loaded[path]))
     if got != want[path]:
       problems.append(
-          f'shape mismatch for {names.get(path, path)}: checkpoint {got}, model {path} expects {want[path]}'
+        f'shape mismatch for {names.get(path, path)}: checkpoint {got}, model {path} expects {want[path]}'
       )
   if problems:
     raise CheckpointMismatchError(f'{source}: ' + '; '.join(problems))
