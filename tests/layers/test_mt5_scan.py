@@ -18,11 +18,6 @@ DECODE_CACHE = base_layer.DECODE_CACHE
 
 
 @pytest.fixture(scope='module')
-def ref():
-  return dict(np.load(os.path.join(FIXTURES, 'mt5_reference.npz')))
-
-
-@pytest.fixture(scope='module')
 def models():
   """(unscanned model, its params, scanned model, its params), both from the HF fixture."""
   flat_cfg = mt5_config_from_hf(HF_DIR)
