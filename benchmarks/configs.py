@@ -64,6 +64,9 @@ class ModelOptions:
       the layer's SAVE_NOTHING).
     fprop_dtype: activation/compute dtype ('float32' or 'bfloat16'); weights
       and optimizer state stay float32 as in Pax.
+    mt5_decode_unrolled: scanned mT5 stacks decode over per-layer caches
+      (`T5Stack.unroll_in_decode`, the default) rather than a scan over
+      stacked ones.
   """
 
   vit_scan: bool = True
@@ -71,6 +74,7 @@ class ModelOptions:
   mt5_scan: bool = False
   mt5_remat: str = 'default'
   fprop_dtype: str = 'float32'
+  mt5_decode_unrolled: bool = True
 
   def label(self) -> str:
     vit = f'vit {"scan" if self.vit_scan else "unrolled"}'
@@ -79,6 +83,8 @@ class ModelOptions:
     mt5 = f'mt5 {"scan" if self.mt5_scan else "unrolled"}'
     if self.mt5_scan and self.mt5_remat != 'default':
       mt5 += f' remat={self.mt5_remat}'
+    if self.mt5_scan and not self.mt5_decode_unrolled:
+      mt5 += ' decode scanned'
     return f'{vit}, {mt5}, {self.fprop_dtype}'
 
 
@@ -100,6 +106,11 @@ LIBRARY_DEFAULT = ModelOptions()
 OURS = ModelOptions()
 # High resolutions need the mT5 stacks scanned with remat to stay in memory.
 LEAN = ModelOptions(mt5_scan=True)
+# Extra cached-decoding variants of the decode section: {method name: options}.
+DECODE_VARIANTS: dict[str, ModelOptions] = {
+  'ours_cached_mt5_scanned': LEAN,
+  'ours_cached_mt5_scanned_stacked_decode': ModelOptions(mt5_scan=True, mt5_decode_unrolled=False),
+}
 # Each change, benchmarked against LIBRARY_DEFAULT (section 'ablation').
 VARIANTS: dict[str, ModelOptions] = {
   'mT5 stacks scanned (praxis Repeat, remat: save nothing)': ModelOptions(mt5_scan=True),
@@ -119,6 +130,8 @@ def model_config(
   if opts.vit_remat != 'default':
     vit.checkpoint_policy = _remat_policy(opts.vit_remat)
   mt5 = mt5_configs.mt5_config(spec.mt5, vocab_size=spec.vocab, scan=opts.mt5_scan)
+  for stack in (mt5.encoder_tpl, mt5.decoder_tpl):
+    stack.unroll_in_decode = opts.mt5_decode_unrolled
   if opts.mt5_remat != 'default':
     for stack in (mt5.encoder_tpl, mt5.decoder_tpl):
       stack.checkpoint_policy = _remat_policy(opts.mt5_remat)

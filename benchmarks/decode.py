@@ -88,8 +88,9 @@ def ours_fns(
   lengths: tuple[int, ...],
   opts: configs.ModelOptions = configs.LIBRARY_DEFAULT,
   methods: tuple[str, ...] = ('cached', 'recompute'),
+  prefix: str = 'ours_',
 ) -> dict[tuple[str, int], Any]:
-  """{('ours_cached' | 'ours_recompute', n): fn} for every n in `lengths`.
+  """{(prefix + 'cached' | 'recompute', n): fn} for every n in `lengths`.
 
   fn() decodes n tokens for the spec's random batch (ViT + encoder + n steps)
   with random weights; each (method, n) is its own compiled program.
@@ -103,7 +104,7 @@ def ours_fns(
       fn = (cached_fn if method == 'cached' else recompute_fn)(model, n)
       progress(f'ours decode {spec.name} {method} n={n}: compiling')
       fn = fn.lower(params, batch).compile()
-      out[(f'ours_{method}', n)] = lambda fn=fn: fn(params, batch)
+      out[(f'{prefix}{method}', n)] = lambda fn=fn: fn(params, batch)
   return out
 
 

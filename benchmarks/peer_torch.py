@@ -171,3 +171,40 @@ def generate_fns(spec: configs.BenchSpec, lengths: tuple[int, ...], threads: int
     return gen
 
   return {n: make(n) for n in lengths}
+
+
+MATMUL_OPS = (
+  'aten::mm',
+  'aten::addmm',
+  'aten::bmm',
+  'aten::baddbmm',
+  'aten::matmul',
+  'aten::linear',
+  'aten::convolution',
+  'aten::_scaled_dot_product_flash_attention_for_cpu',
+)
+
+
+def profile_train(spec: configs.BenchSpec, threads: int, steps: int = 2) -> dict[str, Any]:
+  """torch.profiler split of the peer's step: {'matmul_s', 'total_s', 'top'} per step.
+
+  Self CPU time of the leaf matmul kernels (mm, addmm, bmm, SDPA's fused
+  kernel) against the sum of every op's self time, the same split
+  `benchmarks.profile` makes for ours.
+  """
+  from torch.profiler import ProfilerActivity, profile
+
+  step, _ = build_train(spec, threads)
+  step()
+  with profile(activities=[ProfilerActivity.CPU]) as prof:
+    for _ in range(steps):
+      step()
+  events = prof.key_averages()
+  total = sum(e.self_cpu_time_total for e in events) / 1e6 / steps
+  mm = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / 1e6 / steps
+  top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:12]
+  return {
+    'matmul_s': mm,
+    'total_s': total,
+    'top': [[e.key, e.self_cpu_time_total / 1e6 / steps, e.count // steps] for e in top],
+  }

@@ -139,7 +139,10 @@ def decode_md(recs: list[dict[str, Any]]) -> str:
     '(n - 1), the marginal cost of a decoder step. `ours_cached`: PaliModel.decode_with_params '
     '(praxis greedy sample_decode, our KV cache), one jitted program. `ours_recompute`: no '
     'cache, the teacher-forced decoder re-runs over the [B, n] buffer every step. '
-    '`peer_generate`: HF generate(greedy, use_cache=True).',
+    '`peer_generate`: HF generate(greedy, use_cache=True). `ours_cached_mt5_scanned`: the '
+    'same with scanned mT5 stacks decoding over per-layer caches (`unroll_in_decode`, the '
+    'default); `..._stacked_decode`: scanned stacks decoding with a scan over stacked '
+    'caches (the behaviour before that option).',
     '',
     f'| method | 1 token | {head} | {per} | per-token growth {lengths[0]}->{lengths[-1]} |',
     '|---|---|' + '---|' * len(lengths) + '---:|' * len(lengths) + '---:|',
@@ -147,12 +150,13 @@ def decode_md(recs: list[dict[str, Any]]) -> str:
   for m in methods:
     pts = [decode.per_token(recs, m, n) for n in lengths]
     growth = pts[-1] / pts[0] if pts[0] and pts[-1] and pts[0] > 0 else float('nan')
+    growth_txt = f'{growth:.2f}x' if growth == growth else '-'
     lines.append(
       f'| {m} | {_fmt_s(t[(m, 1)])} | '
-      + ' | '.join(_fmt_s(t[(m, n)]) for n in lengths)
+      + ' | '.join(_fmt_s(t[(m, n)]) if (m, n) in t else '-' for n in lengths)
       + ' | '
       + ' | '.join(f'{1e3 * p:.1f} ms' if p is not None else '-' for p in pts)
-      + f' | {growth:.2f}x |'
+      + f' | {growth_txt} |'
     )
   for m in methods:
     if m != 'ours_cached' and ('ours_cached', lengths[-1]) in t and (m, lengths[-1]) in t:
@@ -294,6 +298,10 @@ def ablation_md(recs: list[dict[str, Any]], peak: float) -> str:
   lines = [
     '## What each speed change bought (small train step, before/after interleaved)',
     '',
+    'The ratio is the result: each pair ran round-robin in one process, while the absolute '
+    "times (and so the MFU columns) moved with this shared machine's load during the section "
+    '(compare the train table, taken in a quieter period).',
+    '',
     '| change | before | after | after/before time | before MFU | after MFU | '
     'XLA temp before -> after GiB |',
     '|---|---|---|---:|---:|---:|---|',
@@ -340,6 +348,7 @@ def write_docs(results: dict[str, Any], docs_dir: str) -> str:
   if results.get('decode'):
     parts.append(decode_md(results['decode']))
   if results.get('scaling'):
+    os.makedirs(docs_dir, exist_ok=True)
     png = 'benchmarks_resolution.png'
     ok = plot_scaling(results['scaling'], os.path.join(docs_dir, png))
     parts.append(scaling_md(results['scaling'], png if ok else None))
@@ -350,6 +359,7 @@ def write_docs(results: dict[str, Any], docs_dir: str) -> str:
     with open(notes) as f:
       parts.append(f.read())
   path = os.path.join(docs_dir, 'benchmarks.md')
+  os.makedirs(docs_dir, exist_ok=True)
   with open(path, 'w') as f:
     f.write('\n'.join(parts).rstrip() + '\n')
   return path

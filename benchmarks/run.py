@@ -129,7 +129,12 @@ def run_sections(a: argparse.Namespace, results: dict[str, Any]) -> None:
       results[name] = profile.profile_step(configs.SPECS['small'], best, 2)
     elif name == 'decode':
       results[name] = sections.section_decode(
-        configs.SPECS['small'], _ints(a.decode_lengths), a.decode_repeats, best, peer
+        configs.SPECS['small'],
+        _ints(a.decode_lengths),
+        a.decode_repeats,
+        best,
+        peer,
+        configs.DECODE_VARIANTS,
       )
     elif name == 'scaling':
       lean = scaling.parse_opts(a.options) if a.options else configs.LEAN

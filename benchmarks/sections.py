@@ -115,13 +115,22 @@ def section_decode(
   repeats: int,
   opts: configs.ModelOptions,
   peer: bool,
+  variants: dict[str, configs.ModelOptions] | None = None,
 ) -> list[dict[str, Any]]:
-  """Ours cached / recompute and the peer's generate for n in lengths (+1), interleaved."""
+  """Ours cached / recompute and the peer's generate for n in lengths (+1), interleaved.
+
+  `variants` adds cached decoding of other model options ({method: options})
+  at 1 token and the longest length.
+  """
   lengths = tuple(sorted({1, *lengths}))
   fns: dict[str, Any] = {}
   syncs: dict[str, Any] = {}
   for (method, n), fn in decode.ours_fns(spec, lengths, opts).items():
     fns[f'{method} n={n}'] = fn
+  for name, vopts in (variants or {}).items():
+    short = (1, lengths[-1])
+    for (_, n), fn in decode.ours_fns(spec, short, vopts, ('cached',), prefix=name).items():
+      fns[f'{name} n={n}'] = fn
   if peer:
     from benchmarks import peer_torch
 
