@@ -36,7 +36,7 @@ def _gib(n: float | None) -> str:
   return '-' if n is None else f'{n / GiB:.2f}'
 
 
-def machine_md(m: dict[str, Any]) -> str:
+def machine_md(m: dict[str, Any], runs: list[dict[str, Any]] | None = None) -> str:
   v = m.get('versions', {})
   mem = m.get('memory_bytes')
   lines = [
@@ -49,10 +49,13 @@ def machine_md(m: dict[str, Any]) -> str:
     '- ' + ', '.join(f'{k} {val}' for k, val in v.items() if val),
     f'- XLA_FLAGS: `{m.get("xla_flags") or "(none)"}`; jax and torch both use '
     f'{m.get("cpus_usable")} threads',
-    f'- run: {m.get("date")}, load average at start {tuple(round(x, 1) for x in m.get("load_avg_start", ()))}'
-    f', at end {tuple(round(x, 1) for x in m.get("load_avg_end", ()))}',
-    '',
   ]
+  for run in runs or [m]:
+    start = tuple(round(x, 1) for x in run.get('load_avg_start', ()))
+    end = tuple(round(x, 1) for x in run.get('load_avg_end', ()))
+    what = ', '.join(run.get('sections', [])) or 'all sections'
+    lines.append(f'- run {run.get("date")} ({what}): load average {start} at start, {end} at end')
+  lines.append('')
   return '\n'.join(lines)
 
 
@@ -171,7 +174,7 @@ def scaling_md(recs: list[dict[str, Any]], plot_name: str | None) -> str:
     '## How cost grows with resolution (small, patch 14)',
     '',
     'ViT-S/14 + mT5-small, batch as in the table; each point in its own process. Peak RSS '
-    "is the process's maximum resident set (ru_maxrss) after the timed steps; XLA temp "
+    "is the process's maximum resident set (VmHWM) after the timed steps; XLA temp "
     "is the compiled step's scratch (activations kept for the backward pass, gradients).",
     '',
     '| options | image | visual tokens | batch | step | ex/s | model GFLOP/step | ours GFLOP/s | '
@@ -336,7 +339,7 @@ def profile_md(prof: dict[str, Any]) -> str:
 def write_docs(results: dict[str, Any], docs_dir: str) -> str:
   """Writes benchmarks.md (+ the PNG when matplotlib is there); returns the md path."""
   peak = matmul.peak(results.get('matmul', [])) if results.get('matmul') else float('nan')
-  parts = [HEADER, machine_md(results.get('machine', {}))]
+  parts = [HEADER, machine_md(results.get('machine', {}), results.get('runs'))]
   if results.get('matmul'):
     parts.append(matmul_md(results['matmul']))
   if results.get('train'):

@@ -108,6 +108,12 @@ def run_sections(a: argparse.Namespace, results: dict[str, Any]) -> None:
       'requirements/bench-lock.txt)'
     )
   results['machine'] = machine.describe()
+  run_log = {
+    'date': results['machine']['date'],
+    'sections': [x for x in SECTIONS if x in want],
+    'load_avg_start': results['machine']['load_avg_start'],
+  }
+  results.setdefault('runs', []).append(run_log)
   specs = [configs.SPECS[s] for s in a.specs.split(',') if s]
   best = scaling.parse_opts(a.options) if a.options else configs.OURS
   for name in SECTIONS:
@@ -149,7 +155,7 @@ def run_sections(a: argparse.Namespace, results: dict[str, Any]) -> None:
       results['memory_plan'] = memory_plan.bench_memory_plan(
         a.memory_points.split(','), a.memory_devices, a.memory_timeout
       )
-    results['machine']['load_avg_end'] = os.getloadavg()
+    results['machine']['load_avg_end'] = run_log['load_avg_end'] = os.getloadavg()
     save(a.json, results)
 
 

@@ -2,7 +2,7 @@
 
 The small model with patch 14 (ViT-S/14 + mT5-small), so the encoder sees
 256, 1024 and 1764 visual tokens (+ the prompt). Each point runs in its own
-process: peak RSS (ru_maxrss) is that process's, measured after the steps;
+process: peak RSS (VmHWM) is that process's, measured after the steps;
 `rss_before` is the process's RSS after imports and before building the
 model. XLA's `memory_analysis()` of the compiled step is reported beside it.
 

@@ -51,7 +51,19 @@ def emit(result: dict[str, Any]) -> None:
 
 
 def peak_rss_bytes() -> int:
-  """Peak resident set size of this process so far, bytes (Linux ru_maxrss is KiB)."""
+  """Peak resident set size of this process so far, bytes.
+
+  /proc/self/status VmHWM: the high-water mark of this process's own address
+  space, reset by exec. (ru_maxrss is not: on Linux it survives fork + exec, so
+  a child started from a large parent would report the parent's peak.)
+  """
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith('VmHWM:'):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
   import resource
 
   return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
