@@ -2,10 +2,16 @@
 
 import json
 import math
+import os
+import sys
 
 import pytest
 
-from benchmarks import configs, decode, flops, run
+# `benchmarks` is a top-level folder of the repository, not an installed package:
+# importable under `python -m pytest` (cwd on sys.path), and here for plain `pytest`.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from benchmarks import configs, decode, flops, run  # noqa: E402
 
 # Tiny spec, by hand (benchmarks.configs.SPECS['tiny'] must agree):
 # ViT 'tiny/14' width 32, depth 2, MLP 64 on 28 px -> N = 4 patches of 14x14x3;
