@@ -9,10 +9,11 @@ from `jax.ShapeDtypeStruct`s: nothing is allocated. `compiled.memory_analysis()`
 of an SPMD program gives the buffers of *one* device.
 
 Mesh [replica, data, mdl] = [1, N/4, 4]: 4-way model partitioning as PaLI-17B
-used, and the per-device batch of the paper (4096 examples / 1024 chips = 4).
-Every per-device buffer depends only on the model-axis size and the per-device
-batch, not on the data-axis size, so the figure is that of the paper's
-[1, 256, 4] mesh (up to collective scratch).
+used, and the paper's batch per chip (4096 examples / 1024 chips = 4, i.e. 16
+examples per data shard of 4 model-parallel chips). Without fsdp every
+per-device buffer depends only on the model-axis size and the examples per data
+shard, not on the data-axis size, so the figure is that of the paper's
+[1, 256, 4] mesh (up to collective scratch); with fsdp see `fsdp_extrapolation`.
 
     python -m benchmarks.memory_plan --size 17b --image-size 224 --devices 8
 """

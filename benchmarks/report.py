@@ -142,10 +142,10 @@ def decode_md(recs: list[dict[str, Any]]) -> str:
     '(n - 1), the marginal cost of a decoder step. `ours_cached`: PaliModel.decode_with_params '
     '(praxis greedy sample_decode, our KV cache), one jitted program. `ours_recompute`: no '
     'cache, the teacher-forced decoder re-runs over the [B, n] buffer every step. '
-    '`peer_generate`: HF generate(greedy, use_cache=True). `ours_cached_mt5_scanned`: the '
-    'same with scanned mT5 stacks decoding over per-layer caches (`unroll_in_decode`, the '
-    'default); `..._stacked_decode`: scanned stacks decoding with a scan over stacked '
-    'caches (the behaviour before that option).',
+    '`peer_generate`: HF generate(greedy, use_cache=True). `ours_cached_mt5_scanned`: '
+    'ours_cached with scanned mT5 stacks decoding over per-layer caches '
+    '(`unroll_in_decode=True`); `..._stacked_decode`: scanned stacks decoding with a scan '
+    'over the stacked caches (the default).',
     '',
     f'| method | 1 token | {head} | {per} | per-token growth {lengths[0]}->{lengths[-1]} |',
     '|---|---|' + '---|' * len(lengths) + '---:|' * len(lengths) + '---:|',
@@ -252,8 +252,10 @@ def memory_md(recs: list[dict[str, Any]]) -> str:
     "paxml train step (factored Adafactor learner; ViT frozen at 224 px as in PaLI's main "
     'phase, trained at 588 px as in the high-resolution phase; ViT and mT5 stacks scanned '
     'with remat) lowered and compiled from `jax.ShapeDtypeStruct`s for N emulated CPU '
-    'devices, mesh [replica, data, mdl] = [1, N/4, 4] (4-way model partitioning), per-device '
-    'batch 4 (4096 / 1024 chips), prompt and target 64 tokens, float32 weights and optimizer '
+    'devices, mesh [replica, data, mdl] = [1, N/4, 4] (4-way model partitioning), global '
+    'batch 4N as in the paper (4096 on 1024 chips: each group of 4 model-parallel chips holds '
+    'the 16 examples of its data shard), prompt and target 64 tokens, float32 weights and '
+    'optimizer '
     'state, bfloat16 activations (Pax mixed precision). "fsdp": weights (so gradients and '
     'optimizer state) also split over the data axis; "res": the residual stream [B, T, D] '
     "(what a scanned stack keeps per layer for the backward pass) split over 'mdl' too. "
@@ -279,7 +281,8 @@ def memory_md(recs: list[dict[str, Any]]) -> str:
     lines += [
       '',
       'Without fsdp every per-device buffer depends only on the model axis (4) and the '
-      "per-device batch (4), so those rows are the paper's [1, 256, 4] mesh as they stand. "
+      "examples per data shard (16), so those rows are the paper's [1, 256, 4] mesh as they "
+      'stand. '
       'With fsdp the weight-sized buffers shrink with the data axis d: fitting '
       "live(d) = A + W/d to the two compiled points of each model gives, at the paper's "
       'd = 256:',
@@ -299,7 +302,7 @@ def memory_md(recs: list[dict[str, Any]]) -> str:
 
 def ablation_md(recs: list[dict[str, Any]], peak: float) -> str:
   lines = [
-    '## What each speed change bought (small train step, before/after interleaved)',
+    '## Speed options tried (small train step, each against the library default, interleaved)',
     '',
     'The ratio is the result: each pair ran round-robin in one process, while the absolute '
     "times (and so the MFU columns) moved with this shared machine's load during the section "

@@ -241,8 +241,8 @@ class T5Stack(base_layer.BaseLayer):
       only); SAVE_NOTHING keeps one block's activations live in the backward
       pass instead of every layer's.
     unroll_in_decode: (scan only) run `extend_step` as an unrolled loop over
-      per-layer caches instead of a scan over stacked ones, which would copy
-      every layer's cache in and out of the loop at each decoding step.
+      per-layer caches instead of a scan over the stacked caches. Off (praxis'
+      default): on CPU both decode at the same speed (docs/benchmarks.md).
     block_tpl: block template (`T5Block`).
     relative_bias_tpl: relative bias template (`RelativePositionBias`).
     norm_tpl: final RMSNorm template.
@@ -261,7 +261,7 @@ class T5Stack(base_layer.BaseLayer):
   dropout_prob: float = 0.0
   scan: bool = False
   checkpoint_policy: AutodiffCheckpointType = AutodiffCheckpointType.SAVE_NOTHING
-  unroll_in_decode: bool = True
+  unroll_in_decode: bool = False
   block_tpl: LayerTpl = template_field(T5Block)
   relative_bias_tpl: LayerTpl = template_field(relative_position.RelativePositionBias)
   norm_tpl: LayerTpl = template_field(normalizations.RmsNorm)
