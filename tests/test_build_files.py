@@ -1,7 +1,6 @@
 """The Bazel BUILD files declare what the Python sources really import (tools/check_build.py)."""
 
 import os
-import time
 
 from tools import check_build
 
@@ -10,12 +9,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 def test_build_files_match_the_sources():
-  start = time.monotonic()
   problems = check_build.check(ROOT)
   assert not problems, 'BUILD files out of date (python tools/check_build.py):\n' + '\n'.join(
     problems
   )
-  assert time.monotonic() - start < 5
 
 
 def test_checker_sees_a_missing_dep(tmp_path):

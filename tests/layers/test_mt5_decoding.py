@@ -1,6 +1,7 @@
 """mT5 decoding: KV-cached extend_step vs HF generate and full recomputation, praxis decoders."""
 
 import inspect
+import os
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +15,10 @@ from praxis import (
   pax_fiddle,
   sample_decode,
 )
+
+from tests.numerics import assert_f32_close, hf_config, mt5_chains
+
+HF_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures', 'mt5_hf_tiny')
 
 # Fixtures `ref` (HF reference outputs) and `tiny` (the converted HF model): conftest.py.
 DECODE_CACHE = base_layer.DECODE_CACHE
@@ -101,13 +106,14 @@ def test_cached_extend_step_equals_full_recomputation(tiny, ref):
   row_cache = cache
   # The cross-attention K/V are computed once, by decode(): extend_step must not change them.
   cross_k = cache['decoder']['x_layers_0']['cross_attention']['key_state']
+  _, chain = mt5_chains(hf_config(HF_DIR), enc_ids.shape[1], length)
   for t in range(length):
     logits, cache = _step_fn(model)(variables['params'], cache, dec_ids[:, t], jnp.int32(t))
-    np.testing.assert_allclose(logits, full[:, t], atol=2e-5, err_msg=f'step {t}')
+    assert_f32_close(logits, full[:, t], chain, err_msg=f'step {t}')
     # Per-row positions (praxis' segment_pos) take the one-hot write path.
     pos = jnp.full((batch,), t, jnp.int32)
     row_logits, row_cache = _step_fn(model)(variables['params'], row_cache, dec_ids[:, t], pos)
-    np.testing.assert_allclose(row_logits, logits, atol=1e-6, err_msg=f'step {t}')
+    assert_f32_close(row_logits, logits, chain, err_msg=f'step {t}')
   np.testing.assert_array_equal(
     cache['decoder']['x_layers_0']['cross_attention']['key_state'], cross_k
   )
@@ -240,11 +246,14 @@ def test_praxis_beam_search_uses_reordered_caches(tiny, ref, monkeypatch):
     method=model.__call__,
   )
   teacher_lp = np.take_along_axis(jax.nn.log_softmax(teacher), flat[:, 1:, None], -1)[..., 0]
+  _, chain = mt5_chains(hf_config(HF_DIR), enc_ids.shape[1], flat.shape[1])
+  chain += teacher.shape[-1]  # log-sum-exp over the vocabulary
+  scale = float(np.abs(teacher).max())  # log_softmax's error is the logits' error
   for row in range(9):
     n = int(lengths.reshape(9)[row]) - 1  # generated tokens, eos included
     assert flat[row, n] == EOS
-    np.testing.assert_allclose(
-      logprobs.reshape(9, -1)[row, 1 : n + 1], teacher_lp[row, :n], atol=1e-4
+    assert_f32_close(
+      logprobs.reshape(9, -1)[row, 1 : n + 1], teacher_lp[row, :n], chain, scale=scale
     )
   # The best hypothesis is at least as likely as the best greedy path ending in eos.
   scores = teacher_lp * (np.arange(teacher_lp.shape[1])[None] < (lengths.reshape(9, 1) - 1))

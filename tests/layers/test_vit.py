@@ -14,6 +14,7 @@ from praxis import base_layer, pax_fiddle
 from pali_pax.fiddle_configs.vit import VIT_VARIANTS, parse_variant, vit_config
 from pali_pax.layers import vit
 from pali_pax.layers.vit import set_vit_sharding
+from tests.numerics import assert_f32_close, vit_chain
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -122,7 +123,8 @@ def test_scan_equals_python_loop():
   }
   y_scan = scan.apply({'params': stacked}, images)
   assert y_loop.shape == (2, 16, 32)
-  np.testing.assert_allclose(y_scan, y_loop, atol=1e-5)
+  chain = vit_chain(width=32, depth=2, mlp=64, heads=4, patch=7, tokens=16)
+  assert_f32_close(y_scan, y_loop, chain)
 
 
 def test_variant_parsing():

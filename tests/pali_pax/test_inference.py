@@ -9,6 +9,14 @@ from pali_pax.convert import load_mt5
 from pali_pax.convert.tree import flatten
 from pali_pax.inference import Predictor
 from pali_pax.tasks import vocab as vocab_lib
+from tests.numerics import (
+  TINY_VIT,
+  assert_f32_close,
+  hf_config,
+  mt5_chains,
+  pali_tiny_chain,
+  vit_chain,
+)
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
 MT5_HF = os.path.join(FIXTURES, 'mt5_hf_tiny')
@@ -16,6 +24,8 @@ SIGLIP = os.path.join(FIXTURES, 'vit_siglip_tiny')
 BV_NPZ = os.path.join(FIXTURES, 'vit_bigvision_tiny.npz')
 MT5_REF = dict(np.load(os.path.join(FIXTURES, 'mt5_reference.npz')))
 VIT_REF = dict(np.load(os.path.join(FIXTURES, 'vit_reference.npz')))
+# vit_siglip_tiny: ViT 'tiny' at 28 px, patch 7 (float32 reference).
+SIGLIP_CHAIN = vit_chain(patch=7, tokens=16, **TINY_VIT)
 PROMPTS = ['Answer in en: colour?', 'Generate caption in de:', 'Answer in fr: forme?']
 TARGETS = ['red', 'ein blauer Kreis', 'carré']
 IMAGES_32 = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
@@ -63,10 +73,14 @@ def _pad(rows):
   return out
 
 
-def _assert_logits_match(got, want, atol=1e-4):
+def _assert_logits_match(got, want):
+  """Against the float64 HF reference logits (mt5_reference.npz)."""
   mask = MT5_REF['decoder_mask'].astype(bool)
   assert got.shape == want.shape and got.dtype == np.float32
-  np.testing.assert_allclose(got[mask], want[mask], atol=atol, rtol=0)
+  _, chain = mt5_chains(
+    hf_config(MT5_HF), *(MT5_REF[k].shape[1] for k in ('encoder_ids', 'decoder_ids'))
+  )
+  assert_f32_close(got[mask], want[mask], chain, implementations=1)
 
 
 # --------------------------------------------------------------- text parity
@@ -114,9 +128,8 @@ def test_t5x_checkpoint_gives_same_params_and_logits(mt5_t5x_dir, mt5_hf_2100, v
     np.testing.assert_array_equal(got[key], want[key], err_msg=key)
   # Text-only examples of a PaLI model are plain mT5 (the image tokens are padding).
   enc, dec, _ = _string_batch(vocab_model.vocab)
-  np.testing.assert_allclose(
-    p.text_logits(enc, dec), vocab_model.text_logits(enc, dec), atol=1e-4, rtol=0
-  )
+  chain = pali_tiny_chain(8, 32, enc.shape[1], dec.shape[1])
+  assert_f32_close(p.text_logits(enc, dec), vocab_model.text_logits(enc, dec), chain)
 
 
 # ---------------------------------------------------------------- images
@@ -128,15 +141,15 @@ def test_image_features_match_siglip(vit, siglip_model):
   assert p.image_size == 28
   feats = p.image_features(VIT_REF['images'])
   assert feats.dtype == np.float32 and feats.shape == (3, 16, 32)
-  np.testing.assert_allclose(feats, VIT_REF['last_hidden_state'], atol=1e-4, rtol=0)
+  assert_f32_close(feats, VIT_REF['last_hidden_state'], SIGLIP_CHAIN)
 
 
 def test_uint8_images_are_normalised(siglip_model):
   pixels = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 3), dtype=np.uint8)
-  np.testing.assert_allclose(
+  assert_f32_close(
     siglip_model.image_features(pixels),
     siglip_model.image_features(pixels.astype(np.float32) / 127.5 - 1.0),
-    atol=1e-6,
+    SIGLIP_CHAIN,
   )
 
 
@@ -196,6 +209,8 @@ def test_score_is_sum_of_target_log_probs(vocab_model):
   want = (picked * (tgt != 0)).sum(axis=1)
   got = vocab_model.score(IMAGES_32, PROMPTS, TARGETS)
   assert got.shape == (3,) and got.dtype == np.float32 and np.all(got < 0)
-  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+  # Both come from float32 logits; the sums over the vocabulary and the target differ.
+  chain = pali_tiny_chain(8, 32, enc.shape[1], dec.shape[1]) + logits.shape[-1] + tgt.shape[1]
+  assert_f32_close(got, want, chain, scale=float(np.abs(logits).max()))
   with pytest.raises(ValueError, match='2 prompts but 1 targets'):
     vocab_model.score(IMAGES_32[:2], PROMPTS[:2], TARGETS[:1])

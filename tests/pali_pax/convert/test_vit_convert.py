@@ -17,11 +17,14 @@ from pali_pax.convert.vit_big_vision import load_vit_big_vision
 from pali_pax.convert.vit_hf import load_vit_hf
 from pali_pax.fiddle_configs.vit import vit_config
 from pali_pax.layers.vit import resample_posemb
+from tests.numerics import assert_f32_close, vit_chain
 
 FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'fixtures')
 HF_DIR = os.path.join(FIX, 'vit_siglip_tiny')
 BV_NPZ = os.path.join(FIX, 'vit_bigvision_tiny.npz')
 REF = np.load(os.path.join(FIX, 'vit_reference.npz'))
+# vit_siglip_tiny/config.json; the reference is float32 (HF SiglipVisionModel).
+VIT_CHAIN = vit_chain(width=32, depth=2, mlp=64, heads=4, patch=7, tokens=16)
 LAYERS = {}
 
 
@@ -70,7 +73,7 @@ def test_parity_with_siglip_reference(path, scan):
   params = load_vit(path, cfg(scan))
   out = forward(params, scan)
   assert out.shape == REF['last_hidden_state'].shape == (3, 16, 32)
-  np.testing.assert_allclose(out, REF['last_hidden_state'], atol=1e-4, rtol=0)
+  assert_f32_close(out, REF['last_hidden_state'], VIT_CHAIN)
 
 
 def test_both_formats_give_identical_trees():
@@ -94,7 +97,7 @@ def test_big_vision_prefixes_scan_layout_and_pre_linen_names(tmp_path):
   two_tower['params/txt/Embed_0/embedding'] = np.zeros((7, 4), np.float32)
   two_tower['params/t'] = np.zeros((1,), np.float32)
   out = forward(load_vit(write_npz(tmp_path, two_tower, 'two.npz'), cfg()))
-  np.testing.assert_allclose(out, REF['last_hidden_state'], atol=1e-4)
+  assert_f32_close(out, REF['last_hidden_state'], VIT_CHAIN)
   # Scanned big_vision checkpoint: Transformer/encoderblock/... with a [depth] axis.
   scanned = {k: v for k, v in arrays.items() if 'encoderblock_' not in k}
   for k in [k for k in arrays if 'encoderblock_0/' in k]:
@@ -104,7 +107,7 @@ def test_big_vision_prefixes_scan_layout_and_pre_linen_names(tmp_path):
   out = forward(
     load_vit(write_npz(tmp_path, {f'params/{k}': v for k, v in scanned.items()}), cfg())
   )
-  np.testing.assert_allclose(out, REF['last_hidden_state'], atol=1e-4)
+  assert_f32_close(out, REF['last_hidden_state'], VIT_CHAIN)
   # Original ViT release naming (pre-linen module numbers, posemb in Transformer).
   rename = {
     'MultiHeadDotProductAttention_0': 'MultiHeadDotProductAttention_1',
@@ -117,7 +120,7 @@ def test_big_vision_prefixes_scan_layout_and_pre_linen_names(tmp_path):
       k = k.replace(f'/{a}/', f'/{b}/')
     old['Transformer/posembed_input/pos_embedding' if k == 'pos_embedding' else k] = v
   out = forward(load_vit(write_npz(tmp_path, old, 'old.npz'), cfg(scan=False)), scan=False)
-  np.testing.assert_allclose(out, REF['last_hidden_state'], atol=1e-4)
+  assert_f32_close(out, REF['last_hidden_state'], VIT_CHAIN)
 
 
 def test_hf_tower_inside_a_larger_model(tmp_path):
@@ -128,7 +131,7 @@ def test_hf_tower_inside_a_larger_model(tmp_path):
 
   path = copy_hf(tmp_path, edit, lambda c: c.update(vision_config=dict(c), model_type='x'))
   out = forward(load_vit(path, cfg()))
-  np.testing.assert_allclose(out, REF['last_hidden_state'], atol=1e-4)
+  assert_f32_close(out, REF['last_hidden_state'], VIT_CHAIN)
 
 
 @pytest.mark.parametrize(
