@@ -132,9 +132,7 @@ def make_batch(
     images = np.zeros((b, image_size, image_size, 3), np.float32)
     has_image = np.zeros((b,), np.float32) if has_image is None else has_image
   images = np.asarray(images, np.float32)
-  if images.ndim != 4 or images.shape[-1] != 3:
-    raise ValueError(f'images must be [B, H, W, 3] (RGB), got shape {images.shape}')
-  if images.shape[0] != b:
+  if images.ndim and images.shape[0] != b:
     raise ValueError(f'{images.shape[0]} images for {b} prompts')
   has_image = np.ones((b,), np.float32) if has_image is None else has_image
   out = NestedMap(
@@ -146,8 +144,11 @@ def make_batch(
     decoder_loss_weights=weights,
   )
   for name, value in out.items():
-    if value.ndim != len(FIELDS[name].dims) or value.shape[0] != b:
-      raise ValueError(f'{name} must be {list(FIELDS[name].dims)} with B = {b}, got {value.shape}')
+    dims = FIELDS[name].dims
+    fixed = {i: int(d) for i, d in enumerate(dims) if d.isdigit()}  # e.g. RGB's 3
+    fixed[0] = b
+    if value.ndim != len(dims) or any(value.shape[i] != n for i, n in fixed.items()):
+      raise ValueError(f'{name} must be [{", ".join(dims)}] with B = {b}, got shape {value.shape}')
   return out
 
 

@@ -61,16 +61,16 @@ def test_scale_pixels_maps_0_255_to_the_unit_interval():
 def test_bad_input_names_the_field():
   with pytest.raises(ValueError, match='2 images for 1 prompts'):
     batch_lib.make_batch([[1]], images=np.zeros((2, 2, 2, 3)))
-  with pytest.raises(
-    ValueError, match=r'decoder_\w+ must be \[.B., .To.\] with B = 1, got \(2, 1\)'
-  ):
+  with pytest.raises(ValueError, match=r'decoder_\w+ must be \[B, To\] with B = 1, got shape'):
     batch_lib.make_batch([[1]], [[1], [1]])
   with pytest.raises(ValueError, match='encoder_input_tokens: row 0 must be 1-D integer ids'):
     batch_lib.make_batch([[0.5]])
   with pytest.raises(ValueError, match='not both'):
     batch_lib.make_batch([[1]], [[1]], decoder_input_tokens=[[0]])
-  with pytest.raises(ValueError, match=r'images must be \[B, H, W, 3\]'):
+  with pytest.raises(ValueError, match=r'image must be \[B, H, W, 3\] with B = 1, got shape'):
     batch_lib.make_batch([[1]], images=np.zeros((1, 2, 2)))
+  with pytest.raises(ValueError, match=r'has_image must be \[B\] with B = 1'):
+    batch_lib.make_batch([[1]], images=np.zeros((1, 2, 2, 3)), has_image=1.0)
 
 
 def test_docs_table_matches_the_fields():
