@@ -117,8 +117,9 @@ def plan(
   import numpy as np
   from jax.sharding import NamedSharding, PartitionSpec
   from paxml import trainer_lib
-  from praxis import base_layer, py_utils
+  from praxis import base_layer
 
+  from pali_pax import batch as batch_lib
   from pali_pax.fiddle_configs import pali
 
   assert jax.device_count() == devices, (jax.device_count(), devices)
@@ -129,14 +130,7 @@ def plan(
   task_p.summary_verbosity = 0
   task = base_layer.instantiate(task_p)
   b = per_device_batch * devices
-  batch = py_utils.NestedMap(
-    image=jax.ShapeDtypeStruct((b, image_size, image_size, 3), jnp.float32),
-    has_image=jax.ShapeDtypeStruct((b,), jnp.float32),
-    encoder_input_tokens=jax.ShapeDtypeStruct((b, input_len), jnp.int32),
-    decoder_input_tokens=jax.ShapeDtypeStruct((b, target_len), jnp.int32),
-    decoder_target_tokens=jax.ShapeDtypeStruct((b, target_len), jnp.int32),
-    decoder_loss_weights=jax.ShapeDtypeStruct((b, target_len), jnp.float32),
-  )
+  batch = batch_lib.batch_specs(image_size, b, input_len, target_len)
   t0 = time.perf_counter()
   meta = trainer_lib.create_train_state_metadata(task, batch)
   mesh = jax.sharding.Mesh(np.array(jax.devices()).reshape(mesh_shape), pali.MESH_AXIS_NAMES)

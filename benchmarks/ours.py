@@ -21,27 +21,24 @@ from praxis import base_layer, optimizers, pax_fiddle, py_utils, schedules
 
 from benchmarks import configs, flops
 from benchmarks.timing import Timing, progress, time_calls
+from pali_pax import batch as batch_lib
 
 NestedMap = py_utils.NestedMap
 
 
 def random_batch(spec: configs.BenchSpec, seed: int = 0) -> NestedMap:
-  """A batch in the model's format (docs/CONTRACTS.md) with random ids/pixels.
+  """A batch in the model's format (`pali_pax.batch`) with random ids/pixels.
 
   Random rather than constant inputs so no data-dependent shortcut can make a
   step cheaper than a real one.
   """
   rng = np.random.default_rng(seed)
   b, ti, to = spec.batch, spec.input_len, spec.target_len
+  # Ids from 2 (past pad and eos): every position is a real token.
   tgt = rng.integers(2, spec.vocab, size=(b, to)).astype(np.int32)
-  return NestedMap(
-    image=rng.uniform(-1, 1, size=(b, spec.image_size, spec.image_size, 3)).astype(np.float32),
-    has_image=np.ones((b,), np.float32),
-    encoder_input_tokens=rng.integers(2, spec.vocab, size=(b, ti)).astype(np.int32),
-    decoder_input_tokens=np.concatenate([np.zeros((b, 1), np.int32), tgt[:, :-1]], axis=1),
-    decoder_target_tokens=tgt,
-    decoder_loss_weights=np.ones((b, to), np.float32),
-  )
+  image = rng.uniform(-1, 1, size=(b, spec.image_size, spec.image_size, 3))
+  ids = rng.integers(2, spec.vocab, size=(b, ti)).astype(np.int32)
+  return batch_lib.make_batch(ids, tgt, images=image)
 
 
 def task_config(

@@ -17,6 +17,7 @@ import seqio
 from paxml import base_experiment, seqio_input, tasks_lib
 from praxis import base_input, decoder_hparams, optimizers, pax_fiddle, schedules
 
+from pali_pax import batch as batch_lib
 from pali_pax import model
 from pali_pax.fiddle_configs import pali
 from pali_pax.tasks import feature_converter
@@ -45,7 +46,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
 
   MODEL = 'tiny'
   IMAGE_SIZE = 224
-  VOCAB_SIZE = pali.MT5_VOCAB_SIZE
+  VOCAB_SIZE = batch_lib.MT5_VOCAB_SIZE
   FREEZE_VIT = True
   TRAIN_MIXTURE = 'pali_synthetic_mixture'
   EVAL_TASKS: tuple[str, ...] = ()
@@ -85,7 +86,9 @@ class PaliExperiment(base_experiment.BaseExperiment):
       vocab_size=self.VOCAB_SIZE,
       freeze_vit=self.FREEZE_VIT,
     )
-    cfg.decoder_tpl = decoder_hparams.GreedyDecoderHParams(seqlen=self.MAX_DECODE_LEN + 1, eos_id=1)
+    cfg.decoder_tpl = decoder_hparams.GreedyDecoderHParams(
+      seqlen=self.MAX_DECODE_LEN + 1, eos_id=batch_lib.EOS_ID
+    )
     return pali.shard_pali(cfg, list(self.ICI_MESH_SHAPE), self.DCN_MESH_SHAPE)
 
   def optimizer_config(self) -> pax_fiddle.Config[optimizers.BaseOptimizer]:

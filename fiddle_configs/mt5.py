@@ -16,12 +16,11 @@ from typing import Any
 
 from praxis import pax_fiddle
 
+from pali_pax import batch as batch_lib
 from pali_pax.layers import mt5
 from pali_pax.layers.mt5 import set_mt5_sharding
 
-__all__ = ['MT5_SIZES', 'MT5_VOCAB_SIZE', 'mt5_config', 'set_mt5_sharding']
-
-MT5_VOCAB_SIZE = 250112
+__all__ = ['MT5_SIZES', 'mt5_config', 'set_mt5_sharding']
 
 # size -> (model_dims, num_encoder_layers, num_decoder_layers, hidden_dims, num_heads, dim_per_head)
 MT5_SIZES: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -45,7 +44,7 @@ _SIZE_FIELDS = (
 
 def mt5_config(
   size: str = 'large',
-  vocab_size: int = MT5_VOCAB_SIZE,
+  vocab_size: int = batch_lib.MT5_VOCAB_SIZE,
   *,
   dropout_prob: float = 0.0,
   relative_attention_num_buckets: int = 32,

@@ -9,13 +9,12 @@ tiny    tiny/8     tiny     (tests and the CPU demo; 32 px images)
 
 from praxis import pax_fiddle
 
+from pali_pax import batch as batch_lib
 from pali_pax import model
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 from pali_pax.fiddle_configs import vit as vit_configs
 from pali_pax.layers.mt5 import set_mt5_sharding
 from pali_pax.layers.vit import set_vit_sharding
-
-MT5_VOCAB_SIZE = 250_112
 
 # size: (ViT variant, mT5 size)
 PALI_SIZES = {
@@ -31,7 +30,7 @@ MESH_AXIS_NAMES = ('replica', 'data', 'mdl')
 def pali_config(
   size: str = '3b',
   image_size: int = 224,
-  vocab_size: int = MT5_VOCAB_SIZE,
+  vocab_size: int = batch_lib.MT5_VOCAB_SIZE,
   freeze_vit: bool = True,
 ) -> pax_fiddle.Config[model.PaliModel]:
   """The PaliModel graph of one PaLI size (unsharded; see `shard_pali`)."""

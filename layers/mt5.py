@@ -31,6 +31,7 @@ import numpy as np
 from praxis import base_layer, pax_fiddle, pytypes
 from praxis.layers import embedding_softmax
 
+from pali_pax import batch as batch_lib
 from pali_pax.layers import relative_position, t5_stack
 
 JTensor = pytypes.JTensor
@@ -113,7 +114,7 @@ class Mt5EncoderDecoder(base_layer.BaseLayer):
     softmax_tpl: output projection template (praxis `FullSoftmax`, no bias).
   """
 
-  vocab_size: int = 250112
+  vocab_size: int = batch_lib.MT5_VOCAB_SIZE
   model_dims: int = 512
   num_encoder_layers: int = 8
   num_decoder_layers: int = 8

@@ -19,7 +19,7 @@ from paxml import checkpoints, trainer_lib
 from paxml.checkpoint_types import CheckpointType
 from praxis import base_layer
 
-from pali_pax import param_count
+from pali_pax import batch as batch_lib
 from pali_pax.convert import tree
 
 METADATA_FILE = 'pali_pax.json'
@@ -42,10 +42,7 @@ def _jax_task(exp: Any) -> Any:
 
 def _state_metadata(jax_task: Any, exp: Any) -> Any:
   """paxml's TrainStateMetadata (abstract shapes; nothing is allocated)."""
-  specs = jax.tree_util.tree_map(
-    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), param_count.dummy_batch(exp.IMAGE_SIZE)
-  )
-  return trainer_lib.create_train_state_metadata(jax_task, specs)
+  return trainer_lib.create_train_state_metadata(jax_task, batch_lib.batch_specs(exp.IMAGE_SIZE))
 
 
 def _replace(params: dict, name: str, new: dict, source: str) -> dict:

@@ -2,9 +2,12 @@
 
 `pali-pax demo` (or `make demo`) runs `paxml.main` in a child process (paxml
 can hang instead of exiting when a background thread dies, so the child gets a
-timeout), shows a progress bar from its step log, and afterwards loads the
-newest checkpoint into a `Predictor` to print held-out metrics and decoded
-examples in several languages. Running it again resumes from the checkpoint.
+timeout) with evaluation and decoding on the held-out synthetic tasks during
+training, and shows a progress bar from its step log. Afterwards it prints
+`evaluation.report`: the latest eval / decode metrics paxml wrote to the job's
+TensorBoard summaries, decoded validation examples in several languages from
+paxml's `decoder_out/`, and the latest checkpoint step. Running it again
+resumes from that checkpoint.
 """
 
 import os

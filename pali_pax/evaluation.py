@@ -1,17 +1,17 @@
 """Held-out evaluation of a trained job dir: metrics and decoded examples.
 
-Two views, both printed by `pali-pax demo`:
-* what paxml itself measured: the latest eval loss and the seqio decode
-  metrics from the job's TensorBoard summaries, plus decoded samples from
-  `decoder_out/` (written by paxml's decode programs);
-* an independent check through `Predictor` on any checkpoint step (the
-  learning test compares step 0 with the final step this way).
+* `report(job_dir)`, printed by `pali-pax demo`: what paxml itself measured,
+  read from the job dir (the latest eval loss and seqio decode metrics from its
+  TensorBoard summaries, decoded samples from `decoder_out/`, written by
+  paxml's decode programs);
+* `validation_nll(predictor, task)`: an independent check through a
+  `Predictor` on any weights (the learning test compares untrained and
+  trained weights this way).
 """
 
 import glob
 import json
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,16 +19,6 @@ import seqio
 import tensorflow as tf
 
 from pali_pax import checkpoint
-from pali_pax.tasks import metrics
-
-# Per task kind: the metric used for the headline number.
-KIND_METRIC = {
-  'vqa': ('exact_match', metrics.exact_match),
-  'object_vqa': ('exact_match', metrics.exact_match),
-  'ocr': ('exact_match', metrics.exact_match),
-  'caption': ('cider', metrics.cider),
-  'detection': ('recall50', metrics.detection_metrics),
-}
 
 
 def summary_scalars(job_dir: str) -> dict[str, dict[str, tuple[int, float]]]:
@@ -72,30 +62,6 @@ def decoded_samples(job_dir: str, per_task: int = 3) -> dict[str, list[dict[str,
         break
     out[os.path.basename(task_dir)] = picked
   return out
-
-
-def evaluate_predictor(
-  predictor: Any, task_names: Sequence[str], n: int = 64, lengths: tuple[int, int] = (24, 16)
-) -> dict[str, float]:
-  """Greedy-decodes `n` validation examples of each task; {task: headline metric}."""
-  results = {}
-  for name in task_names:
-    kind = name.removeprefix('pali_synthetic_').rsplit('_', 1)[0]
-    metric_name, fn = KIND_METRIC[kind]
-    task = seqio.get_mixture_or_task(name)
-    ds = task.get_dataset(
-      {'inputs': lengths[0], 'targets': lengths[1]}, split='validation', shuffle=False
-    )
-    rows = list(ds.take(n).as_numpy_iterator())
-    ids = np.zeros((len(rows), lengths[0]), np.int32)
-    for i, r in enumerate(rows):
-      ids[i, : len(r['inputs'])] = r['inputs']
-    images = np.stack([r['image'] for r in rows])
-    out = predictor.generate_ids(ids, images=images, max_decode_steps=lengths[1])
-    preds = [predictor.vocab.decode([int(t) for t in o if t > 1]) for o in out]
-    refs = [r['targets_pretokenized'].decode() for r in rows]
-    results[name] = float(fn(refs, preds)[metric_name])
-  return results
 
 
 def report(job_dir: str) -> str:

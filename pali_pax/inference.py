@@ -7,7 +7,7 @@
     p = Predictor.from_checkpoint('runs/tiny_pali')        # a paxml job dir
 
 Images are float32 [B, H, W, 3] in [-1, 1] (uint8 [0, 255] is normalised).
-Token ids follow mT5: pad 0, eos 1, decoding starts from id 0.
+Batches, token ids and the image range follow `pali_pax.batch`.
 """
 
 import functools
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from praxis import base_layer, decoder_hparams, pax_fiddle, py_utils
 
-from pali_pax import model as model_lib
+from pali_pax import batch as batch_lib
 
 NestedMap = py_utils.NestedMap
 
@@ -33,7 +33,7 @@ def normalise_images(images: Any, image_size: int | None = None) -> np.ndarray:
       f'images must be {image_size}x{image_size} for this model, got {images.shape[1:3]}'
     )
   if images.dtype == np.uint8:
-    return images.astype(np.float32) / 127.5 - 1.0
+    return batch_lib.scale_pixels(images.astype(np.float32))
   images = images.astype(np.float32)
   if images.min() < -1.0 - 1e-3 or images.max() > 1.0 + 1e-3:
     raise ValueError('float images must lie in [-1, 1] (or pass uint8 in [0, 255])')
@@ -99,29 +99,22 @@ class Predictor:
       )
     return ids.astype(np.int32)
 
-  def _batch(self, input_ids: Any, input_mask: Any, images: Any, dec_ids: Any = None) -> NestedMap:
+  def _batch(
+    self, input_ids: Any, input_mask: Any, images: Any, dec_ids: Any = None, targets: Any = None
+  ) -> NestedMap:
+    """The model batch (`batch.make_batch`): decoder ids for teacher forcing, targets to score."""
     ids = self._check_ids(input_ids, 'input_ids')
     if input_mask is not None:
       ids = ids * (np.asarray(input_mask) > 0)
-    b = ids.shape[0]
-    if images is None:
-      size = self.image_size or 1
-      image = np.zeros((b, size, size, 3), np.float32)
-      has_image = np.zeros((b,), np.float32)
-    else:
+    if images is not None:
       self._require_vit()
-      image = normalise_images(images, self.image_size)
-      if image.shape[0] != b:
-        raise ValueError(f'{image.shape[0]} images for {b} prompts')
-      has_image = np.ones((b,), np.float32)
-    dec = np.zeros((b, 1), np.int32) if dec_ids is None else self._check_ids(dec_ids, 'decoder ids')
-    return NestedMap(
-      image=image,
-      has_image=has_image,
-      encoder_input_tokens=ids,
-      decoder_input_tokens=dec,
-      decoder_target_tokens=np.roll(dec, -1, axis=1),
-      decoder_loss_weights=np.ones(dec.shape, np.float32),
+      images = normalise_images(images, self.image_size)
+    return batch_lib.make_batch(
+      ids,
+      None if targets is None else self._check_ids(targets, 'target ids'),
+      decoder_input_tokens=None if dec_ids is None else self._check_ids(dec_ids, 'decoder ids'),
+      images=images,
+      image_size=self.image_size or 1,
     )
 
   @functools.cached_property
@@ -150,10 +143,10 @@ class Predictor:
   def _jit_decode(self, steps: int, beam_size: int) -> Any:
     if beam_size > 1:
       params = decoder_hparams.BeamSearchHParams(
-        seqlen=steps + 1, eos_id=model_lib.EOS_ID, beam_size=beam_size, length_norm_alpha=0.0
+        seqlen=steps + 1, eos_id=batch_lib.EOS_ID, beam_size=beam_size, length_norm_alpha=0.0
       )
     else:
-      params = decoder_hparams.GreedyDecoderHParams(seqlen=steps + 1, eos_id=model_lib.EOS_ID)
+      params = decoder_hparams.GreedyDecoderHParams(seqlen=steps + 1, eos_id=batch_lib.EOS_ID)
 
     def run(p: dict, b: NestedMap) -> Any:
       (_, result, _), _ = self._apply(
@@ -204,34 +197,27 @@ class Predictor:
       raise ValueError('this Predictor has no vocabulary: pass vocab=PATH to from_components')
     return self.vocab
 
-  def _encode(self, texts: list[str], eos: bool) -> np.ndarray:
+  def _encode(self, texts: list[str]) -> np.ndarray:
+    """Token ids [B, T] of `texts`, each ending with eos."""
     vocab = self._require_vocab()
-    rows = [list(vocab.encode(t)) + ([model_lib.EOS_ID] if eos else []) for t in texts]
-    out = np.zeros((len(rows), max(1, max(len(r) for r in rows))), np.int32)
-    for i, r in enumerate(rows):
-      out[i, : len(r)] = r
-    return out
+    return batch_lib.pad_ids([[*vocab.encode(t), batch_lib.EOS_ID] for t in texts])
 
   def generate(self, images: Any, prompts: list[str], **kwargs: Any) -> list[str]:
     """Decoded strings for each (image, prompt); images may be None (text only)."""
     vocab = self._require_vocab()
-    ids = self.generate_ids(self._encode(prompts, eos=True), images=images, **kwargs)
-    return [vocab.decode([int(t) for t in row if t != model_lib.EOS_ID]) for row in ids]
+    ids = self.generate_ids(self._encode(prompts), images=images, **kwargs)
+    return [vocab.decode([int(t) for t in row if t != batch_lib.EOS_ID]) for row in ids]
 
   def score(self, images: Any, prompts: list[str], targets: list[str]) -> np.ndarray:
     """Log-likelihood float32 [B] of each target given (image, prompt)."""
     if len(prompts) != len(targets):
       raise ValueError(f'{len(prompts)} prompts but {len(targets)} targets')
-    tgt = self._encode(targets, eos=True)
-    batch = self._batch(self._encode(prompts, eos=True), None, images, np.roll(tgt, 1, axis=1))
-    batch.decoder_input_tokens[:, 0] = model_lib.START_ID
-    batch.decoder_target_tokens = tgt
-    batch.decoder_loss_weights = (tgt != 0).astype(np.float32)
+    batch = self._batch(self._encode(prompts), None, images, targets=self._encode(targets))
     return np.asarray(self._jit_score(self.params, batch), np.float32)
 
 
 def _until_eos(row: np.ndarray) -> np.ndarray:
-  hits = np.nonzero(row == model_lib.EOS_ID)[0]
+  hits = np.nonzero(row == batch_lib.EOS_ID)[0]
   return row[: hits[0] + 1] if hits.size else row
 
 

@@ -19,6 +19,7 @@ from praxis import (
   sample_decode,
 )
 
+from pali_pax import batch as batch_lib
 from pali_pax import losses
 from pali_pax.layers import fusion, mt5, vit
 
@@ -26,13 +27,12 @@ JTensor = pytypes.JTensor
 NestedMap = py_utils.NestedMap
 template_field = pax_fiddle.template_field
 instance_field = base_layer.instance_field
-PAD_ID, EOS_ID, START_ID = 0, 1, 0
 
 
 class PaliModel(base_model.BaseModel):
   """PaLI: image-and-text to text.
 
-  The input batch follows docs/CONTRACTS.md: `image` [B, H, W, 3] in [-1, 1],
+  The input batch follows `pali_pax.batch`: `image` [B, H, W, 3] in [-1, 1],
   `has_image` [B], `encoder_input_tokens` [B, Ti], `decoder_input_tokens`,
   `decoder_target_tokens`, `decoder_loss_weights` [B, To].
 
@@ -60,7 +60,7 @@ class PaliModel(base_model.BaseModel):
   label_smoothing: float = 0.0
   z_loss_weight: float = 0.0
   decoder_tpl: decoder_hparams.DecoderHParams = instance_field(
-    lambda: decoder_hparams.GreedyDecoderHParams(seqlen=33, eos_id=EOS_ID)
+    lambda: decoder_hparams.GreedyDecoderHParams(seqlen=33, eos_id=batch_lib.EOS_ID)
   )
 
   def setup(self) -> None:
@@ -87,7 +87,7 @@ class PaliModel(base_model.BaseModel):
       (encoder output [B, N + Ti, D], encoder paddings [B, N + Ti]).
     """
     ids = batch.encoder_input_tokens
-    paddings = (ids == PAD_ID).astype(jnp.float32)
+    paddings = (ids == batch_lib.PAD_ID).astype(jnp.float32)
     embs = self.mt5.embed(ids)
     if self.vit_tpl is not None:
       image_tokens = self.image_features(batch.image)
@@ -157,7 +157,7 @@ class PaliModel(base_model.BaseModel):
     if params.seqlen <= 1:
       raise ValueError(f'decoder seqlen must be > 1 (start token + outputs), got {params.seqlen}')
     batch_size = input_batch.encoder_input_tokens.shape[0]
-    prefix_ids = jnp.full((batch_size, 1), START_ID, jnp.int32)
+    prefix_ids = jnp.full((batch_size, 1), batch_lib.DECODER_START_ID, jnp.int32)
     prefix_paddings = jnp.zeros((batch_size, 1), jnp.float32)
 
     def fprop_fn(mdl: 'PaliModel', ids: JTensor, paddings: JTensor) -> None:
@@ -247,5 +247,5 @@ class PaliModel(base_model.BaseModel):
 
 def _strings(input_obj: base_input.BaseInput, ids: Any, key: str) -> list[str]:
   ids = np.asarray(ids)
-  lengths = np.sum(ids != PAD_ID, axis=1)
+  lengths = np.sum(ids != batch_lib.PAD_ID, axis=1)
   return list(input_obj.ids_to_strings(ids, lengths, key=key))

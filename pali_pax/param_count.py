@@ -3,32 +3,16 @@
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from praxis import base_layer, pax_fiddle, py_utils
+from praxis import base_layer, pax_fiddle
 
-NestedMap = py_utils.NestedMap
+from pali_pax import batch as batch_lib
 
 # Published sizes (PaLI paper, Table 1) used as the reference column.
 PUBLISHED = {
   'vit': {'G/14': 1.8e9, 'e/14': 3.9e9},
   'mt5': {'large': 1.2e9, 'xxl': 13e9},
 }
-
-
-def dummy_batch(
-  image_size: int, batch: int = 1, input_len: int = 8, target_len: int = 8
-) -> NestedMap:
-  """A batch in the model's input format (docs/CONTRACTS.md), all zeros/ones."""
-  ones = jnp.ones((batch, target_len), jnp.int32)
-  return NestedMap(
-    image=jnp.zeros((batch, image_size, image_size, 3), jnp.float32),
-    has_image=jnp.ones((batch,), jnp.float32),
-    encoder_input_tokens=jnp.ones((batch, input_len), jnp.int32),
-    decoder_input_tokens=ones,
-    decoder_target_tokens=ones,
-    decoder_loss_weights=jnp.ones((batch, target_len), jnp.float32),
-  )
 
 
 def abstract_params(model_cfg: pax_fiddle.Config) -> dict:
@@ -38,7 +22,7 @@ def abstract_params(model_cfg: pax_fiddle.Config) -> dict:
   model_cfg.ici_mesh_shape = None
   model_cfg.dcn_mesh_shape = None
   layer = base_layer.instantiate(model_cfg)
-  batch = dummy_batch(model_cfg.vit_tpl.image_size)
+  batch = batch_lib.dummy_batch(model_cfg.vit_tpl.image_size)
   shapes = jax.eval_shape(
     lambda: layer.init({'params': jax.random.PRNGKey(0)}, batch, method=layer.compute_predictions)
   )

@@ -28,11 +28,11 @@ import re
 
 import sentencepiece as spm
 
-from pali_pax.tasks import prompts, synthetic
+from pali_pax import batch as batch_lib
+from pali_pax.tasks import prompts, synthetic, vocab
 from pali_pax.tasks import synthetic_words as words
 
 VOCAB_SIZE = 2000  # pieces; seqio adds 100 sentinel ids -> 2100 ids
-DEFAULT_MODEL_PATH = os.path.join(os.path.dirname(__file__), 'data', 'pali_synthetic_spm.model')
 _EXAMPLES_PER_TASK = 1000
 _SEED = 20220914  # PaLI's arXiv date; any fixed value
 _DELIMITER = '|'  # not in the corpus; pieces never cross it, and it is no piece itself
@@ -121,9 +121,9 @@ def train(vocab_size: int = VOCAB_SIZE, examples_per_task: int = _EXAMPLES_PER_T
     character_coverage=1.0,
     byte_fallback=True,
     split_digits=True,
-    pad_id=0,
-    eos_id=1,
-    unk_id=2,
+    pad_id=batch_lib.PAD_ID,
+    eos_id=batch_lib.EOS_ID,
+    unk_id=batch_lib.UNK_ID,
     bos_id=-1,
     num_threads=1,
     shuffle_input_sentence=False,
@@ -137,7 +137,7 @@ def train(vocab_size: int = VOCAB_SIZE, examples_per_task: int = _EXAMPLES_PER_T
 def main(argv: list[str] | None = None) -> None:
   """CLI entry: writes the model to --output (default: the shipped path)."""
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--output', default=DEFAULT_MODEL_PATH)
+  parser.add_argument('--output', default=vocab.DEFAULT_VOCAB_PATH)
   parser.add_argument('--vocab_size', type=int, default=VOCAB_SIZE)
   args = parser.parse_args(argv)
   data = train(args.vocab_size)

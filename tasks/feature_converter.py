@@ -1,4 +1,4 @@
-"""seqio feature converter from PaLI task features to the model batch (docs/CONTRACTS.md).
+"""seqio feature converter from PaLI task features to the model batch (`pali_pax.batch`).
 
   task features (per example)            model features (per example)
   inputs     int32 [<= Ti]       ->   encoder_input_tokens   int32   [Ti]   0-padded
@@ -11,7 +11,7 @@
 No packing (each example keeps its own image). `task_feature_lengths` names
 only 'inputs' and 'targets' ({'inputs': Ti, 'targets': To}); the image size
 comes from the constructor or, if not given, from the dataset's static image
-shape. Works through `paxml.seqio_input.SeqIOInput(feature_converter=...)`,
+shape. The same rules as `batch.make_batch`, in tf.data. Works through `paxml.seqio_input.SeqIOInput(feature_converter=...)`,
 which batches these into [B, ...] and adds its eval bookkeeping keys.
 """
 
@@ -19,6 +19,8 @@ from collections.abc import Mapping
 
 import seqio
 import tensorflow as tf
+
+from pali_pax import batch as batch_lib
 
 Spec = seqio.FeatureConverter.FeatureSpec
 
@@ -29,7 +31,7 @@ class PaliFeatureConverter(seqio.FeatureConverter):
   Args:
     image_size: side of the square images (H = W) for the output length check;
       None = read it from the dataset's static shape when converting.
-    bos_id: first decoder input token (mT5 starts decoding from 0).
+    bos_id: first decoder input token (`batch.DECODER_START_ID`).
     apply_length_check: seqio's check that outputs have exactly the lengths.
   """
 
@@ -37,20 +39,17 @@ class PaliFeatureConverter(seqio.FeatureConverter):
     'inputs': Spec(dtype=tf.int32),
     'targets': Spec(dtype=tf.int32),
   }
+  # Per example: the batch fields without their leading B.
   MODEL_FEATURES = {
-    'encoder_input_tokens': Spec(dtype=tf.int32),
-    'decoder_target_tokens': Spec(dtype=tf.int32),
-    'decoder_input_tokens': Spec(dtype=tf.int32),
-    'decoder_loss_weights': Spec(dtype=tf.float32),
-    'image': Spec(dtype=tf.float32, rank=3),
-    'has_image': Spec(dtype=tf.float32, rank=0),
+    name: Spec(dtype=tf.as_dtype(f.dtype), rank=len(f.dims) - 1)
+    for name, f in batch_lib.FIELDS.items()
   }
   PACKING_FEATURE_DTYPES = {}
 
   def __init__(
     self,
     image_size: int | None = None,
-    bos_id: int = 0,
+    bos_id: int = batch_lib.DECODER_START_ID,
     apply_length_check: bool = True,
     pack: bool = False,
   ):
@@ -70,7 +69,9 @@ class PaliFeatureConverter(seqio.FeatureConverter):
       'encoder_input_tokens': ex['inputs'],
       'decoder_target_tokens': targets,
       'decoder_input_tokens': seqio.utils.make_autoregressive_inputs(targets, bos_id=self.bos_id),
-      'decoder_loss_weights': seqio.non_padding_position(targets, dtype=tf.float32),
+      'decoder_loss_weights': seqio.non_padding_position(
+        targets, dtype=tf.float32, pad_id=batch_lib.PAD_ID
+      ),
       'image': tf.cast(ex['image'], tf.float32),
       'has_image': tf.cast(ex['has_image'], tf.float32),
     }
@@ -80,7 +81,8 @@ class PaliFeatureConverter(seqio.FeatureConverter):
   ) -> tf.data.Dataset:
     """Pads/trims inputs and targets, then maps to the model features (others dropped)."""
     spec = ds.element_spec
-    for key, rank in (('image', 3), ('has_image', 0)):
+    for key in ('image', 'has_image'):
+      rank = self.MODEL_FEATURES[key].rank
       if key not in spec:
         raise ValueError(
           f"PaliFeatureConverter: the dataset has no '{key}' feature; got {sorted(spec)}"

@@ -5,12 +5,12 @@ each dataset given, reading with `pali_pax.tasks.readers` and scoring with
 `pali_pax.tasks.metrics`. Nothing is read at registration except the XM3600
 language list; files are opened when a split is first read.
 
-| task | prompt | training target | metrics (all references) |
+| task | prompt | training target | metrics (`metrics.METRICS_BY_TASK` key; all references) |
 |---|---|---|---|
-| pali_coco_captions | Generate caption in EN: | one random caption | CIDEr, BLEU |
-| pali_vqav2 | Answer in EN: <question> | most frequent answer | VQA accuracy |
-| pali_textvqa | Answer in EN: <question> | most frequent answer | VQA accuracy, ANLS |
-| pali_xm3600_<lang> (+ mixture pali_xm3600) | Generate caption in <LANG>: | one random caption | CIDEr, BLEU |
+| pali_coco_captions | Generate caption in EN: | one random caption | caption |
+| pali_vqav2 | Answer in EN: <question> | most frequent answer | vqa |
+| pali_textvqa | Answer in EN: <question> | most frequent answer | textvqa |
+| pali_xm3600_<lang> (+ mixture pali_xm3600) | Generate caption in <LANG>: | one random caption | caption |
 | pali_tfrecord_<kind> | caption or VQA prompt, language from each example | as above | as above |
 
 Expected layouts (the usual downloads; override by calling the readers and
@@ -82,13 +82,6 @@ def text_preprocessor(
   return fn
 
 
-_METRICS = {
-  'caption': [metrics.cider, metrics.bleu],
-  'vqa': [metrics.vqa_accuracy],
-  'textvqa': [metrics.vqa_accuracy, metrics.anls],
-}
-
-
 def register_task(
   name: str,
   source: seqio.DataSource,
@@ -107,7 +100,7 @@ def register_task(
     image_size: image side after resizing.
     vocab_path: SentencePiece model (None = the shipped synthetic one).
     lang: prompt language; None = per example, from its 'lang' field.
-    metric_kind: key of the metric set ('caption', 'vqa', 'textvqa'); default kind.
+    metric_kind: key of `metrics.METRICS_BY_TASK` ('caption', 'vqa', 'textvqa'); default kind.
   """
   vocab = vocab_lib.get_vocabulary(vocab_path)
   seqio.TaskRegistry.remove(name)
@@ -123,7 +116,7 @@ def register_task(
     ],
     output_features=features.output_features(vocab),
     postprocess_fn=features.postprocess_references,
-    metric_fns=list(_METRICS[metric_kind or kind]),
+    metric_fns=metrics.metrics_for(metric_kind or kind),
     shuffle_buffer_size=256,  # examples hold decoded images: keep the buffer small
   )
   return name

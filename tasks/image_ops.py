@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 import tensorflow as tf
 from absl import logging
 
+from pali_pax import batch as batch_lib
+
 _OK = '_image_decoded'
 _COUNTERS: dict[str, tf.Variable] = {}
 
@@ -44,12 +46,6 @@ def dropped_images(name: str | None = None) -> int:
   if name is not None:
     return int(_counter(name).numpy())
   return int(sum(int(v.numpy()) for v in _COUNTERS.values()))
-
-
-def reset_dropped_images() -> None:
-  """Sets every drop counter back to 0."""
-  for v in _COUNTERS.values():
-    v.assign(0)
 
 
 def log_dropped_images() -> dict[str, int]:
@@ -97,7 +93,7 @@ def resize_and_scale(image: tf.Tensor, image_size: int) -> tf.Tensor:
   x = tf.cast(image, tf.float32)
   if tuple(x.shape[:2]) != (image_size, image_size):  # already the right size (synthetic): skip
     x = tf.image.resize(x, [image_size, image_size], antialias=True)
-  return tf.clip_by_value(x, 0.0, 255.0) / 127.5 - 1.0
+  return batch_lib.scale_pixels(tf.clip_by_value(x, 0.0, 255.0))
 
 
 def zero_image(image_size: int) -> tf.Tensor:

@@ -13,7 +13,8 @@ CIDEr x100 as papers report it: "149.1") so that summaries share a scale.
   detection_metrics(targets, predictions) -> {'map50', 'precision50', 'recall50', 'f1_50',
                                             'malformed_predictions'} (metrics_detection)
 
-`METRICS_BY_TASK` / `metrics_for(kind)` give the metric fns of each task kind.
+`METRICS_BY_TASK` / `metrics_for(kind)` give the metric fns of each task kind: the
+one table the seqio tasks (synthetic_tasks, finetune_tasks) take their metric_fns from.
 """
 
 from __future__ import annotations
@@ -282,17 +283,26 @@ def exact_match(targets: Sequence[Any], predictions: Sequence[Any]) -> dict[str,
 
 # ---------------------------------------------------------------- registry
 
+# Task kind -> metric fns. Kinds are the synthetic task names plus 'textvqa'; the
+# real datasets use 'caption' and 'vqa' too. Exact match comes along where
+# the synthetic targets are deterministic (their learning signal); on real data it
+# costs little and is 0-ish.
 METRICS_BY_TASK: dict[str, tuple[MetricFn, ...]] = {
-  'caption': (cider, bleu),
+  'caption': (cider, bleu, exact_match),
   'vqa': (vqa_accuracy, exact_match),
+  'xvqa': (exact_match,),
   'textvqa': (vqa_accuracy, anls),
   'ocr': (exact_match, anls),
+  'vqg': (exact_match,),
+  'object_vqa': (exact_match,),
   'detection': (detection_metrics,),
+  'split_cap': (exact_match,),
+  'span_corruption': (),  # no decode metric: the loss is the measure
 }
 
 
 def metrics_for(kind: str) -> list[MetricFn]:
-  """The metric fns of a task kind (caption, vqa, textvqa, ocr, detection)."""
+  """The metric fns of a task kind (a key of METRICS_BY_TASK); ValueError listing them."""
   if kind not in METRICS_BY_TASK:
     raise ValueError(f'unknown task kind {kind!r}; known: {sorted(METRICS_BY_TASK)}')
   return list(METRICS_BY_TASK[kind])

@@ -31,6 +31,9 @@ from typing import Any
 
 import numpy as np
 
+NUM_BOX_BINS = 1000  # coordinates are integers in [0, NUM_BOX_BINS - 1]: floor(1000 * px / size)
+OBJECT_SEPARATOR = ' ; '
+# Up to 3 digits: the bins 0..999 of NUM_BOX_BINS.
 _BOX = re.compile(r'^(\d{1,3})\s+(\d{1,3})\s+(\d{1,3})\s+(\d{1,3})\s+(\S.*)$', re.DOTALL)
 
 
@@ -55,7 +58,7 @@ def parse_boxes(text: str | bytes) -> tuple[list[Box], int]:
   if isinstance(text, bytes):
     text = text.decode('utf-8', errors='replace')
   boxes, malformed = [], 0
-  for chunk in str(text).split(';'):
+  for chunk in str(text).split(OBJECT_SEPARATOR.strip()):
     chunk = chunk.strip()
     if not chunk:
       continue

@@ -15,8 +15,9 @@ language by its code, and the decoder writes the answer. The templates:
 | detection | `Detect all objects in ZH:` | `ymin xmin ymax xmax label ; ...` |
 | span_corruption | text with `<extra_id_k>` sentinels (no prompt) | the dropped spans |
 
-Box coordinates in detection targets are quantised to integers 0..999
-(`floor(1000 * pixel / size)`), objects separated by ` ; `.
+The detection target text (boxes quantised to 0..999, objects separated by
+` ; `) is defined and parsed in `metrics_detection.py`; the tasks write it
+(synthetic.py in TF).
 
 Free-text arguments (questions, answers, alt-text parts) may be Python strings
 or scalar `tf.string` tensors (inside seqio preprocessors). A language given as
@@ -24,10 +25,6 @@ a Python string is validated (ValueError listing the codes); a `tf.string`
 language (per-example, e.g. from a TFRecord 'lang' field) is only upper-cased.
 Span corruption itself works on token ids and lives in `span_corruption.py`.
 """
-
-import math
-import re
-from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -73,21 +70,6 @@ LANGUAGES: dict[str, str] = {
   'zh': 'Chinese',
 }
 
-# Every task whose prompt this module owns.
-TASKS: tuple[str, ...] = (
-  'caption',
-  'detection',
-  'object_vqa',
-  'ocr',
-  'span_corruption',
-  'split_cap',
-  'vqa',
-  'vqg',
-  'xvqa',
-)
-
-NUM_BOX_BINS = 1000  # detection coordinates are integers in [0, NUM_BOX_BINS - 1]
-OBJECT_SEPARATOR = ' ; '
 SENTINEL_0 = '<extra_id_0>'
 
 Text = str | tf.Tensor
@@ -99,13 +81,6 @@ def check_language(lang: str) -> str:
   if code not in LANGUAGES:
     raise ValueError(f'Unknown language code {lang!r}; valid codes: {", ".join(sorted(LANGUAGES))}')
   return code
-
-
-def check_task(task: str) -> str:
-  """Returns `task` if it is a known task; ValueError listing the valid ones."""
-  if task not in TASKS:
-    raise ValueError(f'Unknown task {task!r}; valid tasks: {", ".join(TASKS)}')
-  return task
 
 
 def lang_tag(lang: Text) -> Text:
@@ -174,97 +149,3 @@ def object_vqa_prompt(question: Text, lang: Text) -> Text:
 def detection_prompt(lang: Text) -> Text:
   """Object detection written as text, labels in `lang`."""
   return _join('Detect all objects in ', lang_tag(lang), ':')
-
-
-def prompt_for(task: str, lang: str = 'en', text: Text = '', pos: int = 0) -> Text:
-  """Generic dispatch: the prompt of `task` (ValueError for unknown tasks/languages).
-
-  Args:
-    task: one of TASKS.
-    lang: output language code.
-    text: the free-text part (question for vqa/xvqa/object_vqa, answer for vqg,
-      alt-text first part for split_cap, the corrupted text for span_corruption).
-    pos: split position for split_cap.
-  """
-  check_task(task)
-  check_language(lang)
-  if task == 'caption':
-    return caption_prompt(lang)
-  if task == 'split_cap':
-    return split_cap_prompt(lang, pos, text)
-  if task == 'ocr':
-    return ocr_prompt()
-  if task in ('vqa', 'xvqa'):
-    return vqa_prompt(text, lang)
-  if task == 'object_vqa':
-    return object_vqa_prompt(text, lang)
-  if task == 'vqg':
-    return vqg_prompt(text, lang)
-  if task == 'detection':
-    return detection_prompt(lang)
-  return text  # span_corruption: the corrupted text is the whole input.
-
-
-def split_alt_text(text: str, pos: int) -> tuple[str, str]:
-  """Splits alt-text after `pos` words (characters if it has no spaces).
-
-  Returns:
-    (first_part, rest); `pos` is clipped to [1, n - 1] so both are non-empty
-    when the text has at least two units.
-  """
-  words = text.split(' ')
-  sep = ' '
-  if len(words) < 2:  # Chinese / Japanese / Thai: split by characters.
-    words, sep = list(text), ''
-  pos = max(1, min(int(pos), len(words) - 1))
-  return sep.join(words[:pos]), sep.join(words[pos:])
-
-
-def quantize_coord(value: float, size: float) -> int:
-  """A pixel coordinate in [0, size] -> bin in [0, NUM_BOX_BINS - 1]."""
-  return min(NUM_BOX_BINS - 1, max(0, math.floor(NUM_BOX_BINS * value / size)))
-
-
-def format_detection(
-  boxes: Sequence[Sequence[float]], labels: Sequence[str], height: float, width: float
-) -> str:
-  """Detection target text.
-
-  Args:
-    boxes: per object (ymin, xmin, ymax, xmax) in pixels.
-    labels: per object label text (in the prompt's language).
-    height: image height in pixels (y coordinates are relative to it).
-    width: image width in pixels.
-
-  Returns:
-    'ymin xmin ymax xmax label ; ...' with integer coordinates in 0..999.
-  """
-  if len(boxes) != len(labels):
-    raise ValueError(f'{len(boxes)} boxes but {len(labels)} labels')
-  parts = []
-  for (ymin, xmin, ymax, xmax), label in zip(boxes, labels, strict=True):
-    q = [
-      quantize_coord(ymin, height),
-      quantize_coord(xmin, width),
-      quantize_coord(ymax, height),
-      quantize_coord(xmax, width),
-    ]
-    parts.append(' '.join(str(v) for v in q) + ' ' + label)
-  return OBJECT_SEPARATOR.join(parts)
-
-
-_DET_RE = re.compile(r'^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(.*?)\s*$')
-
-
-def parse_detection(text: str) -> list[tuple[tuple[int, int, int, int], str]]:
-  """Inverse of `format_detection`: [((ymin, xmin, ymax, xmax), label)], bins 0..999.
-
-  Malformed objects (e.g. from an undertrained model) are skipped, not errors.
-  """
-  out = []
-  for part in text.split(OBJECT_SEPARATOR.strip()):
-    m = _DET_RE.match(part)
-    if m:
-      box = tuple(int(m.group(i)) for i in range(1, 5))
-      out.append((box, m.group(5)))
-  return out

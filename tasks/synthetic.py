@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from pali_pax.tasks import prompts
+from pali_pax.tasks import metrics_detection, prompts
 from pali_pax.tasks import synthetic_scene as scene_lib
 from pali_pax.tasks import synthetic_words as words
 
@@ -201,19 +201,20 @@ def _detection(
   T: dict[str, tf.Tensor], li: tf.Tensor, sc: dict[str, tf.Tensor], size: int
 ) -> tf.Tensor:
   """'ymin xmin ymax xmax label ; ...', coordinates floor(1000 * px / size) in 0..999."""
-  bins = prompts.NUM_BOX_BINS
+  bins = metrics_detection.NUM_BOX_BINS
   q = tf.clip_by_value((bins * sc['boxes']) // size, 0, bins - 1)
   coords = tf.strings.reduce_join(tf.strings.as_string(q), axis=1, separator=' ')
   objs = tf.strings.join([coords, tf.gather(T['a_shape'][li], sc['shapes'])], separator=' ')
   return tf.strings.reduce_join(
-    tf.boolean_mask(objs, sc['valid']), separator=prompts.OBJECT_SEPARATOR
+    tf.boolean_mask(objs, sc['valid']), separator=metrics_detection.OBJECT_SEPARATOR
   )
 
 
 def _split_cap(
   T: dict[str, tf.Tensor], li: tf.Tensor, text: tf.Tensor, seed: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
-  """Split-captioning prompt and target; same rule as prompts.split_alt_text."""
+  """Split-captioning prompt and target: the text cut after 1 <= pos < n words (characters
+  when it has no space), pos uniform."""
 
   def split(units: tf.Tensor, sep: str) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     pos = scene_lib.randint(seed, 1, tf.size(units))

@@ -46,18 +46,6 @@ DEFAULT_RATES: dict[str, float] = {
   'span_corruption': 0.5,
 }
 
-_METRICS: dict[str, tuple] = {
-  'caption': (metrics.exact_match, metrics.cider),
-  'vqa': (metrics.exact_match,),
-  'xvqa': (metrics.exact_match,),
-  'ocr': (metrics.exact_match, metrics.anls),
-  'vqg': (metrics.exact_match,),
-  'object_vqa': (metrics.exact_match,),
-  'detection': (metrics.detection_metrics,),
-  'split_cap': (metrics.exact_match,),
-  'span_corruption': (),
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
@@ -228,7 +216,7 @@ def register_synthetic_tasks(
       preprocessors=_preprocessors(task, config, vocab),
       output_features=out_features,
       postprocess_fn=features.postprocess_text,
-      metric_fns=list(_METRICS[task]),
+      metric_fns=metrics.metrics_for(task),
       shuffle_buffer_size=None,  # the source's examples are i.i.d. draws
     )
   seqio.MixtureRegistry.remove(mixture_name(suffix))

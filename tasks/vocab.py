@@ -2,13 +2,13 @@
 
 `get_vocabulary(path)` loads any SentencePiece model readable by `tf.io.gfile`
 (local, gs://, ...): for real runs mT5's `sentencepiece.model` (250,000 pieces;
-with the 100 sentinel ids seqio appends, 250,112 ids, the mT5 embedding size).
+with the 100 sentinel ids seqio appends, `batch.MT5_VOCAB_SIZE` = 250,112 ids).
 
 Without a path it loads `tasks/data/pali_synthetic_spm.model`, a small
 multilingual SentencePiece (BPE) model trained deterministically by
 `python -m pali_pax.tasks.build_vocab` from the synthetic tasks' text in
 en/fr/de/es/zh/hi/ar/ru plus every prompt in every prompt language:
-2,000 pieces (pad 0, eos 1, unk 2 like mT5; 256 byte-fallback pieces so any
+2,000 pieces (pad, eos, unk ids as mT5's, see `pali_pax.batch`; 256 byte-fallback pieces so any
 script encodes; digits split) + 100 sentinel ids = 2,100 ids. Every synthetic
 word is one or two pieces; nothing synthetic maps to unk.
 
@@ -22,14 +22,11 @@ import os
 import seqio
 import tensorflow as tf
 
+from pali_pax import batch as batch_lib
+
 DEFAULT_VOCAB_PATH = os.path.join(os.path.dirname(__file__), 'data', 'pali_synthetic_spm.model')
 DEFAULT_EXTRA_IDS = 100
 SYNTHETIC_VOCAB_SIZE = 2100  # 2,000 pieces + 100 sentinels (the shipped model)
-MT5_VOCAB_SIZE = 250_112  # 250,000 pieces + 100 sentinels
-
-PAD_ID = 0
-EOS_ID = 1
-UNK_ID = 2
 
 
 def get_vocabulary(
@@ -62,9 +59,10 @@ def get_vocabulary(
 def _load(path: str, extra_ids: int) -> seqio.SentencePieceVocabulary:
   vocab = seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)
   _ = vocab.tokenizer  # load now so a corrupt file fails here, not inside tf.data
-  if (vocab.pad_id, vocab.eos_id) != (PAD_ID, EOS_ID):
+  want = (batch_lib.PAD_ID, batch_lib.EOS_ID)
+  if (vocab.pad_id, vocab.eos_id) != want:
     raise ValueError(
-      f'{path!r}: pad/eos ids are {vocab.pad_id}/{vocab.eos_id}; PaLI (mT5) needs {PAD_ID}/{EOS_ID}'
+      f'{path!r}: pad/eos ids are {vocab.pad_id}/{vocab.eos_id}; PaLI (mT5) needs {want[0]}/{want[1]}'
     )
   return vocab
 

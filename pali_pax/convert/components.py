@@ -17,8 +17,8 @@ import jax
 import numpy as np
 from praxis import base_layer, pax_fiddle
 
+from pali_pax import batch as batch_lib
 from pali_pax import model as model_lib
-from pali_pax import param_count
 from pali_pax.convert import load_mt5, load_vit, mt5_t5x, vit_hf
 from pali_pax.convert.mt5 import detect_format, mt5_config_from_hf
 from pali_pax.convert.tree import CheckpointMismatchError
@@ -166,7 +166,7 @@ def _init_fusion(cfg: pax_fiddle.Config[model_lib.PaliModel], seed: int) -> dict
   the values equal a full init's without materialising the ViT and mT5.
   """
   model = base_layer.instantiate(cfg)
-  batch = param_count.dummy_batch(cfg.vit_tpl.image_size)
+  batch = batch_lib.dummy_batch(cfg.vit_tpl.image_size)
 
   def init(key: jax.Array) -> Any:
     rngs = {'params': key, 'random': jax.random.fold_in(key, 1)}

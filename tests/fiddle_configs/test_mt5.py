@@ -15,7 +15,7 @@ def _count(size: str) -> int:
   return sum(int(np.prod(x.shape)) for x in mt5_common.tree.flatten(shapes).values())
 
 
-def _formula(size: str, vocab: int = mt5_configs.MT5_VOCAB_SIZE, buckets: int = 32) -> int:
+def _formula(size: str, vocab: int = 250_112, buckets: int = 32) -> int:  # mT5 public vocab
   d, enc, dec, f, n, h = mt5_configs.MT5_SIZES[size]
   inner = n * h
   per_enc = 4 * d * inner + 3 * d * f + 2 * d

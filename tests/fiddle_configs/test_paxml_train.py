@@ -59,11 +59,11 @@ def test_training_beats_the_untrained_model(trained):
   import jax
   from praxis import base_layer
 
-  from pali_pax import param_count
+  from pali_pax import batch as batch_lib
 
   cfg = trained_p.model_cfg
   model = base_layer.instantiate(cfg)
-  batch = param_count.dummy_batch(cfg.vit_tpl.image_size)
+  batch = batch_lib.dummy_batch(cfg.vit_tpl.image_size)
   init = model.init({'params': jax.random.PRNGKey(7)}, batch, method=model.compute_predictions)
   untrained_p = Predictor(cfg, init['params'], trained_p.vocab)
   experiments.PaliTinySynthetic().register_tasks()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from praxis import base_layer, decoder_hparams, py_utils
 
-from pali_pax import param_count
+from pali_pax import batch as batch_lib
 from pali_pax.fiddle_configs import pali
 from tests.numerics import assert_f32_close, pali_tiny_chain
 
@@ -22,15 +22,13 @@ def _cfg(freeze_vit=False):
 
 def _batch():
   rng = np.random.default_rng(0)
-  b = param_count.dummy_batch(28, batch=3, input_len=5, target_len=6)
-  b.image = jnp.asarray(rng.uniform(-1, 1, (3, 28, 28, 3)), jnp.float32)
-  b.encoder_input_tokens = jnp.array([[5, 9, 7, 1, 0], [4, 4, 1, 0, 0], [8, 3, 2, 6, 1]], jnp.int32)
-  tgt = jnp.array([[5, 6, 7, 8, 9, 1], [3, 4, 1, 0, 0, 0], [10, 1, 0, 0, 0, 0]], jnp.int32)
-  b.decoder_target_tokens = tgt
-  b.decoder_input_tokens = jnp.concatenate([jnp.zeros((3, 1), jnp.int32), tgt[:, :-1]], 1)
-  b.decoder_loss_weights = (tgt > 0).astype(jnp.float32)
-  b.has_image = jnp.array([1.0, 0.0, 1.0])
-  return b
+  return batch_lib.make_batch(
+    [[5, 9, 7, 1, 0], [4, 4, 1], [8, 3, 2, 6, 1]],
+    [[5, 6, 7, 8, 9, 1], [3, 4, 1], [10, 1]],
+    images=rng.uniform(-1, 1, (3, 28, 28, 3)),
+    has_image=[1.0, 0.0, 1.0],
+    target_len=6,
+  )
 
 
 def _ctx():

@@ -1,9 +1,10 @@
-"""PaliFeatureConverter: the model batch of docs/CONTRACTS.md, directly and through SeqIOInput."""
+"""PaliFeatureConverter: the model batch of `pali_pax.batch`, directly and through SeqIOInput."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from pali_pax import batch as batch_lib
 from pali_pax.tasks import feature_converter, synthetic_tasks
 
 MODEL_KEYS = {
@@ -39,6 +40,31 @@ def test_converts_and_pads():
   assert ex['decoder_loss_weights'].dtype == np.float32 and ex['image'].shape == (4, 4, 3)
   assert ex['has_image'] == 1.0
   assert fc.get_model_feature_lengths({'inputs': 5, 'targets': 4})['decoder_input_tokens'] == 4
+
+
+def test_same_batch_as_the_numpy_builder():
+  """The tf.data converter and `batch.make_batch` are one contract: equal batches, with
+  padding, full-length rows and a text-only example."""
+  inputs = [[7, 8, 9, 10, 1], [3, 1]]
+  targets = [[5, 6, 1], [4, 4, 4, 1]]
+  images = np.random.default_rng(0).uniform(-1, 1, (2, 4, 4, 3)).astype(np.float32)
+  has_image = [1.0, 0.0]
+  ds = tf.data.Dataset.from_tensor_slices(
+    {'inputs': tf.ragged.constant(inputs), 'targets': tf.ragged.constant(targets)}
+  )
+  extra = tf.data.Dataset.from_tensor_slices({'image': images, 'has_image': has_image})
+  ds = tf.data.Dataset.zip(ds, extra).map(
+    lambda a, b: {'inputs': a['inputs'], 'targets': a['targets'], **b}
+  )
+  fc = feature_converter.PaliFeatureConverter(image_size=4)
+  got = next(fc(ds, {'inputs': 5, 'targets': 4}).batch(2).as_numpy_iterator())
+  want = batch_lib.make_batch(
+    inputs, targets, images=images, has_image=has_image, input_len=5, target_len=4
+  )
+  assert set(got) == set(want) == set(batch_lib.FIELDS)
+  for key, value in want.items():
+    assert got[key].dtype == value.dtype, key
+    np.testing.assert_array_equal(got[key], value, err_msg=key)
 
 
 def test_image_size_inferred_and_errors():
@@ -95,7 +121,7 @@ def test_one_batch_through_paxml_seqio_input():
 
 def test_eval_input_and_decode_metrics_through_seqio_input():
   """Eval split of one task: paxml matches outputs to targets by enumeration ids and runs
-  the task's metric fns (exact match 100 when the 'model' outputs the targets)."""
+  the task's metric fns (each 100 when the 'model' outputs the targets)."""
   from paxml import seqio_input
   from praxis import base_hyperparams, pax_fiddle, py_utils
 
@@ -121,4 +147,4 @@ def test_eval_input_and_decode_metrics_through_seqio_input():
       outputs.append((key, {'decoded_substr': batch['decoder_target_tokens'][i]}))
   with pytest.raises(StopIteration):
     inp.get_next()
-  assert inp.compute_metrics(outputs) == [{'exact_match': 100.0}]
+  assert inp.compute_metrics(outputs) == [{'vqa_accuracy': 100.0}, {'exact_match': 100.0}]

@@ -7,7 +7,7 @@ import pytest
 import seqio
 from PIL import Image
 
-from pali_pax.tasks import cli, finetune_tasks, image_ops, synthetic_tasks
+from pali_pax.tasks import cli, finetune_tasks, image_ops, metrics, synthetic, synthetic_tasks
 
 SUFFIX = '_test32'
 LENGTHS = {'inputs': 48, 'targets': 40}
@@ -34,6 +34,12 @@ def test_default_names_registered_at_import():
   ):
     assert f'pali_synthetic_{task}' in seqio.TaskRegistry.names()
   assert 'pali_synthetic_mixture' in seqio.MixtureRegistry.names()
+
+
+def test_metric_fns_come_from_the_metric_table(mixture):
+  for task in synthetic.TASKS:
+    registered = seqio.get_mixture_or_task(synthetic_tasks.task_name(task, SUFFIX))
+    assert list(registered.metric_fns) == metrics.metrics_for(task), task
 
 
 def test_registration_is_idempotent_and_rates_configurable(mixture):
@@ -164,7 +170,9 @@ def test_finetune_tasks_on_tiny_files(tmp_path):
   assert ex['image'].shape == (16, 16, 3) and ex['has_image'] == 1.0
   assert cap.postprocess_fn(b'x', example=ex, is_target=True) == ['a red picture', 'red']
 
+  assert list(cap.metric_fns) == metrics.metrics_for('caption')
   vqa_task = seqio.get_mixture_or_task('pali_vqav2_t')
+  assert list(vqa_task.metric_fns) == metrics.metrics_for('vqa')
   ex = next(vqa_task.get_dataset(LENGTHS, split='validation', shuffle=False).as_numpy_iterator())
   assert ex['inputs_pretokenized'] == b'Answer in EN: What colour?'
   assert ex['targets_pretokenized'] == b'blue'  # the most frequent answer
