@@ -1,6 +1,6 @@
-"""Shared part of the ViT converters, and `load_vit` (format auto-detection).
+"""Pieces shared by the ViT checkpoint converters (big_vision and HF).
 
-Both converters (`vit_big_vision`, `vit_hf`) first translate a checkpoint into
+Both readers (`vit_big_vision`, `vit_hf`) first translate a checkpoint into
 *canonical* names, one flat dict independent of the source format:
 
     patch/w [p, p, 3, D]   patch/b [D]   pos [1, T, D]   norm/scale, norm/bias [D]
@@ -10,14 +10,13 @@ Both converters (`vit_big_vision`, `vit_hf`) first translate a checkpoint into
     block/{i}/fc1/w [D, F]  fc1/b [F]     block/{i}/fc2/w [F, D]  fc2/b [D]
 
 plus `unmapped/<source name>` for tensors they could not place. This module maps
-canonical names onto the VisionTransformer parameter tree (per-layer or
-scanned), resamples the position embedding when asked, and checks everything
-strictly through `fill_tree`.
+canonical names onto the VisionTransformer parameter tree (per-layer, then
+stacked by `tree.stack_layer_params` when scanned), resamples the position
+embedding when asked, checks everything strictly through `fill_tree`, and
+reads a config's sizes off canonical shapes (`dims_from_canonical`).
 """
 
-import dataclasses
 import logging
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,7 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from praxis import base_layer, pax_fiddle
 
-from pali_pax.convert.tree import CheckpointMismatchError, fill_tree, flatten, unflatten
+from pali_pax import param_count
+from pali_pax.convert import tree
+from pali_pax.errors import CheckpointMismatchError
 from pali_pax.layers.vit import VisionTransformer, resample_posemb
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ _BLOCK = {
 }
 _PAX_TO_CANON = {v: k for k, v in _GLOBAL.items()}
 _PAX_BLOCK_TO_CANON = {v: k for k, v in _BLOCK.items()}
-SCAN_PREFIX = 'transformer/repeat/sub/x_layers_0/'
+# praxis StackedTransformerRepeated: transformer/repeat/sub/x_layers_0/<block path> [L, ...].
+SCAN_PREFIX = 'repeat/sub/x_layers_0/'
 
 
 def as_layer(cfg_or_layer: ViTConfigOrLayer, **overrides: Any) -> VisionTransformer:
@@ -84,7 +86,7 @@ def as_layer(cfg_or_layer: ViTConfigOrLayer, **overrides: Any) -> VisionTransfor
 def param_shapes(layer: VisionTransformer) -> dict[str, Any]:
   """Abstract `params` tree of `layer` (jax.ShapeDtypeStruct leaves; nothing allocated)."""
   images = jax.ShapeDtypeStruct((1, layer.image_size, layer.image_size, 3), jnp.float32)
-  return jax.eval_shape(layer.init, jax.random.PRNGKey(0), images)['params']
+  return param_count.abstract_params(layer, images)
 
 
 def canonical_to_pax(name: str) -> str:
@@ -190,7 +192,7 @@ def build_params(
 
   # Check in the per-layer layout, where every tensor has its own name.
   flat_layer = layer.clone(scan=False) if layer.scan else layer
-  expected = flatten(param_shapes(flat_layer))
+  expected = tree.flatten(param_shapes(flat_layer))
   loaded = {canonical_to_pax(k): v for k, v in canonical.items()}
   names = {canonical_to_pax(k): source_names.get(k, k) for k in canonical}
   missing = sorted(set(expected) - set(loaded))
@@ -201,7 +203,7 @@ def build_params(
   ]
   present = {k: v for k, v in expected.items() if k not in missing}
   try:
-    params = fill_tree(unflatten(present), loaded, source, names)
+    params = tree.fill_tree(tree.unflatten(present), loaded, source, names)
   except CheckpointMismatchError as e:
     problems.append(str(e).removeprefix(f'{source}: '))
   if problems:
@@ -212,62 +214,42 @@ def build_params(
     raise CheckpointMismatchError(f'{source}: ' + '; '.join(problems))
   if not layer.scan:
     return params
-  # Stack the per-layer subtrees along a new leading [depth] axis.
-  flat = flatten(params)
-  stacked = {k: v for k, v in flat.items() if not k.startswith('transformer/')}
-  for suffix in _BLOCK.values():
-    stacked[SCAN_PREFIX + suffix] = np.stack(
-      [flat[f'transformer/x_layers_{i}/{suffix}'] for i in range(layer.depth)]
-    )
-  return fill_tree(param_shapes(layer), stacked, source)
+  stacked = tree.stack_layer_params(tree.flatten(params), SCAN_PREFIX)
+  return tree.fill_tree(param_shapes(layer), stacked, source)
 
 
-def progress(total: int, desc: str) -> Any:
-  """A tqdm progress bar over checkpoint tensors (silent when tqdm is missing)."""
-  try:
-    from tqdm.auto import tqdm
-  except ImportError:  # pragma: no cover
-    return _NoBar()
-  return tqdm(total=total, desc=desc, unit='tensor', leave=False)
+def dims_from_canonical(
+  shapes: Mapping[str, tuple[int, ...]], source: str, name_of: Callable[[str], str]
+) -> dict[str, int]:
+  """VisionTransformer sizes read off canonical tensor shapes (class-token row already dropped).
 
+  patch / width from patch/w [p, p, C, D], image size from pos [1, N, D] (a
+  square grid of N patches), depth from the block indices, mlp from fc1/w
+  [D, F], heads from q/w [D, N, H]. `name_of` gives a canonical name's name in
+  the checkpoint, for messages.
 
-@dataclasses.dataclass
-class _NoBar:
-  def update(self, n: int = 1) -> None:
-    del n
-
-  def close(self) -> None:
-    pass
-
-
-def load_vit(
-  path: str | os.PathLike,
-  cfg_or_layer: ViTConfigOrLayer,
-  image_size: int | None = None,
-) -> dict[str, Any]:
-  """Loads ViT weights, detecting the format, into a VisionTransformer params tree.
-
-  Args:
-    path: a big_vision `.npz` file, or a Hugging Face directory (or a file in
-      it) with config.json + model.safetensors / pytorch_model.bin.
-    cfg_or_layer: the target VisionTransformer (config or layer).
-    image_size: optional new resolution; resamples the position embedding.
-
-  Returns:
-    Nested dict of float32 numpy arrays (the layer's `params` collection).
+  Raises:
+    CheckpointMismatchError: a tensor needed for a size is missing or mis-shaped.
   """
-  from pali_pax.convert import vit_big_vision, vit_hf
-
-  path = os.fspath(path)
-  if os.path.isdir(path):
-    return vit_hf.load_vit_hf(path, cfg_or_layer, image_size=image_size)
-  if path.endswith('.npz'):
-    return vit_big_vision.load_vit_big_vision(path, cfg_or_layer, image_size=image_size)
-  if os.path.basename(path) in ('config.json', 'model.safetensors', 'pytorch_model.bin') or (
-    path.endswith('.safetensors')
-  ):
-    return vit_hf.load_vit_hf(os.path.dirname(path) or '.', cfg_or_layer, image_size=image_size)
-  raise ValueError(
-    f'{path}: not a ViT checkpoint this loader knows (a big_vision .npz file or a '
-    'Hugging Face directory with config.json and model.safetensors)'
+  wanted = {'patch/w': 4, 'pos': 3, 'block/0/fc1/w': 2, 'block/0/q/w': 3}
+  problems = [
+    f'{name_of(name)} ' + (f'has shape {shapes[name]}' if name in shapes else 'is missing')
+    for name, ndim in wanted.items()
+    if len(shapes.get(name, ())) != ndim
+  ]
+  side = int(round(np.sqrt(shapes['pos'][1]))) if not problems else 0
+  if not problems and side * side != shapes['pos'][1]:
+    problems.append(f'{name_of("pos")} {shapes["pos"]} is not a square grid of patches')
+  if problems:
+    raise CheckpointMismatchError(
+      f'{source}: cannot read the ViT sizes off the checkpoint: ' + '; '.join(problems)
+    )
+  patch, _, _, width = shapes['patch/w']
+  return dict(
+    image_size=side * patch,
+    patch_size=patch,
+    width=width,
+    depth=len({name.split('/')[1] for name in shapes if name.startswith('block/')}),
+    mlp_dim=shapes['block/0/fc1/w'][1],
+    num_heads=shapes['block/0/q/w'][1],
   )

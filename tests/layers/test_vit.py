@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from praxis import base_layer, pax_fiddle
 
+from pali_pax import param_count
 from pali_pax.fiddle_configs.vit import VIT_VARIANTS, parse_variant, vit_config
 from pali_pax.layers import vit
 from pali_pax.layers.vit import set_vit_sharding
@@ -139,7 +140,8 @@ def test_variant_parsing():
 
 @pytest.mark.parametrize('variant, billions', [('G/14', 1.8), ('e/14', 3.9)])
 def test_param_counts(variant, billions):
-  n = vit.vit_param_count(vit_config(variant, image_size=224))
+  images = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
+  n = param_count.count(param_count.abstract_params(vit_config(variant, image_size=224), images))
   assert abs(n / (billions * 1e9) - 1) < 0.03, n
 
 
@@ -169,7 +171,8 @@ SHARDING_SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     from praxis import base_layer
-    from pali_pax.fiddle_configs.vit import vit_config
+    from pali_pax import param_count
+from pali_pax.fiddle_configs.vit import vit_config
     assert jax.device_count() == 8
     images = jax.random.uniform(jax.random.PRNGKey(1), (4, 28, 28, 3), minval=-1, maxval=1)
     for scan in (True, False):
