@@ -1,7 +1,5 @@
 """mT5 decoding: KV-cached extend_step vs HF generate and full recomputation, praxis decoders."""
 
-import inspect
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +12,8 @@ from praxis import (
   pax_fiddle,
   sample_decode,
 )
+
+from pali_pax import jax_compat
 
 # Fixtures `ref` (HF reference outputs) and `tiny` (the converted HF model): conftest.py.
 DECODE_CACHE = base_layer.DECODE_CACHE
@@ -195,20 +195,9 @@ def test_praxis_sample_decode_top1_matches_hf_generate(tiny, ref):
   np.testing.assert_array_equal(out, ref['generate_ids'])
 
 
-class _JnpWithNewshape:
-  """praxis 1.4's two_stage_topk calls jnp.reshape(x, newshape=...), gone in jax >= 0.7."""
-
-  def __getattr__(self, name):
-    return getattr(jnp, name)
-
-  @staticmethod
-  def reshape(a, shape=None, newshape=None, **kwargs):
-    return jnp.reshape(a, newshape if shape is None else shape, **kwargs)
-
-
-def test_praxis_beam_search_uses_reordered_caches(tiny, ref, monkeypatch):
-  if 'newshape' not in inspect.signature(jnp.reshape).parameters:
-    monkeypatch.setattr(decoder_utils, 'jnp', _JnpWithNewshape())
+def test_praxis_beam_search_uses_reordered_caches(tiny, ref):
+  # Runs praxis beam search directly (not through pali_pax.model), so it applies the shim.
+  jax_compat.allow_reshape_newshape()
   model, variables = tiny
   enc_ids = ref['generate_input_ids'][:3]
   enc_pad = 1.0 - ref['generate_input_mask'][:3].astype(np.float32)
