@@ -41,7 +41,7 @@ def add_tree_aliases() -> None:
 
 def allow_reshape_newshape() -> None:
   """`jnp.reshape(a, newshape=...)` accepted again (jax 0.8 renamed it `shape`)."""
-  if 'newshape' in inspect.signature(jnp.reshape).parameters:
+  if 'newshape' in inspect.signature(jnp.reshape, follow_wrapped=False).parameters:
     return
   reshape = jnp.reshape
 
