@@ -318,6 +318,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-  import pali_pax  # noqa: F401  (jax shim before praxis)
-
   main()

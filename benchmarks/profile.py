@@ -149,6 +149,4 @@ def main(argv: Any = None) -> None:
 
 
 if __name__ == '__main__':
-  import pali_pax  # noqa: F401  (jax shim before praxis)
-
   main()

@@ -163,8 +163,6 @@ def main(argv: list[str] | None = None) -> int:
   a = parse_args(argv)
   results = load(a.json)
   if not a.docs_only:
-    import pali_pax  # noqa: F401  (the jax shim, before praxis)
-
     run_sections(a, results)
   if a.write_docs or a.docs_only:
     from benchmarks import report

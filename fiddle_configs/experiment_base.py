@@ -18,9 +18,12 @@ from paxml import base_experiment, seqio_input, tasks_lib
 from praxis import base_input, decoder_hparams, optimizers, pax_fiddle, schedules
 
 from pali_pax import batch as batch_lib
-from pali_pax import model
+from pali_pax import jax_compat, model
 from pali_pax.fiddle_configs import pali
 from pali_pax.tasks import feature_converter
+
+# paxml 1.4's decode programs call np.unicode_ (xla_passthrough), gone in NumPy 2.
+jax_compat.add_np_unicode()
 
 
 class PaliExperiment(base_experiment.BaseExperiment):

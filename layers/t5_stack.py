@@ -24,18 +24,14 @@ Parameter tree of a stack (D model, N heads, H head width, F hidden, K buckets):
 With `scan=True` (opt-in) the blocks run under praxis `repeats.Repeat`: one
 compiled block, rematerialised per `checkpoint_policy`, and every
 `x_layers_{i}/<path>` above becomes one `repeat/sub/<path>` leaf with a
-leading [num_layers] axis (`stack_layer_params` / `unstack_layer_params`
-convert between the two layouts; the checkpoint converters do it for you).
+leading [num_layers] axis (`pali_pax.convert.tree.stack_layer_params` /
+`unstack_layer_params` convert between the two layouts; the checkpoint
+converters do it for you).
 Decoding caches then carry the same leading layer axis.
 """
 
-import re
-from collections.abc import Mapping
-from typing import Any
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 from praxis import base_layer, pax_fiddle, pytypes
 from praxis.layers import activations, normalizations, repeats, stochastics
 from praxis.layers import transformers as praxis_transformers
@@ -49,47 +45,7 @@ template_field = base_layer.template_field
 DECODE_CACHE = base_layer.DECODE_CACHE
 
 CROSS_PADDINGS = 'cross_paddings'
-SCAN_PREFIX = 'repeat/sub/'
 AutodiffCheckpointType = repeats.AutodiffCheckpointType
-_LAYER_RE = re.compile(r'^(?:(.*)/)?x_layers_(\d+)/(.*)$')
-
-
-def stack_layer_params(flat: Mapping[str, Any]) -> dict[str, Any]:
-  """Per-layer layout -> scanned layout, on a flat {'a/b/c': array} dict.
-
-  Every `<stack>/x_layers_{i}/<path>` (i = 0..L-1) becomes one
-  `<stack>/repeat/sub/<path>` array stacked along a new leading [L] axis;
-  other entries pass through. Raises ValueError when a stack's layers do not
-  all have the same paths.
-  """
-  out: dict[str, Any] = {}
-  groups: dict[tuple[str, str], dict[int, Any]] = {}
-  for path, value in flat.items():
-    m = _LAYER_RE.match(path)
-    if m is None:
-      out[path] = value
-      continue
-    prefix, index, rest = m.group(1) or '', int(m.group(2)), m.group(3)
-    groups.setdefault((prefix, rest), {})[index] = value
-  for (prefix, rest), layers in groups.items():
-    if sorted(layers) != list(range(len(layers))):
-      raise ValueError(f'{prefix}/x_layers_*/{rest}: layers {sorted(layers)} are not 0..L-1')
-    key = f'{prefix}/{SCAN_PREFIX}{rest}' if prefix else f'{SCAN_PREFIX}{rest}'
-    out[key] = np.stack([np.asarray(layers[i]) for i in range(len(layers))])
-  return out
-
-
-def unstack_layer_params(flat: Mapping[str, Any]) -> dict[str, Any]:
-  """Scanned layout -> per-layer layout (inverse of `stack_layer_params`)."""
-  out: dict[str, Any] = {}
-  for path, value in flat.items():
-    head, sep, rest = path.partition(SCAN_PREFIX)
-    if not sep or (head and not head.endswith('/')):
-      out[path] = value
-      continue
-    for i in range(np.shape(value)[0]):
-      out[f'{head}x_layers_{i}/{rest}'] = value[i]
-  return out
 
 
 class T5Block(base_layer.BaseLayer):

@@ -36,7 +36,6 @@ where `<block>` is `x_layers_{i}` (scan=False, one subtree per layer) or
 
 from collections.abc import Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from praxis import base_layer, pax_fiddle, pytypes
@@ -51,7 +50,6 @@ __all__ = [
   'posemb_sincos_2d',
   'resample_posemb',
   'set_vit_sharding',
-  'vit_param_count',
 ]
 
 JTensor = pytypes.JTensor
@@ -338,11 +336,3 @@ def set_vit_sharding(
   ap.blnh = [batch, None, mdl_axis, None]
   ap.blf = [batch, None, mdl_axis]
   return cfg
-
-
-def vit_param_count(cfg: pax_fiddle.Config[VisionTransformer]) -> int:
-  """Number of parameters of a ViT config, via `jax.eval_shape` (no allocation)."""
-  layer = base_layer.instantiate(cfg)
-  images = jax.ShapeDtypeStruct((1, cfg.image_size, cfg.image_size, 3), jnp.float32)
-  shapes = jax.eval_shape(layer.init, jax.random.PRNGKey(0), images)
-  return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(shapes['params'])))

@@ -7,6 +7,7 @@ matmul; `posemb_sincos_2d` is big_vision's fixed 2-D sin-cos embedding;
 
 import jax.numpy as jnp
 import numpy as np
+import scipy.ndimage
 from praxis import base_layer, pytypes
 
 JTensor = pytypes.JTensor
@@ -42,20 +43,6 @@ def posemb_sincos_2d(h: int, w: int, width: int, temperature: float = 10_000.0) 
   return pe[None].astype(np.float32)
 
 
-def _linear_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
-  """[n_out, n_in] weights of corner-aligned linear interpolation (scipy zoom, order=1)."""
-  m = np.zeros((n_out, n_in), np.float64)
-  if n_in == 1 or n_out == 1:
-    m[:, 0] = 1.0
-    return m
-  pos = np.arange(n_out) * (n_in - 1) / (n_out - 1)
-  lo = np.minimum(np.floor(pos).astype(int), n_in - 2)
-  frac = pos - lo
-  m[np.arange(n_out), lo] = 1.0 - frac
-  m[np.arange(n_out), lo + 1] += frac
-  return m
-
-
 def resample_posemb(
   posemb: np.ndarray | JTensor,
   new_grid: tuple[int, int],
@@ -63,9 +50,10 @@ def resample_posemb(
 ) -> np.ndarray:
   """Bilinearly resamples a learned position embedding to a new patch grid.
 
-  Same mapping as big_vision's `resample_posemb` (scipy.ndimage.zoom, order=1):
-  corner-aligned linear interpolation along rows and columns, so the four
-  corner embeddings are kept and a linear ramp stays exactly linear.
+  big_vision's `resample_posemb`: `scipy.ndimage.zoom(grid, zoom, order=1)`,
+  i.e. corner-aligned linear interpolation along rows and columns, so the four
+  corner embeddings are kept and a linear ramp stays exactly linear
+  (`jax.image.resize` is half-pixel-centred and would give other values).
   E.g. ViT-G/14 from 224 to 588 pixels: 16x16 -> 42x42 grid.
 
   Args:
@@ -91,9 +79,8 @@ def resample_posemb(
   if tuple(old_grid) == new_grid:
     return posemb.astype(np.float32)
   grid = posemb.reshape(old_grid[0], old_grid[1], d).astype(np.float64)
-  rows = _linear_resize_matrix(old_grid[0], new_grid[0])
-  cols = _linear_resize_matrix(old_grid[1], new_grid[1])
-  out = np.einsum('ih,jw,hwd->ijd', rows, cols, grid)
+  zoom = (new_grid[0] / old_grid[0], new_grid[1] / old_grid[1], 1)
+  out = scipy.ndimage.zoom(grid, zoom, order=1)
   return out.reshape(1, new_grid[0] * new_grid[1], d).astype(np.float32)
 
 

@@ -1,7 +1,7 @@
 """`pali-pax`: the project's command line.
 
 pali-pax demo                 train + evaluate + decode the tiny PaLI (main job)
-pali-pax train PAXML_FLAGS    python -m paxml.main with the jax shim loaded
+pali-pax train PAXML_FLAGS    python -m paxml.main with our experiments loaded
 pali-pax experiments          list the registered PaxML experiments
 pali-pax params NAME          parameter counts per component (abstract, no allocation)
 pali-pax tasks [show NAME]    list seqio tasks/mixtures, or show examples of one
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument('--fresh', action='store_true', help='delete job_dir first instead of resuming')
   p.set_defaults(fn=_demo)
 
-  sub.add_parser('train', help='paxml.main with the jax shim (all flags passed through)')
+  sub.add_parser('train', help='paxml.main with our experiments loaded (all flags passed through)')
 
   p = sub.add_parser('experiments', help='list registered experiments')
   p.set_defaults(fn=_experiments)

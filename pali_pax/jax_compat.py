@@ -1,62 +1,58 @@
-"""Compatibility shim: lets praxis/paxml 1.4.0 run on jax 0.8.3.
+"""Compatibility shims that let praxis / paxml 1.4.0 run on jax 0.8.3 and NumPy 2.
 
-Imported by `pali_pax/__init__.py` before anything imports praxis, so every
-`pali_pax.*` module sees a patched jax. It only *adds* aliases that newer jax
-removed; where an alias still exists nothing is touched:
+Each shim only *adds back* a name that newer jax / NumPy removed, is a no-op
+where the name still exists, and is applied by the module whose code path
+needs it, not by `import pali_pax`:
 
-* `jax.tree_map`, `jax.tree_flatten`, `jax.tree_unflatten`, `jax.tree_leaves`,
-  `jax.tree_structure`: removed in jax 0.6; praxis 1.4.0 calls `jax.tree_map`
-  about a hundred times (at trace time, not import time).
-* `jnp.reshape(..., newshape=...)`: the `newshape` keyword was removed in
-  jax 0.8 (renamed `shape`); praxis 1.4.0's beam search
-  (`decoder_utils.two_stage_topk`) still passes it. The wrapper maps it.
-* `np.unicode_`: removed in NumPy 2.0; paxml's `xla_passthrough` (used by
-  the decode programs on every batch) still calls it. Aliased to `np.str_`.
-* `jax.lib.xla_client`: removed in jax 0.9; `praxis/base_input.py` imports it.
-  Present in 0.8.3, patched here so a later jax bump fails loudly elsewhere
-  (paxml needs `pjit.AUTO`, gone in 0.9) rather than here.
+| shim                   | removed in | needed by (praxis / paxml 1.4.0)         | applied by              |
+|------------------------|------------|------------------------------------------|-------------------------|
+| `add_tree_aliases`     | jax 0.6    | `jax.tree_map` & co. at trace time:      | `pali_pax.layers`       |
+|                        |            | layers/repeats.py (scan), flax_utils,    | (every praxis layer of  |
+|                        |            | sample_decode, optimizers, base_input    | ours imports it)        |
+| `allow_reshape_newshape` | jax 0.8  | `jnp.reshape(newshape=)` in              | `pali_pax.model`        |
+|                        |            | decoder_utils.two_stage_topk (beam search) | (runs beam search)    |
+| `add_np_unicode`       | NumPy 2.0  | `np.unicode_` in paxml xla_passthrough,  | `fiddle_configs.        |
+|                        |            | called by paxml's decode programs        | experiment_base` (every |
+|                        |            |                                          | experiment paxml runs)  |
+
+All three are looked up when praxis / paxml code *runs*, so applying them
+before or after praxis is imported makes no difference. (`jax.lib.xla_client`,
+which praxis/base_input.py imports, still exists in the pinned jax 0.8.3; jax
+0.9 removed it and also `pjit.AUTO`, which paxml needs, so no shim can help there.)
 """
 
 import functools
 import inspect
-import sys
 
 import jax
-import jax.lib
 import jax.numpy as jnp
-import jax.tree_util as _tree_util
+import jax.tree_util
 import numpy as np
 
-_TREE_ALIASES = {
-  'tree_map': _tree_util.tree_map,
-  'tree_flatten': _tree_util.tree_flatten,
-  'tree_unflatten': _tree_util.tree_unflatten,
-  'tree_leaves': _tree_util.tree_leaves,
-  'tree_structure': _tree_util.tree_structure,
-}
+_TREE_ALIASES = ('tree_map', 'tree_flatten', 'tree_unflatten', 'tree_leaves', 'tree_structure')
 
-for _name, _fn in _TREE_ALIASES.items():
-  try:
-    getattr(jax, _name)
-  except AttributeError:
-    setattr(jax, _name, _fn)
 
-if 'newshape' not in inspect.signature(jnp.reshape).parameters:
-  _reshape = jnp.reshape
+def add_tree_aliases() -> None:
+  """`jax.tree_map`, `jax.tree_flatten`, ... as the `jax.tree_util` functions."""
+  for name in _TREE_ALIASES:
+    if not hasattr(jax, name):
+      setattr(jax, name, getattr(jax.tree_util, name))
 
-  @functools.wraps(_reshape)
-  def _reshape_accepting_newshape(a, shape=None, order='C', *, newshape=None, **kwargs):  # noqa: ANN001, ANN202
-    return _reshape(a, newshape if shape is None else shape, order=order, **kwargs)
 
-  jnp.reshape = _reshape_accepting_newshape
+def allow_reshape_newshape() -> None:
+  """`jnp.reshape(a, newshape=...)` accepted again (jax 0.8 renamed it `shape`)."""
+  if 'newshape' in inspect.signature(jnp.reshape, follow_wrapped=False).parameters:
+    return
+  reshape = jnp.reshape
 
-if not hasattr(np, 'unicode_'):
-  np.unicode_ = np.str_
+  @functools.wraps(reshape)
+  def reshape_accepting_newshape(a, shape=None, order='C', *, newshape=None, **kwargs):  # noqa: ANN001, ANN202
+    return reshape(a, newshape if shape is None else shape, order=order, **kwargs)
 
-try:
-  from jax.lib import xla_client as _xla_client  # noqa: F401
-except ImportError:  # jax >= 0.9
-  from jax._src.lib import xla_client as _xla_client
+  jnp.reshape = reshape_accepting_newshape
 
-  jax.lib.xla_client = _xla_client
-  sys.modules['jax.lib.xla_client'] = _xla_client
+
+def add_np_unicode() -> None:
+  """`np.unicode_` as `np.str_` (NumPy 2.0 removed the alias)."""
+  if not hasattr(np, 'unicode_'):
+    np.unicode_ = np.str_

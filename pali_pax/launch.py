@@ -1,14 +1,13 @@
-"""Runs `paxml.main` in this process with the jax shim and our experiments loaded.
+"""Runs `paxml.main` in this process with our experiments loaded.
 
 `python -m paxml.main --exp=pali_pax.fiddle_configs.experiments.PaliTinySynthetic`
-also works (paxml imports the module named in --exp, which imports the shim);
-this wrapper additionally lets `--exp` use the short registered class name.
+also works (paxml imports the module named in --exp, which applies the jax
+shims paxml needs, see `pali_pax.jax_compat`); this wrapper additionally lets
+`--exp` use the short registered class name.
 """
 
 import runpy
 import sys
-
-import pali_pax  # noqa: F401  (jax shim before paxml)
 
 
 def run_paxml_main(argv: list[str]) -> int:

@@ -20,8 +20,11 @@ from praxis import (
 )
 
 from pali_pax import batch as batch_lib
-from pali_pax import losses
+from pali_pax import jax_compat, losses
 from pali_pax.layers import fusion, mt5, vit
+
+# praxis 1.4 beam search (decoder_utils.two_stage_topk) calls jnp.reshape(newshape=), gone in jax 0.8.
+jax_compat.allow_reshape_newshape()
 
 JTensor = pytypes.JTensor
 NestedMap = py_utils.NestedMap

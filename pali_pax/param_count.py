@@ -1,6 +1,7 @@
 """Parameter counts per component, computed abstractly (jax.eval_shape, no allocation)."""
 
 import math
+from typing import Any
 
 import jax
 import numpy as np
@@ -15,18 +16,36 @@ PUBLISHED = {
 }
 
 
-def abstract_params(model_cfg: pax_fiddle.Config) -> dict:
-  """Shapes of the model's `params` collection, without allocating them."""
-  model_cfg = model_cfg.clone()
-  # Counting needs no mesh; dropping it lets a pod-scale config trace on 1 CPU.
-  model_cfg.ici_mesh_shape = None
-  model_cfg.dcn_mesh_shape = None
-  layer = base_layer.instantiate(model_cfg)
-  batch = batch_lib.dummy_batch(model_cfg.vit_tpl.image_size)
-  shapes = jax.eval_shape(
-    lambda: layer.init({'params': jax.random.PRNGKey(0)}, batch, method=layer.compute_predictions)
-  )
-  return shapes['params']
+def abstract_params(
+  cfg: pax_fiddle.Config[base_layer.BaseLayer] | base_layer.BaseLayer,
+  *inputs: Any,
+  method: str | None = None,
+) -> dict:
+  """Shapes of a layer's `params` collection (jax.ShapeDtypeStruct leaves), nothing allocated.
+
+  The one helper for abstract parameter trees (counts, converters' strict checks).
+
+  Args:
+    cfg: a layer config, or an unbound layer.
+    *inputs: example inputs of `method` (arrays or jax.ShapeDtypeStruct).
+    method: name of the layer method `init` runs; default `__call__`.
+  """
+  # Shapes do not depend on the mesh; dropping it lets a pod-scale config trace on 1 CPU
+  # without a mesh context.
+  no_mesh = {'ici_mesh_shape': None, 'dcn_mesh_shape': None, 'mesh_axis_names': None}
+  if isinstance(cfg, pax_fiddle.Config):
+    cfg = cfg.clone()
+    for name, value in no_mesh.items():
+      setattr(cfg, name, value)
+    layer = base_layer.instantiate(cfg)
+  else:
+    layer = cfg.clone(**no_mesh)
+
+  def init(*args: Any) -> Any:
+    with base_layer.JaxContext.new_context():
+      return layer.init(jax.random.PRNGKey(0), *args, method=method)
+
+  return jax.eval_shape(init, *inputs)[base_layer.PARAMS]
 
 
 def count(tree: dict) -> int:
@@ -35,7 +54,8 @@ def count(tree: dict) -> int:
 
 def component_counts(model_cfg: pax_fiddle.Config) -> dict[str, int]:
   """{'vit': n, 'fusion': n, 'mt5': n, 'mt5/<child>': n, 'total': n}."""
-  params = abstract_params(model_cfg)
+  batch = batch_lib.dummy_batch(model_cfg.vit_tpl.image_size)
+  params = abstract_params(model_cfg, batch, method='compute_predictions')
   out = {name: count(sub) for name, sub in params.items()}
   for name, sub in params.get('mt5', {}).items():
     out[f'mt5/{name}'] = count(sub)

@@ -21,8 +21,10 @@ import os
 
 import seqio
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
 from pali_pax import batch as batch_lib
+from pali_pax import errors
 
 DEFAULT_VOCAB_PATH = os.path.join(os.path.dirname(__file__), 'data', 'pali_synthetic_spm.model')
 DEFAULT_EXTRA_IDS = 100
@@ -45,6 +47,8 @@ def get_vocabulary(
 
   Raises:
     FileNotFoundError: naming the path, if there is no file there.
+    FileFormatError: naming the path, if the file is not a SentencePiece
+      model with mT5's pad / eos ids.
   """
   path = DEFAULT_VOCAB_PATH if path is None else os.fspath(path)
   if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
@@ -58,11 +62,13 @@ def get_vocabulary(
 @functools.lru_cache(maxsize=16)
 def _load(path: str, extra_ids: int) -> seqio.SentencePieceVocabulary:
   vocab = seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)
-  _ = vocab.tokenizer  # load now so a corrupt file fails here, not inside tf.data
-  want = (batch_lib.PAD_ID, batch_lib.EOS_ID)
-  if (vocab.pad_id, vocab.eos_id) != want:
-    raise ValueError(
-      f'{path!r}: pad/eos ids are {vocab.pad_id}/{vocab.eos_id}; PaLI (mT5) needs {want[0]}/{want[1]}'
+  # Load now so a corrupt file fails here, not inside tf.data. The protobuf parser raises
+  # DecodeError on damaged bytes, sentencepiece RuntimeError on a model it rejects.
+  with errors.parsing(path, 'SentencePiece model', (DecodeError, RuntimeError)):
+    _ = vocab.tokenizer
+  if (vocab.pad_id, vocab.eos_id) != (batch_lib.PAD_ID, batch_lib.EOS_ID):
+    raise errors.FileFormatError(
+      f'{path!r}: pad/eos ids are {vocab.pad_id}/{vocab.eos_id}; PaLI (mT5) needs {batch_lib.PAD_ID}/{batch_lib.EOS_ID}'
     )
   return vocab
 

@@ -1,29 +1,36 @@
-"""Tensors of a Hugging Face model directory (what `save_pretrained` writes).
+"""Files of a Hugging Face model directory (what `save_pretrained` writes).
 
-`read_hf_tensors` looks for, in the order transformers does:
+`read_hf_tensors` looks for the weights in the order transformers does:
 
     model.safetensors
     model.safetensors.index.json  + the model-XXXXX-of-XXXXX.safetensors it names
     pytorch_model.bin                                        (needs torch)
     pytorch_model.bin.index.json  + the .bin shards it names (needs torch)
 
-safetensors.numpy has no bfloat16, so a file holding bf16 tensors is read with
-a small reader of the (simple) safetensors format instead, giving ml_dtypes
-bfloat16 arrays memory-mapped from the file. torch is optional: without it a
-.bin checkpoint is an ImportError that names the file and says to convert it
-to safetensors.
+safetensors files are read with `safetensors.numpy` (memory-mapped; bfloat16
+comes back as ml_dtypes.bfloat16). torch is optional: without it a .bin
+checkpoint is an ImportError that names the file and says to convert it to
+safetensors. `read_json` reads config.json and the index files.
+
+A file that cannot be parsed (truncated, bad header, not JSON, ...) is a
+`FileFormatError` naming it.
 """
 
 import json
 import os
+import pickle
+from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
 
-from pali_pax.convert.tree import CheckpointMismatchError
+from pali_pax import errors
 
 _SAFETENSORS = 'model.safetensors'
 _TORCH_BIN = 'pytorch_model.bin'
 _INDEX = '.index.json'
+CONFIG = 'config.json'
 
 
 def torch_available() -> bool:
@@ -35,48 +42,34 @@ def torch_available() -> bool:
   return True
 
 
-def _safetensors_dtypes() -> dict[str, np.dtype]:
-  import ml_dtypes
+def read_json(path: str, what: str = 'JSON file') -> dict[str, Any]:
+  """A JSON object from `path`.
 
-  return {
-    'BF16': ml_dtypes.bfloat16,
-    'F16': np.float16,
-    'F32': np.float32,
-    'F64': np.float64,
-    'I8': np.int8,
-    'I16': np.int16,
-    'I32': np.int32,
-    'I64': np.int64,
-    'U8': np.uint8,
-    'BOOL': np.bool_,
-  }
+  Raises:
+    FileNotFoundError: no file at `path`.
+    FileFormatError: not JSON, or not a JSON object (names the file).
+  """
+  with errors.parsing(path, what):
+    with open(path, encoding='utf-8') as f:
+      value = json.load(f)
+  if not isinstance(value, dict):
+    raise errors.FileFormatError(
+      f'{path}: not a valid {what} (a {type(value).__name__}, not an object)'
+    )
+  return value
 
 
-def _read_safetensors_header(file: str) -> dict[str, np.ndarray]:
-  """All tensors of one .safetensors file, parsed directly (8-byte length, JSON, data)."""
-  dtypes = _safetensors_dtypes()
-  with open(file, 'rb') as f:
-    n = int.from_bytes(f.read(8), 'little')
-    header = json.loads(f.read(n))
-  data = np.memmap(file, dtype=np.uint8, mode='r', offset=8 + n)
-  out = {}
-  for name, spec in header.items():
-    if name == '__metadata__':
-      continue
-    if spec['dtype'] not in dtypes:
-      raise CheckpointMismatchError(f'{file}: tensor {name} has unsupported dtype {spec["dtype"]}')
-    start, end = spec['data_offsets']
-    out[name] = np.frombuffer(data[start:end], dtype=dtypes[spec['dtype']]).reshape(spec['shape'])
-  return out
+def read_config(directory: str) -> dict[str, Any]:
+  """config.json of a HF model directory."""
+  path = os.path.join(directory, CONFIG)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{directory}: no {CONFIG} (not a Hugging Face model directory)')
+  return read_json(path, f'Hugging Face {CONFIG}')
 
 
 def _load_safetensors(file: str) -> dict[str, np.ndarray]:
-  from safetensors.numpy import load_file
-
-  try:
+  with errors.parsing(file, 'safetensors file', (SafetensorError,)):
     return load_file(file)
-  except (KeyError, TypeError, ValueError):
-    return _read_safetensors_header(file)  # bfloat16: numpy's safetensors cannot hold it
 
 
 def _load_torch_bin(file: str) -> dict[str, np.ndarray]:
@@ -88,8 +81,22 @@ def _load_torch_bin(file: str) -> dict[str, np.ndarray]:
     )
   import torch
 
-  state = torch.load(file, map_location='cpu', weights_only=True)
-  return {k: v.float().numpy() for k, v in state.items()}
+  # torch.load raises RuntimeError on a damaged zip archive, UnpicklingError on other bytes.
+  with errors.parsing(file, 'PyTorch checkpoint', (RuntimeError, pickle.UnpicklingError)):
+    state = torch.load(file, map_location='cpu', weights_only=True)
+    return {k: v.float().numpy() for k, v in state.items()}
+
+
+def _shards(index: str) -> list[str]:
+  """The weight files a `*.index.json` names (its `weight_map` values)."""
+  weight_map = read_json(index, 'Hugging Face weights index').get('weight_map')
+  if not isinstance(weight_map, dict) or not all(
+    isinstance(v, str) and v == os.path.basename(v) for v in weight_map.values()
+  ):
+    raise errors.FileFormatError(
+      f'{index}: no "weight_map" of tensor name -> file name in the same directory'
+    )
+  return sorted(set(weight_map.values()))
 
 
 def read_hf_tensors(directory: str) -> dict[str, np.ndarray]:
@@ -98,7 +105,7 @@ def read_hf_tensors(directory: str) -> dict[str, np.ndarray]:
   Raises:
     FileNotFoundError: no weights file in `directory`.
     ImportError: the weights are pytorch_model.bin and torch is not installed.
-    CheckpointMismatchError: a safetensors tensor of an unsupported dtype.
+    FileFormatError: a weights or index file cannot be parsed (named).
   """
   for weights, loader in ((_SAFETENSORS, _load_safetensors), (_TORCH_BIN, _load_torch_bin)):
     single = os.path.join(directory, weights)
@@ -106,12 +113,23 @@ def read_hf_tensors(directory: str) -> dict[str, np.ndarray]:
       return loader(single)
     index = single + _INDEX
     if os.path.isfile(index):
-      with open(index) as f:
-        shards = sorted(set(json.load(f)['weight_map'].values()))
       tensors: dict[str, np.ndarray] = {}
-      for shard in shards:
+      for shard in _shards(index):
         tensors.update(loader(os.path.join(directory, shard)))
       return tensors
   raise FileNotFoundError(
     f'{directory}: no {_SAFETENSORS}, {_SAFETENSORS}{_INDEX}, {_TORCH_BIN} or {_TORCH_BIN}{_INDEX}'
   )
+
+
+def positive(config: dict[str, Any], key: str, source: str, kind: type = int) -> Any:
+  """`config[key]` as a positive `kind` (int, or float accepting ints).
+
+  Raises:
+    FileFormatError: missing, not a number of that kind, or <= 0 (names `source` and `key`).
+  """
+  value = config.get(key)
+  kinds = (int, float) if kind is float else (int,)
+  if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+    raise errors.FileFormatError(f'{source}: {key}={value!r}, expected a positive {kind.__name__}')
+  return kind(value)

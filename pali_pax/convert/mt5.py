@@ -13,10 +13,19 @@ from typing import Any
 from praxis import pax_fiddle
 
 from pali_pax.convert.mt5_hf import load_mt5_hf, mt5_config_from_hf
-from pali_pax.convert.mt5_t5x import find_checkpoint_file, load_mt5_t5x
+from pali_pax.convert.mt5_t5x import find_checkpoint_file, load_mt5_t5x, mt5_config_from_t5x
+from pali_pax.errors import FileFormatError
 from pali_pax.layers import mt5
 
-__all__ = ['detect_format', 'load_mt5', 'load_mt5_hf', 'load_mt5_t5x', 'mt5_config_from_hf']
+__all__ = [
+  'detect_format',
+  'load_mt5',
+  'load_mt5_hf',
+  'load_mt5_t5x',
+  'mt5_config_from_checkpoint',
+  'mt5_config_from_hf',
+  'mt5_config_from_t5x',
+]
 
 _HF_FILES = (
   'model.safetensors',
@@ -27,7 +36,7 @@ _HF_FILES = (
 
 
 def detect_format(path: str) -> str:
-  """'hf' (config.json + weights) or 't5x' (msgpack `checkpoint`); else ValueError."""
+  """'hf' (config.json + weights) or 't5x' (msgpack `checkpoint`); else FileFormatError."""
   if os.path.isdir(path) and os.path.isfile(os.path.join(path, 'config.json')):
     if any(os.path.isfile(os.path.join(path, f)) for f in _HF_FILES):
       return 'hf'
@@ -36,10 +45,15 @@ def detect_format(path: str) -> str:
     return 't5x'
   except FileNotFoundError:
     pass
-  raise ValueError(
+  raise FileFormatError(
     f'{path}: neither a Hugging Face model directory (config.json + model.safetensors / '
     'pytorch_model.bin) nor a T5X checkpoint (msgpack `checkpoint` file)'
   )
+
+
+def mt5_config_from_checkpoint(path: str) -> pax_fiddle.Config[mt5.Mt5EncoderDecoder]:
+  """The `Mt5EncoderDecoder` config whose sizes a checkpoint of either format gives."""
+  return mt5_config_from_hf(path) if detect_format(path) == 'hf' else mt5_config_from_t5x(path)
 
 
 def load_mt5(
@@ -62,7 +76,8 @@ def load_mt5(
   Raises:
     CheckpointMismatchError: vocabulary mismatch or missing / unexpected /
       mis-shaped tensors (named).
-    ValueError: unknown format, or T5X without `cfg`.
+    FileFormatError: unknown format, or a file that cannot be parsed (named).
+    ValueError: T5X without `cfg`.
   """
   fmt = detect_format(path)
   if fmt == 'hf':

@@ -12,13 +12,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from praxis import base_layer, pax_fiddle
+from praxis import pax_fiddle
 from tqdm import tqdm
 
+from pali_pax import param_count
 from pali_pax.convert import tree
-from pali_pax.layers import mt5, t5_stack
-
-CheckpointMismatchError = tree.CheckpointMismatchError
+from pali_pax.errors import CheckpointMismatchError
+from pali_pax.layers import mt5
 
 EMBEDDING = 'token_emb/emb_var'
 LM_HEAD = 'softmax/logits_ffn/linear/w'
@@ -67,20 +67,9 @@ def heads_shape(cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder]) -> tuple[int, int
 
 def expected_params(cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder]) -> dict[str, Any]:
   """Abstract `params` tree (shapes only, nothing allocated) of `cfg`."""
-  cfg = copy.deepcopy(cfg)
-  # Shapes do not depend on the mesh; drop it so no mesh context is needed.
-  cfg.ici_mesh_shape = None
-  cfg.dcn_mesh_shape = None
-  cfg.mesh_axis_names = None
-  model = base_layer.instantiate(cfg)
-  ids = jnp.zeros((1, 2), jnp.int32)
-  paddings = jnp.zeros((1, 2), jnp.float32)
-
-  def init() -> Any:
-    with base_layer.JaxContext.new_context():
-      return model.init(jax.random.PRNGKey(0), ids, paddings, ids, paddings)
-
-  return jax.eval_shape(init)[base_layer.PARAMS]
+  ids = jax.ShapeDtypeStruct((1, 2), jnp.int32)
+  paddings = jax.ShapeDtypeStruct((1, 2), jnp.float32)
+  return param_count.abstract_params(cfg, ids, paddings, ids, paddings)
 
 
 def check_vocab(
@@ -160,8 +149,6 @@ def finish(
     return params
   flat = tree.flatten(params)
   for stack in scanned:
-    part = {k: v for k, v in flat.items() if k.startswith(f'{stack}/')}
-    for k in part:
-      del flat[k]
-    flat.update(t5_stack.stack_layer_params(part))
+    part = {k: flat.pop(k) for k in list(flat) if k.startswith(f'{stack}/')}
+    flat.update(tree.stack_layer_params(part))
   return tree.fill_tree(expected_params(cfg), flat, source)

@@ -17,7 +17,6 @@ layouts (torch `Linear.weight` is [out, in]):
     {enc,dec}oder.final_layer_norm.weight                       [D]
 """
 
-import json
 import os
 import re
 from typing import Any
@@ -25,12 +24,11 @@ from typing import Any
 import numpy as np
 from praxis import pax_fiddle
 
+from pali_pax import errors
+from pali_pax.convert import hf_files
 from pali_pax.convert import mt5_common as common
-from pali_pax.convert.hf_files import read_hf_tensors
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 from pali_pax.layers import mt5
-
-CheckpointMismatchError = common.CheckpointMismatchError
 
 _ATTN = re.compile(
   r'(encoder|decoder)\.block\.(\d+)\.layer\.(\d+)\.(SelfAttention|EncDecAttention)\.([qkvo])\.weight'
@@ -45,14 +43,24 @@ _FF = re.compile(
 _FINAL = re.compile(r'(encoder|decoder)\.final_layer_norm\.weight')
 _ALIASES = ('encoder.embed_tokens.weight', 'decoder.embed_tokens.weight')
 _PROJ = {'q': 'query', 'k': 'key', 'v': 'value', 'o': 'post'}
-
-
-def _read_config(path: str) -> dict[str, Any]:
-  config_file = os.path.join(path, 'config.json')
-  if not os.path.isfile(config_file):
-    raise FileNotFoundError(f'{path}: no config.json (not a Hugging Face model directory)')
-  with open(config_file) as f:
-    return json.load(f)
+# T5Config defaults for fields `save_pretrained` may omit.
+_HF_DEFAULTS = {
+  'relative_attention_num_buckets': 32,
+  'relative_attention_max_distance': 128,
+  'layer_norm_epsilon': 1e-6,
+}
+# config.json size -> `mt5_config` argument.
+_HF_SIZES = {
+  'vocab_size': 'vocab_size',
+  'relative_attention_num_buckets': 'relative_attention_num_buckets',
+  'relative_attention_max_distance': 'relative_attention_max_distance',
+  'd_model': 'model_dims',
+  'num_layers': 'num_encoder_layers',
+  'num_decoder_layers': 'num_decoder_layers',
+  'd_ff': 'hidden_dims',
+  'num_heads': 'num_heads',
+  'd_kv': 'dim_per_head',
+}
 
 
 def mt5_config_from_hf(path: str, **kwargs: Any) -> pax_fiddle.Config[mt5.Mt5EncoderDecoder]:
@@ -63,27 +71,31 @@ def mt5_config_from_hf(path: str, **kwargs: Any) -> pax_fiddle.Config[mt5.Mt5Enc
     **kwargs: extra `mt5_config` arguments (e.g. name, dropout_prob).
 
   Raises:
-    ValueError: the config is not a T5.1.1-style (gated-GELU, untied) model.
+    CheckpointMismatchError: the config is not a T5.1.1-style (gated-GELU,
+      untied) model.
+    FileFormatError: config.json is not JSON, or a size is missing or not a
+      positive number (names the file and the field).
   """
-  hf = _read_config(os.path.dirname(path) if path.endswith('.json') else path)
+  directory = os.path.dirname(path) if path.endswith('.json') else path
+  source = os.path.join(directory, hf_files.CONFIG)
+  hf = {**_HF_DEFAULTS, **hf_files.read_config(directory)}
   ff = hf.get('feed_forward_proj', 'relu')
   if ff != 'gated-gelu':
-    raise ValueError(f'{path}: feed_forward_proj={ff!r}; only mT5/T5.1.1 gated-gelu is supported')
+    raise errors.CheckpointMismatchError(
+      f'{source}: feed_forward_proj={ff!r}; only mT5/T5.1.1 gated-gelu is supported'
+    )
   if hf.get('tie_word_embeddings', False):
-    raise ValueError(f'{path}: tie_word_embeddings=True (T5 1.0 style) is not supported')
+    raise errors.CheckpointMismatchError(
+      f'{source}: tie_word_embeddings=True (T5 1.0 style) is not supported'
+    )
+  if hf.get('num_decoder_layers') is None:
+    hf['num_decoder_layers'] = hf.get('num_layers')
+  dims = {ours: hf_files.positive(hf, key, source) for key, ours in _HF_SIZES.items()}
   kwargs.setdefault('dropout_prob', 0.0)  # inference default; HF's dropout_rate is for training
   return mt5_configs.mt5_config(
     'small',
-    vocab_size=hf['vocab_size'],
-    relative_attention_num_buckets=hf.get('relative_attention_num_buckets', 32),
-    relative_attention_max_distance=hf.get('relative_attention_max_distance', 128),
-    layer_norm_epsilon=hf.get('layer_norm_epsilon', 1e-6),
-    model_dims=hf['d_model'],
-    num_encoder_layers=hf['num_layers'],
-    num_decoder_layers=hf.get('num_decoder_layers') or hf['num_layers'],
-    hidden_dims=hf['d_ff'],
-    num_heads=hf['num_heads'],
-    dim_per_head=hf['d_kv'],
+    layer_norm_epsilon=hf_files.positive(hf, 'layer_norm_epsilon', source, float),
+    **dims,
     **kwargs,
   )
 
@@ -141,14 +153,14 @@ def load_mt5_hf(
   """
   if cfg is None:
     cfg = mt5_config_from_hf(path)
-  tensors = read_hf_tensors(path)
+  tensors = hf_files.read_hf_tensors(path)
   if 'shared.weight' not in tensors and _ALIASES[0] in tensors:
     tensors['shared.weight'] = tensors.pop(_ALIASES[0])
   if 'shared.weight' in tensors:
     common.check_vocab(tensors['shared.weight'].shape[0], cfg, path, 'shared.weight')
     for alias in _ALIASES:
       if alias in tensors and not np.array_equal(tensors.pop(alias), tensors['shared.weight']):
-        raise CheckpointMismatchError(
+        raise errors.CheckpointMismatchError(
           f'{path}: {alias} differs from shared.weight; mT5 shares one input embedding'
         )
   if 'lm_head.weight' in tensors:

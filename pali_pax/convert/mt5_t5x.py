@@ -31,13 +31,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from flax import serialization
+from flax import serialization, traverse_util
 from praxis import pax_fiddle
 
+from pali_pax import errors
 from pali_pax.convert import mt5_common as common
+from pali_pax.fiddle_configs import mt5 as mt5_configs
 from pali_pax.layers import mt5
-
-CheckpointMismatchError = common.CheckpointMismatchError
 
 _ATTN = re.compile(
   r'(encoder|decoder)/layers_(\d+)/(attention|self_attention|encoder_decoder_attention)/(query|key|value|out)/kernel'
@@ -84,30 +84,27 @@ def _is_ts_spec(value: Any) -> bool:
   return isinstance(value, Mapping) and 'driver' in value
 
 
-def _flatten(node: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-  flat = {}
-  for key, value in node.items():
-    path = f'{prefix}/{key}' if prefix else str(key)
-    if isinstance(value, Mapping) and not _is_ts_spec(value):
-      flat.update(_flatten(value, path))
-    else:
-      flat[path] = value
-  return flat
-
-
 def read_t5x_target(path: str) -> tuple[dict[str, Any], str]:
   """Flat {name: ndarray or tensorstore spec dict} of the `target` params.
 
   Returns:
     (flat target, checkpoint directory the spec paths are relative to).
+
+  Raises:
+    FileFormatError: the `checkpoint` file is not a T5X msgpack checkpoint.
   """
   ckpt_file = find_checkpoint_file(path)
-  with open(ckpt_file, 'rb') as f:
+  with errors.parsing(ckpt_file, 'T5X msgpack checkpoint'), open(ckpt_file, 'rb') as f:
     contents = serialization.msgpack_restore(f.read())
-  state = contents if contents.get('version', 0) == 0 else contents.get('optimizer', {})
-  if 'target' not in state:
-    raise CheckpointMismatchError(f'{ckpt_file}: no optimizer target (model parameters) found')
-  return _flatten(state['target']), os.path.dirname(ckpt_file)
+  state = contents
+  if isinstance(contents, dict) and contents.get('version', 0) != 0:
+    state = contents.get('optimizer')
+  if not isinstance(state, dict) or not isinstance(state.get('target'), dict):
+    raise errors.FileFormatError(
+      f'{ckpt_file}: not a valid T5X msgpack checkpoint (no optimizer target dict)'
+    )
+  flat = traverse_util.flatten_dict(state['target'], sep='/', is_leaf=lambda _, x: _is_ts_spec(x))
+  return flat, os.path.dirname(ckpt_file)
 
 
 def read_ts_array(spec: Mapping[str, Any], ckpt_dir: str) -> np.ndarray:
@@ -122,11 +119,57 @@ def read_ts_array(spec: Mapping[str, Any], ckpt_dir: str) -> np.ndarray:
     metadata.pop('compressor', None)
   kvstore = dict(spec.get('kvstore') or {})
   rel = kvstore.pop('path', None) or spec.pop('path', None)
-  if rel is None:
-    raise CheckpointMismatchError(f'{ckpt_dir}: tensorstore spec without a path: {spec}')
+  if not isinstance(rel, str):
+    raise errors.FileFormatError(f'{ckpt_dir}: tensorstore spec without a path: {spec}')
   spec.pop('path', None)
   spec['kvstore'] = {'driver': 'file', 'path': os.path.join(ckpt_dir, rel)}
-  return np.asarray(ts.open(spec, open=True, read=True).result().read().result())
+  with errors.parsing(os.path.join(ckpt_dir, rel), 'T5X tensorstore array'):
+    return np.asarray(ts.open(spec, open=True, read=True).result().read().result())
+
+
+def _shape(value: Any, ckpt_dir: str) -> tuple[int, ...]:
+  """Shape of an inline array or a tensorstore spec (read from its metadata if present)."""
+  if _is_ts_spec(value):
+    shape = (value.get('metadata') or {}).get('shape')
+    return tuple(shape) if shape is not None else read_ts_array(value, ckpt_dir).shape
+  return np.shape(value)
+
+
+def mt5_config_from_t5x(path: str) -> pax_fiddle.Config[mt5.Mt5EncoderDecoder]:
+  """`Mt5EncoderDecoder` config whose sizes are read off a T5X checkpoint's arrays.
+
+  vocab / d_model from token_embedder/embedding [V, D], d_ff from mlp/wi_0
+  [D, F], heads and buckets from relpos_bias/rel_embedding [H, K], layers from
+  the `layers_i` keys, d_kv = query width / heads. The max distance is not
+  stored; mT5's 128 is assumed.
+  """
+  target, ckpt_dir = read_t5x_target(path)
+
+  def shape(name: str, ndim: int) -> tuple[int, ...]:
+    if name not in target:
+      raise errors.CheckpointMismatchError(f'{path}: T5X checkpoint has no {name}')
+    found = _shape(target[name], ckpt_dir)
+    if len(found) != ndim:
+      raise errors.CheckpointMismatchError(f'{path}: {name} has shape {found}, expected {ndim}-D')
+    return found
+
+  def layers(stack: str) -> int:
+    found = {int(m[1]) for k in target if (m := re.match(rf'{stack}/layers_(\d+)/', k))}
+    return max(found) + 1 if found else 0
+
+  vocab, d_model = shape(EMBEDDING, 2)
+  heads, buckets = shape('encoder/relpos_bias/rel_embedding', 2)
+  return mt5_configs.mt5_config(
+    'small',
+    vocab_size=vocab,
+    relative_attention_num_buckets=buckets,
+    model_dims=d_model,
+    num_encoder_layers=layers('encoder'),
+    num_decoder_layers=layers('decoder'),
+    hidden_dims=shape('encoder/layers_0/mlp/wi_0/kernel', 2)[1],
+    num_heads=heads,
+    dim_per_head=shape('encoder/layers_0/attention/query/kernel', 2)[1] // heads,
+  )
 
 
 def _mapper(cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder]):

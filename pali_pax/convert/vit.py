@@ -1,243 +1,64 @@
-"""Shared part of the ViT converters, and `load_vit` (format auto-detection).
+"""Loads a public ViT checkpoint (big_vision .npz or HF SigLIP) into VisionTransformer params.
 
-Both converters (`vit_big_vision`, `vit_hf`) first translate a checkpoint into
-*canonical* names, one flat dict independent of the source format:
+    from pali_pax.convert.vit import load_vit, vit_config_from_checkpoint
+    cfg = vit_config_from_checkpoint('/ckpt/vit_g14.npz')   # or fiddle_configs.vit.vit_config
+    params = load_vit('/ckpt/vit_g14.npz', cfg)              # big_vision
+    params = load_vit('/ckpt/siglip-so400m', cfg, image_size=588)   # HF, resampled posemb
 
-    patch/w [p, p, 3, D]   patch/b [D]   pos [1, T, D]   norm/scale, norm/bias [D]
-    block/{i}/ln1/{scale,bias} [D]        block/{i}/ln2/{scale,bias} [D]
-    block/{i}/{q,k,v}/w [D, N, H]         block/{i}/{q,k,v}/b [N, H]
-    block/{i}/o/w [D, N, H]               block/{i}/o/b [D]
-    block/{i}/fc1/w [D, F]  fc1/b [F]     block/{i}/fc2/w [F, D]  fc2/b [D]
-
-plus `unmapped/<source name>` for tensors they could not place. This module maps
-canonical names onto the VisionTransformer parameter tree (per-layer or
-scanned), resamples the position embedding when asked, and checks everything
-strictly through `fill_tree`.
+The readers (`vit_big_vision`, `vit_hf`) share `vit_common`; this module only
+tells the formats apart.
 """
 
-import dataclasses
-import logging
 import os
-from collections.abc import Callable, Mapping
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from praxis import base_layer, pax_fiddle
+from praxis import pax_fiddle
 
-from pali_pax.convert.tree import CheckpointMismatchError, fill_tree, flatten, unflatten
-from pali_pax.layers.vit import VisionTransformer, resample_posemb
+from pali_pax.convert import hf_files
+from pali_pax.convert.vit_big_vision import load_vit_big_vision, vit_config_from_big_vision
+from pali_pax.convert.vit_common import ViTConfigOrLayer
+from pali_pax.convert.vit_hf import load_vit_hf, vit_config_from_hf
+from pali_pax.errors import FileFormatError
+from pali_pax.layers.vit import VisionTransformer
 
-log = logging.getLogger(__name__)
+__all__ = [
+  'detect_format',
+  'load_vit',
+  'load_vit_big_vision',
+  'load_vit_hf',
+  'vit_config_from_big_vision',
+  'vit_config_from_checkpoint',
+  'vit_config_from_hf',
+]
 
-ViTConfigOrLayer = pax_fiddle.Config[VisionTransformer] | VisionTransformer
-
-_GLOBAL = {
-  'patch/w': 'patch_embedding/w',
-  'patch/b': 'patch_embedding/b',
-  'pos': 'pos_embedding',
-  'norm/scale': 'encoder_norm/scale',
-  'norm/bias': 'encoder_norm/bias',
-}
-_BLOCK = {
-  'ln1/scale': 'layer_norm/scale',
-  'ln1/bias': 'layer_norm/bias',
-  'q/w': 'self_attention/query/w',
-  'q/b': 'self_attention/query/b',
-  'k/w': 'self_attention/key/w',
-  'k/b': 'self_attention/key/b',
-  'v/w': 'self_attention/value/w',
-  'v/b': 'self_attention/value/b',
-  'o/w': 'self_attention/post/w',
-  'o/b': 'self_attention/post/b',
-  'ln2/scale': 'ff_layer/layer_norm/scale',
-  'ln2/bias': 'ff_layer/layer_norm/bias',
-  'fc1/w': 'ff_layer/ffn_layer1/linear/w',
-  'fc1/b': 'ff_layer/ffn_layer1/bias/b',
-  'fc2/w': 'ff_layer/ffn_layer2/linear/w',
-  'fc2/b': 'ff_layer/ffn_layer2/bias/b',
-}
-_PAX_TO_CANON = {v: k for k, v in _GLOBAL.items()}
-_PAX_BLOCK_TO_CANON = {v: k for k, v in _BLOCK.items()}
-SCAN_PREFIX = 'transformer/repeat/sub/x_layers_0/'
+# Files that stand for the HF directory holding them.
+_HF_FILES = (hf_files.CONFIG, 'model.safetensors', 'pytorch_model.bin')
 
 
-def as_layer(cfg_or_layer: ViTConfigOrLayer, **overrides: Any) -> VisionTransformer:
-  """A (unbound) VisionTransformer from a config or a layer, with hparam overrides."""
-  if isinstance(cfg_or_layer, pax_fiddle.Config):
-    cfg = cfg_or_layer.clone()
-    for key, value in overrides.items():
-      setattr(cfg, key, value)
-    if not cfg.name:
-      cfg.name = 'vit'
-    layer = base_layer.instantiate(cfg)
-  elif isinstance(cfg_or_layer, VisionTransformer):
-    layer = cfg_or_layer.clone(**overrides) if overrides else cfg_or_layer
-  else:
-    raise TypeError(
-      f'expected a pax_fiddle.Config[VisionTransformer] or a VisionTransformer, got {cfg_or_layer!r}'
-    )
-  return layer
-
-
-def param_shapes(layer: VisionTransformer) -> dict[str, Any]:
-  """Abstract `params` tree of `layer` (jax.ShapeDtypeStruct leaves; nothing allocated)."""
-  images = jax.ShapeDtypeStruct((1, layer.image_size, layer.image_size, 3), jnp.float32)
-  return jax.eval_shape(layer.init, jax.random.PRNGKey(0), images)['params']
-
-
-def canonical_to_pax(name: str) -> str:
-  """'block/3/q/w' -> 'transformer/x_layers_3/self_attention/query/w' (per-layer layout)."""
-  if name in _GLOBAL:
-    return _GLOBAL[name]
-  parts = name.split('/')
-  if parts[0] == 'block' and len(parts) >= 3 and '/'.join(parts[2:]) in _BLOCK:
-    return f'transformer/x_layers_{parts[1]}/{_BLOCK["/".join(parts[2:])]}'
-  return name  # 'unmapped/...': left for fill_tree to report as unexpected.
-
-
-def pax_to_canonical(path: str) -> str:
-  """Inverse of `canonical_to_pax` for per-layer paths (used to name missing tensors)."""
-  if path in _PAX_TO_CANON:
-    return _PAX_TO_CANON[path]
-  parts = path.split('/')
-  if len(parts) > 2 and parts[0] == 'transformer' and parts[1].startswith('x_layers_'):
-    i = parts[1][len('x_layers_') :]
-    return f'block/{i}/{_PAX_BLOCK_TO_CANON.get("/".join(parts[2:]), "/".join(parts[2:]))}'
-  return path
-
-
-def canonical_to_source(
-  canonical: str,
-  global_names: Mapping[str, str],
-  block_names: Mapping[str, str],
-  block_key: Callable[[str, str], str],
-) -> str:
-  """Canonical name -> its name in a source format, from a converter's mapping tables.
-
-  Args:
-    canonical: e.g. 'norm/scale' or 'block/1/fc2/w'.
-    global_names: {source name: canonical name} of the tensors outside the
-      blocks (the first source name of a canonical name is used).
-    block_names: {name inside a block: canonical name inside it ('fc2/w')}.
-    block_key: (block index, name inside the block) -> full source name.
-
-  Returns:
-    The source name, or `canonical` itself when the tables do not know it.
-  """
-  for source, c in global_names.items():
-    if c == canonical:
-      return source
-  parts = canonical.split('/', 2)
-  if parts[0] == 'block' and len(parts) == 3:
-    inner = {c: source for source, c in block_names.items()}.get(parts[2])
-    if inner is not None:
-      return block_key(parts[1], inner)
-  return canonical
-
-
-def split_cls_posemb(pos: np.ndarray, source_name: str) -> np.ndarray:
-  """Drops a class-token row from a [1, 1 + s*s, D] position embedding (with a warning)."""
-  n = pos.shape[1]
-  side = int(round(np.sqrt(n - 1))) if n > 1 else 0
-  if pos.ndim == 3 and side * side + 1 == n and int(round(np.sqrt(n))) ** 2 != n:
-    log.warning(
-      '%s has %d = %d^2 + 1 rows: dropping the class-token row (this ViT has no class token)',
-      source_name,
-      n,
-      side,
-    )
-    return pos[:, 1:]
-  return pos
-
-
-def build_params(
-  canonical: Mapping[str, np.ndarray],
-  source_names: Mapping[str, str],
-  cfg_or_layer: ViTConfigOrLayer,
-  source: str,
-  image_size: int | None = None,
-  name_of: Callable[[str], str] | None = None,
-) -> dict[str, Any]:
-  """Canonical tensors -> VisionTransformer `params` tree, strictly checked.
-
-  Args:
-    canonical: {canonical name: array} from a converter.
-    source_names: {canonical name: name in the source checkpoint}.
-    cfg_or_layer: the target ViT (config or layer).
-    source: checkpoint path, for messages.
-    image_size: if given, the tree is for this image size and the learned
-      position embedding is bilinearly resampled to its patch grid.
-    name_of: canonical name -> the name that tensor would have in the source
-      format, so that a *missing* tensor is reported by its checkpoint name.
-
-  Returns:
-    Nested dict of float32 numpy arrays, the layer's `params` collection.
+def detect_format(path: str | os.PathLike) -> tuple[str, str]:
+  """('big_vision', file) for an .npz, ('hf', directory) for a HF directory or a file in it.
 
   Raises:
-    CheckpointMismatchError: missing, unexpected or mis-shaped tensors.
+    FileFormatError: neither.
   """
-  overrides = {'image_size': int(image_size)} if image_size is not None else {}
-  layer = as_layer(cfg_or_layer, **overrides)
-  canonical = dict(canonical)
-  if 'pos' in canonical and layer.posemb == 'learn':
-    pos = np.asarray(canonical['pos'])
-    want = layer.num_patches
-    if image_size is not None and pos.ndim == 3 and pos.shape[1] != want:
-      log.info('resampling %s %s to grid %s', source_names.get('pos'), pos.shape, layer.grid_size)
-      canonical['pos'] = resample_posemb(pos, layer.grid_size)
-
-  # Check in the per-layer layout, where every tensor has its own name.
-  flat_layer = layer.clone(scan=False) if layer.scan else layer
-  expected = flatten(param_shapes(flat_layer))
-  loaded = {canonical_to_pax(k): v for k, v in canonical.items()}
-  names = {canonical_to_pax(k): source_names.get(k, k) for k in canonical}
-  missing = sorted(set(expected) - set(loaded))
-  name_of = name_of or (lambda c: c)
-  problems = [
-    f'missing tensor {name_of(pax_to_canonical(p))} (model {p} {tuple(expected[p].shape)})'
-    for p in missing
-  ]
-  present = {k: v for k, v in expected.items() if k not in missing}
-  try:
-    params = fill_tree(unflatten(present), loaded, source, names)
-  except CheckpointMismatchError as e:
-    problems.append(str(e).removeprefix(f'{source}: '))
-  if problems:
-    if image_size is None and any('pos_embedding' in p for p in problems):
-      problems.append(
-        'to load at another resolution pass image_size=..., which resamples the position embedding'
-      )
-    raise CheckpointMismatchError(f'{source}: ' + '; '.join(problems))
-  if not layer.scan:
-    return params
-  # Stack the per-layer subtrees along a new leading [depth] axis.
-  flat = flatten(params)
-  stacked = {k: v for k, v in flat.items() if not k.startswith('transformer/')}
-  for suffix in _BLOCK.values():
-    stacked[SCAN_PREFIX + suffix] = np.stack(
-      [flat[f'transformer/x_layers_{i}/{suffix}'] for i in range(layer.depth)]
-    )
-  return fill_tree(param_shapes(layer), stacked, source)
+  path = os.fspath(path)
+  if os.path.isdir(path):
+    return 'hf', path
+  if path.endswith('.npz'):
+    return 'big_vision', path
+  name = os.path.basename(path)
+  if name in _HF_FILES or name.endswith(('.safetensors', '.safetensors.index.json')):
+    return 'hf', os.path.dirname(path) or '.'
+  raise FileFormatError(
+    f'{path}: not a ViT checkpoint this loader knows (a big_vision .npz file or a '
+    'Hugging Face directory with config.json and model.safetensors)'
+  )
 
 
-def progress(total: int, desc: str) -> Any:
-  """A tqdm progress bar over checkpoint tensors (silent when tqdm is missing)."""
-  try:
-    from tqdm.auto import tqdm
-  except ImportError:  # pragma: no cover
-    return _NoBar()
-  return tqdm(total=total, desc=desc, unit='tensor', leave=False)
-
-
-@dataclasses.dataclass
-class _NoBar:
-  def update(self, n: int = 1) -> None:
-    del n
-
-  def close(self) -> None:
-    pass
+def vit_config_from_checkpoint(path: str | os.PathLike) -> pax_fiddle.Config[VisionTransformer]:
+  """The `VisionTransformer` config (learned posemb, scanned) whose sizes a checkpoint gives."""
+  fmt, where = detect_format(path)
+  return vit_config_from_hf(where) if fmt == 'hf' else vit_config_from_big_vision(where)
 
 
 def load_vit(
@@ -255,19 +76,11 @@ def load_vit(
 
   Returns:
     Nested dict of float32 numpy arrays (the layer's `params` collection).
-  """
-  from pali_pax.convert import vit_big_vision, vit_hf
 
-  path = os.fspath(path)
-  if os.path.isdir(path):
-    return vit_hf.load_vit_hf(path, cfg_or_layer, image_size=image_size)
-  if path.endswith('.npz'):
-    return vit_big_vision.load_vit_big_vision(path, cfg_or_layer, image_size=image_size)
-  if os.path.basename(path) in ('config.json', 'model.safetensors', 'pytorch_model.bin') or (
-    path.endswith('.safetensors')
-  ):
-    return vit_hf.load_vit_hf(os.path.dirname(path) or '.', cfg_or_layer, image_size=image_size)
-  raise ValueError(
-    f'{path}: not a ViT checkpoint this loader knows (a big_vision .npz file or a '
-    'Hugging Face directory with config.json and model.safetensors)'
-  )
+  Raises:
+    CheckpointMismatchError: missing, unexpected or mis-shaped tensors (named).
+    FileFormatError: unknown format, or a file that cannot be parsed (named).
+  """
+  fmt, where = detect_format(path)
+  load = load_vit_hf if fmt == 'hf' else load_vit_big_vision
+  return load(where, cfg_or_layer, image_size=image_size)

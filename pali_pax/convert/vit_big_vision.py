@@ -24,18 +24,23 @@ and 'cls' are skipped with a logged note: PaLI feeds every patch token on.
 import logging
 import os
 import re
+import zipfile
 from typing import Any
 
 import numpy as np
+from praxis import pax_fiddle
+from tqdm import tqdm
 
-from pali_pax.convert.tree import CheckpointMismatchError
-from pali_pax.convert.vit import (
+from pali_pax import errors
+from pali_pax.convert.vit_common import (
   ViTConfigOrLayer,
   build_params,
   canonical_to_source,
-  progress,
+  dims_from_canonical,
   split_cls_posemb,
 )
+from pali_pax.errors import CheckpointMismatchError
+from pali_pax.layers.vit import VisionTransformer
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +151,8 @@ def convert_big_vision_arrays(
   canonical: dict[str, np.ndarray] = {}
   names: dict[str, str] = {}
   skipped = []
-  bar = progress(len(rel), f'ViT {os.path.basename(source)}')
-  for name, full in rel.items():
-    bar.update(1)
+  bar = tqdm(rel.items(), desc=f'ViT {os.path.basename(source)}', unit='tensor', leave=False)
+  for name, full in bar:
     arr = np.asarray(arrays[full])
     if name.split('/')[0] in _SKIPPED_SCOPES:
       skipped.append(full)
@@ -172,7 +176,6 @@ def convert_big_vision_arrays(
       for i, layer_arr in enumerate(arr):
         canonical[f'block/{i}/{target}'] = _to_canonical(target, layer_arr)
         names[f'block/{i}/{target}'] = f'{full}[{i}]'
-  bar.close()
   if skipped:
     log.info(
       '%s: skipping %d pooling-head tensors (PaLI uses all tokens): %s',
@@ -206,15 +209,75 @@ def load_vit_big_vision(
     CheckpointMismatchError: a tensor is missing, unexpected or mis-shaped.
   """
   source = os.fspath(path)
-  with np.load(source, allow_pickle=False) as npz:
-    arrays = {k: npz[k] for k in npz.files}
+  arrays = read_npz(source)
   canonical, names, prefix = convert_big_vision_arrays(arrays, source, prefix)
-  scanned = any(k.startswith(prefix + 'Transformer/encoderblock/') for k in arrays)
   return build_params(
     canonical,
     names,
     cfg_or_layer,
     source,
     image_size=image_size,
-    name_of=lambda c: source_name(c, prefix, scanned),
+    name_of=lambda c: source_name(c, prefix, _is_scanned(arrays, prefix)),
   )
+
+
+def _is_scanned(arrays: dict[str, Any], prefix: str) -> bool:
+  return any(k.startswith(prefix + 'Transformer/encoderblock/') for k in arrays)
+
+
+_NPZ = 'big_vision .npz checkpoint'
+
+
+def read_npz(path: str) -> dict[str, np.ndarray]:
+  """All arrays of an .npz file (no pickles).
+
+  Raises:
+    FileFormatError: not a readable .npz (names the file).
+  """
+  with errors.parsing(path, _NPZ):
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+      raise errors.FileFormatError(f'{path}: not a valid {_NPZ} (a single .npy array)')
+    with loaded as npz:
+      return {k: npz[k] for k in npz.files}
+
+
+def read_npz_shapes(path: str) -> dict[str, np.ndarray]:
+  """Shape-only stand-ins for the arrays of an .npz, read from the .npy headers alone.
+
+  Each value is a zero-strided view of one element (`np.broadcast_to`), so the
+  naming code of `convert_big_vision_arrays` runs on it unchanged and nothing
+  of the (possibly many GB of) data is read.
+
+  Raises:
+    FileFormatError: not a readable .npz (names the file).
+  """
+  out = {}
+  with errors.parsing(path, _NPZ), zipfile.ZipFile(path) as archive:
+    for member in archive.namelist():
+      with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (
+          np.lib.format.read_array_header_1_0
+          if version == (1, 0)
+          else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(f)
+      out[member.removesuffix('.npy')] = np.broadcast_to(np.zeros((), dtype), shape)
+  return out
+
+
+def vit_config_from_big_vision(path: str | os.PathLike) -> pax_fiddle.Config[VisionTransformer]:
+  """`VisionTransformer` config (learned posemb, scanned) whose sizes a big_vision .npz gives.
+
+  Read through the same naming as the weights (`convert_big_vision_arrays`), so
+  every layout the loader accepts (scopes, scanned blocks, pre-linen names, a
+  class-token row) gives its sizes here too.
+  """
+  source = os.fspath(path)
+  arrays = read_npz_shapes(source)
+  canonical, _, prefix = convert_big_vision_arrays(arrays, source)
+  shapes = {k: v.shape for k, v in canonical.items()}
+  scanned = _is_scanned(arrays, prefix)
+  dims = dims_from_canonical(shapes, source, lambda c: source_name(c, prefix, scanned))
+  return pax_fiddle.Config(VisionTransformer, name='vit', scan=True, posemb='learn', **dims)

@@ -20,24 +20,25 @@ Key mapping (torch Linear weights are [out, in]; D = hidden, N heads of H):
 skipped with a logged note.
 """
 
-import json
 import logging
 import os
 import re
 from typing import Any
 
 import numpy as np
+from praxis import pax_fiddle
+from tqdm import tqdm
 
-from pali_pax.convert.hf_files import read_hf_tensors
-from pali_pax.convert.tree import CheckpointMismatchError
-from pali_pax.convert.vit import (
+from pali_pax.convert import hf_files
+from pali_pax.convert.vit_common import (
   ViTConfigOrLayer,
   as_layer,
   build_params,
   canonical_to_source,
-  progress,
   split_cls_posemb,
 )
+from pali_pax.errors import CheckpointMismatchError
+from pali_pax.layers.vit import VisionTransformer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,17 @@ _DEFAULTS = {
   'image_size': 224,
   'patch_size': 16,
   'num_channels': 3,
+  'num_hidden_layers': 12,
+  'intermediate_size': 3072,
+}
+# config.json size -> VisionTransformer attribute.
+_SIZES = {
+  'image_size': 'image_size',
+  'patch_size': 'patch_size',
+  'hidden_size': 'width',
+  'num_hidden_layers': 'depth',
+  'intermediate_size': 'mlp_dim',
+  'num_attention_heads': 'num_heads',
 }
 _LAYER_RE = re.compile(r'^encoder\.layers\.(\d+)\.(.+)$')
 _LAYER_NAMES = {
@@ -83,14 +95,26 @@ _GLOBAL_NAMES = {
 
 def read_vision_config(directory: str) -> dict[str, Any]:
   """The vision-tower config from config.json, with SigLIP defaults filled in."""
-  path = os.path.join(directory, 'config.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{directory}: no config.json (not a Hugging Face model directory)')
-  with open(path) as f:
-    cfg = json.load(f)
+  cfg = hf_files.read_config(directory)
   if isinstance(cfg.get('vision_config'), dict):
     cfg = cfg['vision_config']
   return {**_DEFAULTS, **cfg}
+
+
+def vit_config_from_hf(directory: str | os.PathLike) -> pax_fiddle.Config[VisionTransformer]:
+  """`VisionTransformer` config (learned posemb, scanned) from a HF SigLIP config.json.
+
+  Raises:
+    FileFormatError: config.json is not JSON, or a size is missing or not a
+      positive number (names the file and the field).
+  """
+  source = os.path.join(os.fspath(directory), hf_files.CONFIG)
+  hf = read_vision_config(os.fspath(directory))
+  dims = {ours: hf_files.positive(hf, key, source) for key, ours in _SIZES.items()}
+  eps = hf_files.positive(hf, 'layer_norm_eps', source, float)
+  return pax_fiddle.Config(
+    VisionTransformer, name='vit', scan=True, posemb='learn', layer_norm_epsilon=eps, **dims
+  )
 
 
 def find_prefix(keys: list[str], source: str) -> str:
@@ -132,21 +156,25 @@ def _to_canonical(target: str, arr: np.ndarray, num_heads: int) -> np.ndarray:
 
 
 def _check_config(hf: dict[str, Any], layer: Any, source: str) -> None:
+  config = os.path.join(source, hf_files.CONFIG)
+  heads = hf_files.positive(hf, 'num_attention_heads', config)
+  eps = hf_files.positive(hf, 'layer_norm_eps', config, float)
+  patch = hf_files.positive(hf, 'patch_size', config)
   problems = []
   if hf['hidden_act'] not in _TANH_GELUS:
     problems.append(
       f'hidden_act={hf["hidden_act"]!r} (this ViT uses tanh-approximated GELU: {_TANH_GELUS})'
     )
-  if int(hf['num_attention_heads']) != layer.num_heads:
-    problems.append(f'num_attention_heads={hf["num_attention_heads"]}, model has {layer.num_heads}')
-  if not np.isclose(float(hf['layer_norm_eps']), layer.layer_norm_epsilon, rtol=1e-3, atol=0):
+  if heads != layer.num_heads:
+    problems.append(f'num_attention_heads={heads}, model has {layer.num_heads}')
+  if not np.isclose(eps, layer.layer_norm_epsilon, rtol=1e-3, atol=0):
     problems.append(
-      f'layer_norm_eps={hf["layer_norm_eps"]}, model has layer_norm_epsilon={layer.layer_norm_epsilon}'
+      f'layer_norm_eps={eps}, model has layer_norm_epsilon={layer.layer_norm_epsilon}'
     )
-  if int(hf['patch_size']) != layer.patch_size:
-    problems.append(f'patch_size={hf["patch_size"]}, model has {layer.patch_size}')
+  if patch != layer.patch_size:
+    problems.append(f'patch_size={patch}, model has {layer.patch_size}')
   if problems:
-    raise CheckpointMismatchError(f'{source}/config.json: ' + '; '.join(problems))
+    raise CheckpointMismatchError(f'{config}: ' + '; '.join(problems))
 
 
 def source_name(canonical: str, prefix: str = 'vision_model.') -> str:
@@ -172,9 +200,8 @@ def convert_hf_arrays(
   canonical: dict[str, np.ndarray] = {}
   names: dict[str, str] = {}
   skipped = []
-  bar = progress(len(inside), f'ViT {os.path.basename(os.path.normpath(source))}')
-  for name, full in inside.items():
-    bar.update(1)
+  desc = f'ViT {os.path.basename(os.path.normpath(source))}'
+  for name, full in tqdm(inside.items(), desc=desc, unit='tensor', leave=False):
     if name.startswith('head.'):
       skipped.append(full)
       continue
@@ -192,7 +219,6 @@ def convert_hf_arrays(
     if target == 'pos':
       arr = split_cls_posemb(arr, full)
     canonical[target], names[target] = arr, full
-  bar.close()
   if skipped:
     log.info(
       '%s: skipping %d pooling-head tensors (head.*): PaLI uses all tokens', source, len(skipped)
@@ -223,7 +249,7 @@ def load_vit_hf(
   source = os.fspath(directory)
   layer = as_layer(cfg_or_layer)
   _check_config(read_vision_config(source), layer, source)
-  arrays = read_hf_tensors(source)
+  arrays = hf_files.read_hf_tensors(source)
   canonical, names, prefix = convert_hf_arrays(arrays, layer.num_heads, source)
   return build_params(
     canonical,

@@ -1,6 +1,5 @@
 """mT5 decoding: KV-cached extend_step vs HF generate and full recomputation, praxis decoders."""
 
-import inspect
 import os
 
 import jax
@@ -16,6 +15,7 @@ from praxis import (
   sample_decode,
 )
 
+from pali_pax import jax_compat
 from tests.numerics import assert_f32_close, hf_config, mt5_chains
 
 HF_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures', 'mt5_hf_tiny')
@@ -201,20 +201,9 @@ def test_praxis_sample_decode_top1_matches_hf_generate(tiny, ref):
   np.testing.assert_array_equal(out, ref['generate_ids'])
 
 
-class _JnpWithNewshape:
-  """praxis 1.4's two_stage_topk calls jnp.reshape(x, newshape=...), gone in jax >= 0.7."""
-
-  def __getattr__(self, name):
-    return getattr(jnp, name)
-
-  @staticmethod
-  def reshape(a, shape=None, newshape=None, **kwargs):
-    return jnp.reshape(a, newshape if shape is None else shape, **kwargs)
-
-
-def test_praxis_beam_search_uses_reordered_caches(tiny, ref, monkeypatch):
-  if 'newshape' not in inspect.signature(jnp.reshape).parameters:
-    monkeypatch.setattr(decoder_utils, 'jnp', _JnpWithNewshape())
+def test_praxis_beam_search_uses_reordered_caches(tiny, ref):
+  # Runs praxis beam search directly (not through pali_pax.model), so it applies the shim.
+  jax_compat.allow_reshape_newshape()
   model, variables = tiny
   enc_ids = ref['generate_input_ids'][:3]
   enc_pad = 1.0 - ref['generate_input_mask'][:3].astype(np.float32)

@@ -10,7 +10,6 @@ from praxis import base_layer, pax_fiddle, sample_decode
 
 from pali_pax.convert import tree
 from pali_pax.convert.mt5 import load_mt5, mt5_config_from_hf
-from pali_pax.layers import t5_stack
 from tests.numerics import assert_f32_close, hf_config, mt5_chains
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
@@ -53,7 +52,7 @@ def test_converter_stacks_layers(models):
     stacked['decoder/relative_bias/emb_var'], flat['decoder/relative_bias/emb_var']
   )
   # The two layouts convert into each other exactly.
-  back = t5_stack.unstack_layer_params(stacked)
+  back = tree.unstack_layer_params(stacked)
   assert sorted(back) == sorted(flat)
   for k in flat:
     np.testing.assert_array_equal(back[k], flat[k])
@@ -61,7 +60,7 @@ def test_converter_stacks_layers(models):
 
 def test_stack_rejects_gaps():
   with pytest.raises(ValueError, match='not 0..L-1'):
-    t5_stack.stack_layer_params({'encoder/x_layers_0/a': np.zeros(2), 'encoder/x_layers_2/a': 0})
+    tree.stack_layer_params({'encoder/x_layers_0/a': np.zeros(2), 'encoder/x_layers_2/a': 0})
 
 
 def test_scanned_logits_match_hf(models, ref):
@@ -88,7 +87,7 @@ def test_scanned_gradients_match(models, ref):
 
   g_flat = tree.flatten(jax.jit(jax.grad(loss(flat_model)))(flat_params))
   g_scan = tree.flatten(jax.jit(jax.grad(loss(scan_model)))(scan_params))
-  g_scan = t5_stack.unstack_layer_params(g_scan)
+  g_scan = tree.unstack_layer_params(g_scan)
   assert sorted(g_scan) == sorted(g_flat)
   # Backward pass: the forward chain, the log-softmax and the same chain back again.
   _, chain = mt5_chains(hf_config(HF_DIR), ref['encoder_ids'].shape[1], ref['decoder_ids'].shape[1])

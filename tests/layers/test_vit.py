@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from praxis import base_layer, pax_fiddle
 
+from pali_pax import param_count
 from pali_pax.fiddle_configs.vit import VIT_VARIANTS, parse_variant, vit_config
 from pali_pax.layers import vit
 from pali_pax.layers.vit import set_vit_sharding
@@ -66,18 +67,36 @@ def test_resample_posemb_identity_ramp_and_shape():
   ny, nx = np.meshgrid(np.linspace(0, 3, 7), np.linspace(0, 3, 10), indexing='ij')
   want = np.stack([2 * ny + 3 * nx + 1, ny - nx], -1).reshape(1, 70, 2)
   np.testing.assert_allclose(out, want, atol=1e-5)
+  # 2x2 -> 3x3 by hand: corners kept, edge midpoints and centre are means.
+  a, b, c, d = 1.0, 2.0, 4.0, 8.0
+  got = vit.resample_posemb(np.array([a, b, c, d]).reshape(1, 4, 1), (3, 3))[0, :, 0]
+  mid = [a, (a + b) / 2, b, (a + c) / 2, (a + b + c + d) / 4, (b + d) / 2, c, (c + d) / 2, d]
+  np.testing.assert_array_equal(got, np.float32(mid))
   # PaLI: 224 -> 588 at patch 14 = 16x16 -> 42x42.
   assert vit.resample_posemb(np.zeros((1, 256, 3)), (42, 42)).shape == (1, 1764, 3)
   with pytest.raises(ValueError, match='square'):
     vit.resample_posemb(np.zeros((1, 15, 3)), (4, 4))
 
 
-def test_resample_posemb_matches_scipy_zoom_order1():
-  scipy_ndimage = pytest.importorskip('scipy.ndimage')
-  pe = np.random.default_rng(1).normal(size=(1, 25, 3))
-  out = vit.resample_posemb(pe, (8, 8))
-  want = scipy_ndimage.zoom(pe.reshape(5, 5, 3), (8 / 5, 8 / 5, 1), order=1)
-  np.testing.assert_allclose(out.reshape(8, 8, 3), want, atol=1e-5)
+def interp_reference(grid, new_grid):
+  """Corner-aligned bilinear resampling as two passes of np.interp (big_vision's mapping)."""
+  (r, c, _), (nr, nc) = grid.shape, new_grid
+  ys, xs = np.linspace(0, r - 1, nr), np.linspace(0, c - 1, nc)
+  grid = np.apply_along_axis(lambda v: np.interp(ys, np.arange(r), v), 0, grid)
+  return np.apply_along_axis(lambda v: np.interp(xs, np.arange(c), v), 1, grid)
+
+
+@pytest.mark.parametrize(
+  'old, new',
+  [((5, 5), (8, 8)), ((16, 16), (42, 42)), ((4, 4), (3, 3)), ((2, 7), (9, 3)), ((3, 3), (1, 1))],
+)
+def test_resample_posemb_matches_independent_bilinear(old, new):
+  pe = np.random.default_rng(1).normal(size=(1, old[0] * old[1], 3))
+  out = vit.resample_posemb(pe, new, old_grid=old)
+  want = interp_reference(pe.reshape(*old, 3), new)
+  # float64 arithmetic, then one rounding to float32: half an ulp of the largest magnitude.
+  atol = np.finfo(np.float32).eps * np.abs(pe).max()
+  np.testing.assert_allclose(out.reshape(*new, 3), want, rtol=0, atol=atol)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +160,8 @@ def test_variant_parsing():
 
 @pytest.mark.parametrize('variant, billions', [('G/14', 1.8), ('e/14', 3.9)])
 def test_param_counts(variant, billions):
-  n = vit.vit_param_count(vit_config(variant, image_size=224))
+  images = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
+  n = param_count.count(param_count.abstract_params(vit_config(variant, image_size=224), images))
   assert abs(n / (billions * 1e9) - 1) < 0.03, n
 
 
@@ -167,7 +187,6 @@ SHARDING_SCRIPT = textwrap.dedent(
   """
     import os
     os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
-    import pali_pax  # jax shim before praxis
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     from praxis import base_layer

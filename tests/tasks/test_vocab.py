@@ -6,6 +6,7 @@ import pytest
 import sentencepiece as spm
 import tensorflow as tf
 
+from pali_pax import errors
 from pali_pax.tasks import build_vocab, synthetic_words, vocab
 
 TEXTS = [
@@ -73,6 +74,25 @@ def test_missing_file_names_the_path(tmp_path):
   missing = str(tmp_path / 'nowhere' / 'sentencepiece.model')
   with pytest.raises(FileNotFoundError, match='nowhere/sentencepiece.model'):
     vocab.get_vocabulary(missing)
+
+
+def _truncated(data):
+  return data[: len(data) // 3]
+
+
+@pytest.mark.parametrize(
+  'damage',
+  [lambda d: b'', _truncated, lambda d: b'not a sentencepiece model' * 4, lambda d: d[::-1]],
+  ids=['empty', 'truncated', 'text', 'reversed'],
+)
+def test_corrupt_model_is_a_file_format_error_naming_it(tmp_path, damage):
+  with open(vocab.DEFAULT_VOCAB_PATH, 'rb') as f:
+    data = f.read()
+  path = tmp_path / 'sentencepiece.model'
+  path.write_bytes(damage(data))
+  with pytest.raises(errors.FileFormatError) as info:
+    vocab.get_vocabulary(str(path))
+  assert str(path) in str(info.value)
 
 
 def test_build_is_deterministic_and_matches_shipped_model():

@@ -13,7 +13,8 @@ from safetensors import numpy as st_numpy
 
 from pali_pax.convert import hf_files, mt5_common, mt5_hf
 from pali_pax.convert import mt5 as convert_mt5
-from pali_pax.convert.tree import CheckpointMismatchError, flatten
+from pali_pax.convert.tree import flatten
+from pali_pax.errors import CheckpointMismatchError, FileFormatError
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'fixtures')
@@ -251,12 +252,12 @@ def test_hf_config_reading(tmp_path, hf_tensors):
   )
   assert (cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance) == (8, 16)
   relu = write_hf(tmp_path / 'relu', hf_tensors, {'feed_forward_proj': 'relu'})
-  with pytest.raises(ValueError, match='gated-gelu'):
+  with pytest.raises(CheckpointMismatchError, match='gated-gelu'):
     mt5_hf.mt5_config_from_hf(relu)
 
 
 def test_unknown_format(tmp_path, cfg):
-  with pytest.raises(ValueError, match='neither a Hugging Face model directory'):
+  with pytest.raises(FileFormatError, match='neither a Hugging Face model directory'):
     convert_mt5.load_mt5(str(tmp_path), cfg)
 
 

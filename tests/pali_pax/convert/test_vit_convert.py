@@ -11,10 +11,14 @@ import pytest
 from praxis import base_layer
 from safetensors.numpy import load_file, save_file
 
-from pali_pax.convert.tree import CheckpointMismatchError, flatten
-from pali_pax.convert.vit import load_vit
-from pali_pax.convert.vit_big_vision import load_vit_big_vision
-from pali_pax.convert.vit_hf import load_vit_hf
+from pali_pax.convert.tree import flatten
+from pali_pax.convert.vit import (
+  load_vit,
+  load_vit_big_vision,
+  load_vit_hf,
+  vit_config_from_checkpoint,
+)
+from pali_pax.errors import CheckpointMismatchError, FileFormatError
 from pali_pax.fiddle_configs.vit import vit_config
 from pali_pax.layers.vit import resample_posemb
 from tests.numerics import assert_f32_close, vit_chain
@@ -38,6 +42,16 @@ def forward(params, scan=True, image_size=28, images=None):
     layer = base_layer.instantiate(cfg(scan, image_size))
     LAYERS[key] = jax.jit(lambda p, x: layer.apply({'params': p}, x))
   return np.asarray(LAYERS[key](params, REF['images'] if images is None else images))
+
+
+def dims(vit_cfg):
+  names = ('image_size', 'patch_size', 'width', 'depth', 'mlp_dim', 'num_heads', 'posemb', 'scan')
+  return {k: getattr(vit_cfg, k) for k in names}
+
+
+def test_config_from_either_format():
+  for path in (HF_DIR, BV_NPZ, os.path.join(HF_DIR, 'config.json')):
+    assert dims(vit_config_from_checkpoint(path)) == dims(cfg()), path
 
 
 def bv_arrays():
@@ -104,10 +118,12 @@ def test_big_vision_prefixes_scan_layout_and_pre_linen_names(tmp_path):
     scanned[k.replace('encoderblock_0', 'encoderblock')] = np.stack(
       [arrays[k], arrays[k.replace('encoderblock_0', 'encoderblock_1')]]
     )
-  out = forward(
-    load_vit(write_npz(tmp_path, {f'params/{k}': v for k, v in scanned.items()}), cfg())
-  )
+  scanned_npz = write_npz(tmp_path, {f'params/{k}': v for k, v in scanned.items()})
+  out = forward(load_vit(scanned_npz, cfg()))
   assert_f32_close(out, REF['last_hidden_state'], VIT_CHAIN)
+  # The sizes are read through the same naming: every layout gives the fixture's config.
+  for path in (scanned_npz, write_npz(tmp_path, two_tower, 'two.npz')):
+    assert dims(vit_config_from_checkpoint(path)) == dims(cfg()), path
   # Original ViT release naming (pre-linen module numbers, posemb in Transformer).
   rename = {
     'MultiHeadDotProductAttention_0': 'MultiHeadDotProductAttention_1',
@@ -119,8 +135,10 @@ def test_big_vision_prefixes_scan_layout_and_pre_linen_names(tmp_path):
     for a, b in rename.items():
       k = k.replace(f'/{a}/', f'/{b}/')
     old['Transformer/posembed_input/pos_embedding' if k == 'pos_embedding' else k] = v
-  out = forward(load_vit(write_npz(tmp_path, old, 'old.npz'), cfg(scan=False)), scan=False)
+  old_npz = write_npz(tmp_path, old, 'old.npz')
+  out = forward(load_vit(old_npz, cfg(scan=False)), scan=False)
   assert_f32_close(out, REF['last_hidden_state'], VIT_CHAIN)
+  assert dims(vit_config_from_checkpoint(old_npz)) == dims(cfg())
 
 
 def test_hf_tower_inside_a_larger_model(tmp_path):
@@ -185,7 +203,7 @@ def test_hf_incompatible_config_and_missing_torch(tmp_path, monkeypatch):
   monkeypatch.setitem(sys.modules, 'torch', None)  # import torch -> ImportError
   with pytest.raises(ImportError, match='PyTorch'):
     load_vit(str(bin_dir), cfg())
-  with pytest.raises(ValueError, match='not a ViT checkpoint'):
+  with pytest.raises(FileFormatError, match='not a ViT checkpoint'):
     load_vit(os.path.join(FIX, 'vit_reference.npz.txt'), cfg())
 
 
