@@ -18,7 +18,7 @@ from paxml import base_experiment, seqio_input, tasks_lib
 from praxis import base_input, decoder_hparams, optimizers, pax_fiddle, schedules
 
 from pali_pax import model
-from pali_pax.fiddle_configs import pali
+from pali_pax.fiddle_configs import pali, sharding
 from pali_pax.tasks import feature_converter
 
 
@@ -86,7 +86,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
       freeze_vit=self.FREEZE_VIT,
     )
     cfg.decoder_tpl = decoder_hparams.GreedyDecoderHParams(seqlen=self.MAX_DECODE_LEN + 1, eos_id=1)
-    return pali.shard_pali(cfg, list(self.ICI_MESH_SHAPE), self.DCN_MESH_SHAPE)
+    return sharding.shard_pali(cfg, self.ICI_MESH_SHAPE, self.DCN_MESH_SHAPE)
 
   def optimizer_config(self) -> pax_fiddle.Config[optimizers.BaseOptimizer]:
     schedule = pax_fiddle.Config(

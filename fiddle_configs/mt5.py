@@ -17,9 +17,8 @@ from typing import Any
 from praxis import pax_fiddle
 
 from pali_pax.layers import mt5
-from pali_pax.layers.mt5 import set_mt5_sharding
 
-__all__ = ['MT5_SIZES', 'MT5_VOCAB_SIZE', 'mt5_config', 'set_mt5_sharding']
+__all__ = ['MT5_SIZES', 'MT5_VOCAB_SIZE', 'mt5_config']
 
 MT5_VOCAB_SIZE = 250112
 
@@ -75,7 +74,7 @@ def mt5_config(
 
   Returns:
     An unsharded `pax_fiddle.Config[Mt5EncoderDecoder]` (see
-    `set_mt5_sharding`).
+    `fiddle_configs.sharding.shard_mt5`).
 
   Raises:
     ValueError: unknown size, unknown override or inconsistent hparams.

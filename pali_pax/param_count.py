@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from praxis import base_layer, pax_fiddle, py_utils
 
+from pali_pax.fiddle_configs import sharding
+
 NestedMap = py_utils.NestedMap
 
 # Published sizes (PaLI paper, Table 1) used as the reference column.
@@ -33,10 +35,8 @@ def dummy_batch(
 
 def abstract_params(model_cfg: pax_fiddle.Config) -> dict:
   """Shapes of the model's `params` collection, without allocating them."""
-  model_cfg = model_cfg.clone()
   # Counting needs no mesh; dropping it lets a pod-scale config trace on 1 CPU.
-  model_cfg.ici_mesh_shape = None
-  model_cfg.dcn_mesh_shape = None
+  model_cfg = sharding.unsharded(model_cfg)
   layer = base_layer.instantiate(model_cfg)
   batch = dummy_batch(model_cfg.vit_tpl.image_size)
   shapes = jax.eval_shape(

@@ -16,6 +16,7 @@ from praxis import base_layer, pax_fiddle
 from tqdm import tqdm
 
 from pali_pax.convert import tree
+from pali_pax.fiddle_configs import sharding
 from pali_pax.layers import mt5, t5_stack
 
 CheckpointMismatchError = tree.CheckpointMismatchError
@@ -67,12 +68,8 @@ def heads_shape(cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder]) -> tuple[int, int
 
 def expected_params(cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder]) -> dict[str, Any]:
   """Abstract `params` tree (shapes only, nothing allocated) of `cfg`."""
-  cfg = copy.deepcopy(cfg)
   # Shapes do not depend on the mesh; drop it so no mesh context is needed.
-  cfg.ici_mesh_shape = None
-  cfg.dcn_mesh_shape = None
-  cfg.mesh_axis_names = None
-  model = base_layer.instantiate(cfg)
+  model = base_layer.instantiate(sharding.unsharded(cfg))
   ids = jnp.zeros((1, 2), jnp.int32)
   paddings = jnp.zeros((1, 2), jnp.float32)
 
