@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from praxis import base_layer, pax_fiddle
 
+from pali_pax.fiddle_configs import sharding
 from pali_pax.fiddle_configs.vit import VIT_VARIANTS, parse_variant, vit_config
 from pali_pax.layers import vit
-from pali_pax.fiddle_configs import sharding
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
