@@ -17,14 +17,13 @@ from pali_pax.layers import vit
 CLASSES, SIZE, BATCH = 4, 16, 32
 
 
-def quadrant_batch(rng: np.random.Generator) -> py_utils.NestedMap:
-  """Noise images; the label is the quadrant made brighter (4 classes)."""
+def colour_batch(rng: np.random.Generator) -> py_utils.NestedMap:
+  """Noise images; classes 0-2: that colour channel is brighter, class 3: none is."""
   labels = rng.integers(0, CLASSES, BATCH)
   images = rng.uniform(-0.5, 0.5, (BATCH, SIZE, SIZE, 3)).astype(np.float32)
-  half = SIZE // 2
   for image, label in zip(images, labels, strict=True):
-    row, col = divmod(int(label), 2)
-    image[row * half : (row + 1) * half, col * half : (col + 1) * half] += 0.5
+    if label < 3:
+      image[..., label] += 0.5
   return py_utils.NestedMap(
     image=jnp.asarray(images),
     label_probs=jnp.asarray(np.eye(CLASSES, dtype=np.float32)[labels]),
@@ -34,13 +33,13 @@ def quadrant_batch(rng: np.random.Generator) -> py_utils.NestedMap:
 @pytest.fixture(scope='module')
 def task():
   model = examples.vit_classifier_config('tiny/8', image_size=SIZE, num_classes=CLASSES)
-  return base_layer.instantiate(examples.vit_classifier_task(model, learning_rate=1e-2))
+  return base_layer.instantiate(examples.vit_classifier_task(model, learning_rate=3e-3))
 
 
 def test_the_network_is_our_vit_under_praxis_parts(task):
   assert fdl.get_callable(task.model.network_tpl.layers[0]) is vit.VisionTransformer
   rng = np.random.default_rng(0)
-  batch = quadrant_batch(rng)
+  batch = colour_batch(rng)
   variables = task.model.init(jax.random.PRNGKey(0), batch)
   assert set(variables['params']) == {'network', 'softmax'}
   assert 'pos_embedding' in variables['params']['network']['layers_0']
@@ -48,7 +47,7 @@ def test_the_network_is_our_vit_under_praxis_parts(task):
 
 def test_trains_on_new_batches_with_a_praxis_optimizer(task):
   rng = np.random.default_rng(0)
-  batch = quadrant_batch(rng)
+  batch = colour_batch(rng)
   shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), batch)
   with base_layer.JaxContext.new_context(hparams=base_layer.JaxContext.HParams(do_eval=False)):
     wps = task.model.abstract_init_with_metadata(shapes)
@@ -62,7 +61,7 @@ def test_trains_on_new_batches_with_a_praxis_optimizer(task):
   for i in range(12):
     states, out = step(states, jax.random.PRNGKey(i), batch)
     losses.append(float(out.loss))
-    batch = quadrant_batch(rng)  # every step sees new examples: falling loss is learning
+    batch = colour_batch(rng)  # every step sees new examples: falling loss is learning
   chance = math.log(CLASSES)
   assert losses[0] > 0.7 * chance, losses
-  assert np.mean(losses[-3:]) < 0.5 * chance, losses
+  assert np.mean(losses[-3:]) < 0.2 * chance, losses
