@@ -2,7 +2,7 @@
 
 A child process with `--xla_force_host_platform_device_count=N` emulates N
 CPU devices; a paxml SingleTask (`task_config`: the PaliModel of `pali_config`,
-Megatron-style sharding from `shard_pali`, a learner with factored Adafactor
+Megatron-style sharding from `sharding.shard_pali`, a learner with factored Adafactor
 and, when the ViT is frozen, no gradient or optimizer state for it) is built and paxml's `train_step_single_learner` is jitted with the
 partition specs paxml derives for the TrainState, then lowered and compiled
 from `jax.ShapeDtypeStruct`s: nothing is allocated. `compiled.memory_analysis()`
@@ -53,25 +53,18 @@ def task_config(
   from paxml import learners, tasks_lib
   from praxis import optimizers, pax_fiddle, schedules
 
-  from pali_pax.fiddle_configs import pali
-  from pali_pax.layers.mt5 import set_mt5_sharding
-  from pali_pax.layers.vit import set_vit_sharding
+  from pali_pax.fiddle_configs import pali, sharding
 
   task_p = pax_fiddle.Config(tasks_lib.SingleTask, name='pali')
   model_p = pali.pali_config(size, image_size=image_size, freeze_vit=freeze_vit)
   model_p.mt5_tpl.encoder_tpl.scan = mt5_scan
   model_p.mt5_tpl.decoder_tpl.scan = mt5_scan
-  task_p.model = pali.shard_pali(model_p, list(mesh_shape))
-  if fsdp:
-    # Weights (and so gradients and optimizer state) also split over 'data'.
-    batch = ('replica', 'data')
-    set_vit_sharding(task_p.model.vit_tpl, batch_axes=batch, mdl_axis='mdl', fsdp=True)
-    set_mt5_sharding(task_p.model.mt5_tpl, batch_axes=batch, mdl_axis='mdl', fsdp=True)
-    task_p.model.fusion_tpl.projection_tpl.weight_split_dims_mapping.wt = ['data', 'mdl']
+  # fsdp: weights (and so gradients and optimizer state) also split over 'data'.
+  task_p.model = sharding.shard_pali(model_p, mesh_shape, fsdp=fsdp)
   if shard_residual:
     # The residual stream [B, T, D] (what a scanned stack saves per layer for
     # the backward pass) split over 'mdl' too, instead of replicated on it.
-    bld = [('replica', 'data'), None, 'mdl']
+    bld = [sharding.BATCH_AXES, None, sharding.MDL_AXIS]
     task_p.model.vit_tpl.activation_split_dims_mapping.bld = bld
     for stack in (task_p.model.mt5_tpl.encoder_tpl, task_p.model.mt5_tpl.decoder_tpl):
       stack.activation_split_dims_mapping.bld = bld
@@ -120,7 +113,7 @@ def plan(
   from praxis import base_layer
 
   from pali_pax import batch as batch_lib
-  from pali_pax.fiddle_configs import pali
+  from pali_pax.fiddle_configs import sharding
 
   assert jax.device_count() == devices, (jax.device_count(), devices)
   mesh_shape = (1, devices // mdl, mdl)
@@ -133,11 +126,11 @@ def plan(
   batch = batch_lib.batch_specs(image_size, b, input_len, target_len)
   t0 = time.perf_counter()
   meta = trainer_lib.create_train_state_metadata(task, batch)
-  mesh = jax.sharding.Mesh(np.array(jax.devices()).reshape(mesh_shape), pali.MESH_AXIS_NAMES)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()).reshape(mesh_shape), sharding.MESH_AXIS_NAMES)
   state_sh = jax.tree_util.tree_map(lambda s: NamedSharding(mesh, s), meta.partition_specs)
-  batch_axes = ('replica', 'data')
   batch_sh = jax.tree_util.tree_map(
-    lambda x: NamedSharding(mesh, PartitionSpec(batch_axes, *([None] * (x.ndim - 1)))), batch
+    lambda x: NamedSharding(mesh, PartitionSpec(sharding.BATCH_AXES, *([None] * (x.ndim - 1)))),
+    batch,
   )
   key_sh = NamedSharding(mesh, PartitionSpec())
   step = jax.jit(
@@ -171,7 +164,7 @@ def plan(
       for axes in s:
         for ax in axes if isinstance(axes, tuple) else (axes,):
           if ax is not None:
-            split *= dict(zip(pali.MESH_AXIS_NAMES, mesh_shape, strict=True))[ax]
+            split *= dict(zip(sharding.MESH_AXIS_NAMES, mesh_shape, strict=True))[ax]
       total += math.prod(x.shape) * jnp.dtype(x.dtype).itemsize // split
     return total
 

@@ -46,9 +46,7 @@ def task_config(
 ) -> pax_fiddle.Config[tasks_lib.SingleTask]:
   """SingleTask with the model of (spec, opts) and a praxis Adam learner."""
   task_p = pax_fiddle.Config(tasks_lib.SingleTask, name='bench')
-  model_p = configs.model_config(spec, opts)
-  model_p.ici_mesh_shape = None
-  task_p.model = model_p
+  task_p.model = configs.model_config(spec, opts)
   task_p.train.learner = pax_fiddle.Config(
     learners.Learner,
     name='learner',

@@ -19,7 +19,7 @@ from praxis import base_input, decoder_hparams, optimizers, pax_fiddle, schedule
 
 from pali_pax import batch as batch_lib
 from pali_pax import jax_compat, model
-from pali_pax.fiddle_configs import pali
+from pali_pax.fiddle_configs import pali, sharding
 from pali_pax.tasks import feature_converter
 
 # paxml 1.4's decode programs call np.unicode_ (xla_passthrough), gone in NumPy 2.
@@ -92,7 +92,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
     cfg.decoder_tpl = decoder_hparams.GreedyDecoderHParams(
       seqlen=self.MAX_DECODE_LEN + 1, eos_id=batch_lib.EOS_ID
     )
-    return pali.shard_pali(cfg, list(self.ICI_MESH_SHAPE), self.DCN_MESH_SHAPE)
+    return sharding.shard_pali(cfg, self.ICI_MESH_SHAPE, self.DCN_MESH_SHAPE)
 
   def optimizer_config(self) -> pax_fiddle.Config[optimizers.BaseOptimizer]:
     schedule = pax_fiddle.Config(

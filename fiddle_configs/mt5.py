@@ -18,9 +18,8 @@ from praxis import pax_fiddle
 
 from pali_pax import batch as batch_lib
 from pali_pax.layers import mt5
-from pali_pax.layers.mt5 import set_mt5_sharding
 
-__all__ = ['MT5_SIZES', 'mt5_config', 'set_mt5_sharding']
+__all__ = ['MT5_SIZES', 'mt5_config']
 
 # size -> (model_dims, num_encoder_layers, num_decoder_layers, hidden_dims, num_heads, dim_per_head)
 MT5_SIZES: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -74,7 +73,7 @@ def mt5_config(
 
   Returns:
     An unsharded `pax_fiddle.Config[Mt5EncoderDecoder]` (see
-    `set_mt5_sharding`).
+    `fiddle_configs.sharding.shard_mt5`).
 
   Raises:
     ValueError: unknown size, unknown override or inconsistent hparams.

@@ -4,14 +4,13 @@
 `vit_config('e/14')` PaLI-17B's (~3.9B). 'tiny' is for tests.
 """
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
 from praxis import pax_fiddle
 
-from pali_pax.layers.vit import VisionTransformer, set_vit_sharding
+from pali_pax.layers.vit import VisionTransformer
 
-__all__ = ['VIT_VARIANTS', 'ViTSize', 'parse_variant', 'set_vit_sharding', 'vit_config']
+__all__ = ['VIT_VARIANTS', 'ViTSize', 'parse_variant', 'vit_config']
 
 
 class ViTSize(NamedTuple):
@@ -68,9 +67,6 @@ def vit_config(
   dropout: float = 0.0,
   scan: bool = True,
   name: str = 'vit',
-  ici_mesh_shape: Sequence[int] | None = None,
-  mesh_axis_names: Sequence[str] | None = ('replica', 'data', 'mdl'),
-  fsdp: bool = False,
 ) -> pax_fiddle.Config[VisionTransformer]:
   """Config of a VisionTransformer variant.
 
@@ -83,18 +79,13 @@ def vit_config(
     scan: scan the blocks with praxis Repeat (compile one block; params get a
       leading [depth] axis). Default True: large variants compile much faster.
     name: layer name.
-    ici_mesh_shape: if given, adds SPMD annotations with `set_vit_sharding`
-      (batch over replica+data, heads and MLP over mdl). Inside a larger model
-      leave it None and call `set_vit_sharding(cfg, batch_axes=...)` (also
-      importable from here) after setting the parent's mesh.
-    mesh_axis_names: mesh axis names used with `ici_mesh_shape`.
-    fsdp: with `ici_mesh_shape`, also shard weights' model dim over 'data'.
 
   Returns:
-    pax_fiddle.Config[VisionTransformer].
+    An unsharded pax_fiddle.Config[VisionTransformer] (see
+    `fiddle_configs.sharding.shard_vit`).
   """
   size, patch = parse_variant(variant)
-  cfg = pax_fiddle.Config(
+  return pax_fiddle.Config(
     VisionTransformer,
     name=name,
     image_size=image_size,
@@ -107,6 +98,3 @@ def vit_config(
     dropout=dropout,
     scan=scan,
   )
-  if ici_mesh_shape is not None:
-    set_vit_sharding(cfg, ici_mesh_shape=ici_mesh_shape, mesh_axis_names=mesh_axis_names, fsdp=fsdp)
-  return cfg

@@ -23,8 +23,6 @@ encoder output (computed once) and the encoder paddings. Then
 caches and attends to positions <= t only.
 """
 
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,9 +35,6 @@ from pali_pax.layers import relative_position, t5_stack
 JTensor = pytypes.JTensor
 LayerTpl = pax_fiddle.Config[base_layer.BaseLayer]
 template_field = base_layer.template_field
-
-DEFAULT_BATCH_AXES = ('replica', 'data')
-DEFAULT_MESH_AXES = ('replica', 'data', 'mdl')
 
 
 def check_token_ids(ids: JTensor | np.ndarray, vocab_size: int, name: str = 'ids') -> None:
@@ -250,68 +245,3 @@ class Mt5EncoderDecoder(base_layer.BaseLayer):
     """Text-only forward pass: [B, S] ids, [B, T] decoder ids -> logits [B, T, V]."""
     encoded = self.encode(self.embed(input_ids), input_paddings)
     return self.decode(encoded, input_paddings, decoder_ids, decoder_paddings)
-
-
-def set_mt5_sharding(
-  cfg: pax_fiddle.Config[Mt5EncoderDecoder],
-  *,
-  batch_axes: str | Sequence[str] | None = DEFAULT_BATCH_AXES,
-  mdl_axis: str | None = 'mdl',
-  mesh_axis_names: Sequence[str] | None = None,
-  ici_mesh_shape: Sequence[int] | None = None,
-  dcn_mesh_shape: Sequence[int] | None = None,
-  fsdp: bool = False,
-  data_axis: str = 'data',
-) -> pax_fiddle.Config[Mt5EncoderDecoder]:
-  """Megatron-style sharding of every mT5 weight and activation (in place).
-
-  Heads, feed-forward hidden units and the vocabulary are split over
-  `mdl_axis`; the batch over `batch_axes`; RMSNorm scales are replicated.
-  The mesh (`mesh_axis_names`, `ici_mesh_shape`) is set only when given, as a
-  parent layer usually provides it.
-
-  Args:
-    cfg: an `Mt5EncoderDecoder` config (e.g. from `fiddle_configs.mt5`).
-    batch_axes: mesh axis (or axes) of the batch dimension.
-    mdl_axis: mesh axis of the model-parallel dimensions.
-    mesh_axis_names: optional mesh axis names to set on `cfg`.
-    ici_mesh_shape: optional ICI mesh shape to set on `cfg`.
-    dcn_mesh_shape: optional DCN mesh shape to set on `cfg`.
-    fsdp: also split the weights' model dimension D over `data_axis` (fully
-      sharded data parallelism: each data-parallel replica keeps 1/data of
-      every weight and of its optimizer state; XLA all-gathers a layer's
-      weights before use). Needed for XXL-sized stacks whose weights and
-      optimizer state do not fit with model partitioning alone.
-    data_axis: mesh axis of the fsdp split.
-
-  Returns:
-    `cfg`, modified.
-  """
-  if mesh_axis_names is not None:
-    cfg.mesh_axis_names = list(mesh_axis_names)
-  if ici_mesh_shape is not None:
-    cfg.ici_mesh_shape = list(ici_mesh_shape)
-  if dcn_mesh_shape is not None:
-    cfg.dcn_mesh_shape = list(dcn_mesh_shape)
-  b = tuple(batch_axes) if isinstance(batch_axes, (list, tuple)) else batch_axes
-  m = mdl_axis
-  d = data_axis if fsdp else None
-  cfg.embedding_tpl.weight_split_dims_mapping.wt = [m, d]
-  cfg.embedding_tpl.activation_split_dims_mapping.emb_out_split_dims_mapping = [b, None, None]
-  cfg.softmax_tpl.weight_split_dims_mapping.wt = [d, m]
-  cfg.softmax_tpl.activation_split_dims_mapping.out = [b, None, m]
-  for stack in (cfg.encoder_tpl, cfg.decoder_tpl):
-    stack.activation_split_dims_mapping.bld = [b, None, None]
-    stack.relative_bias_tpl.weight_split_dims_mapping.wt = [None, m]
-    stack.relative_bias_tpl.activation_split_dims_mapping.out = [None, m, None, None]
-    att = stack.block_tpl.attention_tpl
-    att.weight_split_dims_mapping.proj = [d, m, None]
-    att.activation_split_dims_mapping.blnh = [b, None, m, None]
-    att.activation_split_dims_mapping.bnts = [b, m, None, None]
-    att.activation_split_dims_mapping.bld = [b, None, None]
-    ff = stack.block_tpl.ff_tpl
-    ff.weight_split_dims_mapping.ffn0 = [d, m]
-    ff.weight_split_dims_mapping.ffn1 = [m, d]
-    ff.activation_split_dims_mapping.ffn0 = [b, None, m]
-    ff.activation_split_dims_mapping.ffn1 = [b, None, None]
-  return cfg

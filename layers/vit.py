@@ -34,12 +34,10 @@ where `<block>` is `x_layers_{i}` (scan=False, one subtree per layer) or
 `repeat/sub/x_layers_0` (scan=True, every leaf gets a leading [L] axis).
 """
 
-from collections.abc import Sequence
-
 import jax.numpy as jnp
 import numpy as np
 from praxis import base_layer, pax_fiddle, pytypes
-from praxis.layers import activations, attentions, normalizations, repeats, stochastics
+from praxis.layers import activations, normalizations, repeats, stochastics
 from praxis.layers import transformers as praxis_transformers
 
 from pali_pax.layers.vit_embedding import PatchEmbedding, posemb_sincos_2d, resample_posemb
@@ -49,7 +47,6 @@ __all__ = [
   'VisionTransformer',
   'posemb_sincos_2d',
   'resample_posemb',
-  'set_vit_sharding',
 ]
 
 JTensor = pytypes.JTensor
@@ -57,6 +54,7 @@ SplitDimsMapping = pytypes.SplitDimsMapping
 WeightHParams = base_layer.WeightHParams
 WeightInit = base_layer.WeightInit
 LayerTpl = pax_fiddle.Config[base_layer.BaseLayer]
+template_field = base_layer.template_field
 AutodiffCheckpointType = repeats.AutodiffCheckpointType
 
 POSEMB_TYPES = ('learn', 'sincos2d')
@@ -79,6 +77,11 @@ class VisionTransformer(base_layer.BaseLayer):
     scan: stack the blocks with praxis `repeats.Repeat` (one compiled block,
       params with a leading [L] axis) instead of a Python list of blocks.
     checkpoint_policy: rematerialisation policy of the scanned blocks.
+    transformer_tpl: the transformer blocks (praxis `StackedTransformer`).
+      `setup` sets its sizes and dropouts from the fields above and makes its
+      block big_vision's (pre-LayerNorm, biases, tanh-GELU); everything else
+      (sharding of the attention / MLP weights, remat, dtypes) is the
+      template's. With `scan` it runs under `StackedTransformerRepeated`.
   """
 
   image_size: int = 224
@@ -92,21 +95,21 @@ class VisionTransformer(base_layer.BaseLayer):
   layer_norm_epsilon: float = 1e-6
   scan: bool = False
   checkpoint_policy: AutodiffCheckpointType = AutodiffCheckpointType.SAVE_NOTHING
+  transformer_tpl: LayerTpl = template_field(praxis_transformers.StackedTransformer)
 
   class WeightSharding(base_layer.BaseLayer.WeightSharding):
     """How the weights are split over the mesh (None: replicated).
 
+    The attention and MLP weights are split by the sharding fields of
+    `transformer_tpl`'s block (praxis `DotProductAttention` / `TransformerFeedForward`).
+
     Attributes:
       patch: kernel [p, p, 3, D] of the patch embedding.
       pos: learned position embedding [1, T, D].
-      dnh: attention projections [D, N, H] (query, key, value and output).
-      df: first MLP matrix [D, F]; the second [F, D] uses it reversed.
     """
 
     patch: SplitDimsMapping = None
     pos: SplitDimsMapping = None
-    dnh: SplitDimsMapping = None
-    df: SplitDimsMapping = None
 
   class ActivationSharding(base_layer.BaseLayer.ActivationSharding):
     """How activations are split over the mesh.
@@ -114,14 +117,10 @@ class VisionTransformer(base_layer.BaseLayer):
     Attributes:
       bhwc: input images [B, H, W, 3].
       bld: token activations [B, T, D].
-      blnh: attention queries/keys/values/context [B, T, N, H].
-      blf: MLP hidden activations [B, T, F].
     """
 
     bhwc: SplitDimsMapping = None
     bld: SplitDimsMapping = None
-    blnh: SplitDimsMapping = None
-    blf: SplitDimsMapping = None
 
   @property
   def grid_size(self) -> tuple[int, int]:
@@ -152,39 +151,9 @@ class VisionTransformer(base_layer.BaseLayer):
     if self.depth <= 0 or self.mlp_dim <= 0:
       raise ValueError(f'depth and mlp_dim must be positive, got {self.depth}, {self.mlp_dim}')
 
-  def _stack_tpl(self) -> LayerTpl:
-    """The praxis transformer stack computing big_vision's encoder blocks."""
-    wp, ap = self.weight_split_dims_mapping, self.activation_split_dims_mapping
-    ln = pax_fiddle.Config(
-      normalizations.LayerNorm, epsilon=self.layer_norm_epsilon, direct_scale=True
-    )
-    atten = pax_fiddle.Config(
-      attentions.DotProductAttention,
-      use_bias=True,
-      internal_enable_per_dim_scale=False,  # plain q / sqrt(head_dim)
-    )
-    atten.weight_split_dims_mapping.proj = wp.dnh
-    atten.activation_split_dims_mapping.blnh = ap.blnh
-    atten.activation_split_dims_mapping.bld = ap.bld
-    ffn = pax_fiddle.Config(
-      praxis_transformers.TransformerFeedForward,
-      has_bias=True,
-      activation_tpl=pax_fiddle.Config(activations.GELU, approximate=True),
-      ln_tpl=ln.clone(),
-    )
-    ffn.weight_split_dims_mapping.ffn0 = wp.df
-    ffn.weight_split_dims_mapping.ffn1 = None if wp.df is None else [wp.df[1], wp.df[0]]
-    ffn.activation_split_dims_mapping.ffn0 = ap.blf
-    ffn.activation_split_dims_mapping.ffn1 = ap.bld
-    block = pax_fiddle.Config(
-      praxis_transformers.Transformer,
-      norm_policy='pre',
-      ln_tpl=ln.clone(),
-      tr_atten_tpl=atten,
-      tr_fflayer_tpl=ffn,
-    )
-    stack = pax_fiddle.Config(
-      praxis_transformers.StackedTransformer,
+  def _transformer_p(self) -> LayerTpl:
+    """`transformer_tpl` set to compute big_vision's encoder blocks at this size."""
+    stack = self.transformer_tpl.clone().set(
       num_layers=1 if self.scan else self.depth,
       model_dims=self.width,
       hidden_dims=self.mlp_dim,
@@ -194,8 +163,15 @@ class VisionTransformer(base_layer.BaseLayer):
       atten_dropout_prob=0.0,
       residual_dropout_prob=self.dropout,
       relu_dropout_prob=self.dropout,
-      transformer_layer_params_tpl=block,
     )
+    block = stack.transformer_layer_params_tpl
+    block.norm_policy = 'pre'
+    block.ln_tpl.set(epsilon=self.layer_norm_epsilon, direct_scale=True)
+    # Biases everywhere and plain q / sqrt(head_dim) (no learned per-dim scale).
+    block.tr_atten_tpl.set(use_bias=True, internal_enable_per_dim_scale=False)
+    ffn = block.tr_fflayer_tpl
+    ffn.set(has_bias=True, activation_tpl=pax_fiddle.Config(activations.GELU, approximate=True))
+    ffn.ln_tpl.set(epsilon=self.layer_norm_epsilon, direct_scale=True)
     if not self.scan:
       return stack
     return pax_fiddle.Config(
@@ -225,7 +201,7 @@ class VisionTransformer(base_layer.BaseLayer):
     self.create_child(
       'input_dropout', pax_fiddle.Config(stochastics.Dropout, keep_prob=1.0 - self.dropout)
     )
-    self.create_child('transformer', self._stack_tpl())
+    self.create_child('transformer', self._transformer_p())
     self.create_child(
       'encoder_norm',
       pax_fiddle.Config(
@@ -279,60 +255,3 @@ class VisionTransformer(base_layer.BaseLayer):
     x = self.transformer(x, paddings)
     x = self.encoder_norm(x)
     return base_layer.maybe_shard(x, ap.bld, self.mesh_axis_names)
-
-
-def set_vit_sharding(
-  cfg: pax_fiddle.Config[VisionTransformer],
-  *,
-  ici_mesh_shape: Sequence[int] | None = None,
-  mesh_axis_names: Sequence[str] | None = None,
-  replica_axis: str = 'replica',
-  data_axis: str = 'data',
-  mdl_axis: str = 'mdl',
-  batch_axes: str | Sequence[str] | None = None,
-  fsdp: bool = False,
-) -> pax_fiddle.Config[VisionTransformer]:
-  """Annotates a VisionTransformer config for SPMD (Megatron-style).
-
-  Batch is split over `batch_axes` (default (replica, data)); attention heads
-  and the MLP hidden dimension over mdl; the small weights (patch embedding,
-  position embedding, LayerNorms, output biases) are replicated. With
-  `fsdp=True` the model dimension D of the weights is also split over data.
-
-  The mesh itself may be left to a parent layer (praxis children inherit
-  `ici_mesh_shape` / `mesh_axis_names`): then call this with the axis names only.
-
-  Args:
-    cfg: config to modify in place (also returned).
-    ici_mesh_shape: device mesh shape, e.g. [1, 4, 2]; None keeps cfg's.
-    mesh_axis_names: names of the mesh axes; None keeps cfg's, or uses
-      ('replica', 'data', 'mdl') when a mesh shape is given and cfg has none.
-    replica_axis: axis name for pure data replicas.
-    data_axis: axis name for data parallelism.
-    mdl_axis: axis name for model (tensor) parallelism.
-    batch_axes: mesh axes of the batch dimension; default (replica, data).
-    fsdp: also shard weights' D dimension over `data_axis`.
-
-  Returns:
-    `cfg`.
-  """
-  if ici_mesh_shape is not None:
-    cfg.ici_mesh_shape = list(ici_mesh_shape)
-  if mesh_axis_names is not None:
-    cfg.mesh_axis_names = list(mesh_axis_names)
-  elif cfg.mesh_axis_names is None and cfg.ici_mesh_shape is not None:
-    cfg.mesh_axis_names = [replica_axis, data_axis, mdl_axis]
-  batch = (replica_axis, data_axis) if batch_axes is None else batch_axes
-  if isinstance(batch, list):
-    batch = tuple(batch)
-  w_d = data_axis if fsdp else None
-  wp, ap = cfg.weight_split_dims_mapping, cfg.activation_split_dims_mapping
-  wp.patch = [None, None, None, w_d]
-  wp.pos = [None, None, w_d]
-  wp.dnh = [w_d, mdl_axis, None]
-  wp.df = [w_d, mdl_axis]
-  ap.bhwc = [batch, None, None, None]
-  ap.bld = [batch, None, None]
-  ap.blnh = [batch, None, mdl_axis, None]
-  ap.blf = [batch, None, mdl_axis]
-  return cfg

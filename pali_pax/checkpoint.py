@@ -21,6 +21,7 @@ from praxis import base_layer
 
 from pali_pax import batch as batch_lib
 from pali_pax.convert import tree
+from pali_pax.fiddle_configs import sharding
 
 METADATA_FILE = 'pali_pax.json'
 
@@ -34,8 +35,7 @@ def _experiment(name: str, overrides: dict[str, Any] | None = None) -> Any:
 def _jax_task(exp: Any) -> Any:
   """The experiment's SingleTask on one device (saved arrays are global anyway)."""
   task_p = exp.task()
-  task_p.model.ici_mesh_shape = None
-  task_p.model.dcn_mesh_shape = None
+  task_p.model = sharding.unsharded(task_p.model)
   task_p.train.init_from_checkpoint_rules = {}
   return base_layer.instantiate(task_p)
 

@@ -19,6 +19,7 @@ import numpy as np
 from praxis import base_layer, decoder_hparams, pax_fiddle, py_utils
 
 from pali_pax import batch as batch_lib
+from pali_pax.fiddle_configs import sharding
 
 NestedMap = py_utils.NestedMap
 
@@ -82,8 +83,7 @@ class Predictor:
     from pali_pax import checkpoint
 
     exp, params = checkpoint.load_model_params(job_dir, experiment)
-    cfg = exp.model_config()
-    cfg.ici_mesh_shape = None
+    cfg = sharding.unsharded(exp.model_config())
     from pali_pax.tasks import vocab as vocab_lib
 
     return cls(cfg, params, vocab_lib.get_vocabulary(getattr(exp, 'VOCAB_PATH', None)))

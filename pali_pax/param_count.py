@@ -8,6 +8,7 @@ import numpy as np
 from praxis import base_layer, pax_fiddle
 
 from pali_pax import batch as batch_lib
+from pali_pax.fiddle_configs import sharding
 
 # Published sizes (PaLI paper, Table 1) used as the reference column.
 PUBLISHED = {
@@ -32,14 +33,10 @@ def abstract_params(
   """
   # Shapes do not depend on the mesh; dropping it lets a pod-scale config trace on 1 CPU
   # without a mesh context.
-  no_mesh = {'ici_mesh_shape': None, 'dcn_mesh_shape': None, 'mesh_axis_names': None}
   if isinstance(cfg, pax_fiddle.Config):
-    cfg = cfg.clone()
-    for name, value in no_mesh.items():
-      setattr(cfg, name, value)
-    layer = base_layer.instantiate(cfg)
+    layer = base_layer.instantiate(sharding.unsharded(cfg))
   else:
-    layer = cfg.clone(**no_mesh)
+    layer = cfg.clone(ici_mesh_shape=None, dcn_mesh_shape=None, mesh_axis_names=None)
 
   def init(*args: Any) -> Any:
     with base_layer.JaxContext.new_context():

@@ -51,16 +51,3 @@ def test_bad_overrides_raise():
     mt5_configs.mt5_config('tiny', num_heads=-1)
   with pytest.raises(ValueError, match='buckets'):
     mt5_configs.mt5_config('tiny', relative_attention_num_buckets=5)
-
-
-def test_sharding_helper_sets_megatron_axes():
-  cfg = mt5_configs.mt5_config('tiny', vocab_size=64)
-  mt5_configs.set_mt5_sharding(
-    cfg, mesh_axis_names=('replica', 'data', 'mdl'), ici_mesh_shape=[1, 2, 4]
-  )
-  assert cfg.mesh_axis_names == ['replica', 'data', 'mdl'] and cfg.ici_mesh_shape == [1, 2, 4]
-  att = cfg.decoder_tpl.block_tpl.attention_tpl
-  assert att.weight_split_dims_mapping.proj == [None, 'mdl', None]
-  assert att.activation_split_dims_mapping.blnh == [('replica', 'data'), None, 'mdl', None]
-  assert cfg.encoder_tpl.block_tpl.ff_tpl.weight_split_dims_mapping.ffn0 == [None, 'mdl']
-  assert cfg.embedding_tpl.weight_split_dims_mapping.wt == ['mdl', None]

@@ -14,8 +14,9 @@ _SHARDED_SCRIPT = textwrap.dedent(
     from praxis import base_layer
     from pali_pax.fiddle_configs import mt5 as mt5_configs
     from tests.numerics import assert_f32_close, transformer_chain
+    from pali_pax.fiddle_configs import sharding
     assert jax.device_count() == 8
-    AXES = ('replica', 'data', 'mdl')
+    AXES = sharding.MESH_AXIS_NAMES
     B, S, T = 8, 11, 6
     rng = np.random.default_rng(0)
     ids = rng.integers(2, 128, (B, S)).astype(np.int32)
@@ -30,7 +31,7 @@ _SHARDED_SCRIPT = textwrap.dedent(
       cfg = mt5_configs.mt5_config('tiny', vocab_size=128, relative_attention_num_buckets=8,
                                    relative_attention_max_distance=16)
       if mesh_shape:
-        mt5_configs.set_mt5_sharding(cfg, mesh_axis_names=AXES, ici_mesh_shape=mesh_shape)
+        sharding.shard_mt5(cfg, mesh_shape)
       return base_layer.instantiate(cfg)
 
     def run(model, params):
@@ -60,7 +61,7 @@ _SHARDED_SCRIPT = textwrap.dedent(
       assert specs['softmax']['logits_ffn']['linear']['w'] == P(None, 'mdl')
       with mesh:
         p = jax.device_put(params, jax.tree_util.tree_map(lambda s: NamedSharding(mesh, s), specs))
-        b = NamedSharding(mesh, P(('replica', 'data'), None))
+        b = NamedSharding(mesh, P(sharding.BATCH_AXES, None))
         got = jax.jit(run(model, p))(p, *[jax.device_put(x, b) for x in (ids, pad, dids, dpad)])
       for g, w in zip(got, want):
         assert_f32_close(g, w, CHAIN)

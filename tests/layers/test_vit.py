@@ -12,9 +12,9 @@ import pytest
 from praxis import base_layer, pax_fiddle
 
 from pali_pax import param_count
+from pali_pax.fiddle_configs import sharding
 from pali_pax.fiddle_configs.vit import VIT_VARIANTS, parse_variant, vit_config
 from pali_pax.layers import vit
-from pali_pax.layers.vit import set_vit_sharding
 from tests.numerics import assert_f32_close, vit_chain
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -167,13 +167,13 @@ def test_param_counts(variant, billions):
 
 def test_sharding_annotations_under_a_parent_mesh():
   cfg = vit_config('tiny/7', image_size=28)  # scan=True
-  cfg.ici_mesh_shape, cfg.mesh_axis_names = [1, 1, 1], ['replica', 'data', 'mdl']
-  set_vit_sharding(cfg, batch_axes=('replica', 'data'), mdl_axis='mdl')
+  cfg.ici_mesh_shape, cfg.mesh_axis_names = [1, 1, 1], list(sharding.MESH_AXIS_NAMES)
+  sharding.shard_vit(cfg)  # the mesh is the parent's
   layer = base_layer.instantiate(cfg)
   specs = base_layer.var_partition_specs(
     layer.abstract_init_with_metadata(jnp.zeros((2, 28, 28, 3))),
     mesh_shape=[1, 1, 1],
-    device_axis_names=['replica', 'data', 'mdl'],
+    device_axis_names=list(sharding.MESH_AXIS_NAMES),
   )['params']
   block = specs['transformer']['repeat']['sub']['x_layers_0']
   assert tuple(block['self_attention']['query']['w']) == (None, None, 'mdl', None)
@@ -190,6 +190,7 @@ SHARDING_SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     from praxis import base_layer
+    from pali_pax.fiddle_configs import sharding
     from pali_pax.fiddle_configs.vit import vit_config
     assert jax.device_count() == 8
     images = jax.random.uniform(jax.random.PRNGKey(1), (4, 28, 28, 3), minval=-1, maxval=1)
@@ -198,14 +199,14 @@ SHARDING_SCRIPT = textwrap.dedent(
       params = ref_layer.init(jax.random.PRNGKey(0), images)['params']
       ref = np.asarray(jax.jit(lambda p, x: ref_layer.apply({'params': p}, x))(params, images))
       for shape in ([1, 2, 4], [1, 4, 2]) if scan else ([1, 4, 2],):
-        cfg = vit_config('tiny/7', image_size=28, scan=scan, ici_mesh_shape=shape)
+        cfg = sharding.shard_vit(vit_config('tiny/7', image_size=28, scan=scan), shape)
         layer = base_layer.instantiate(cfg)
         axes = tuple(cfg.mesh_axis_names)
         mesh = Mesh(np.array(jax.devices()).reshape(shape), axes)
         specs = base_layer.var_partition_specs(
             layer.abstract_init_with_metadata(images), mesh_shape=shape, device_axis_names=axes)
         p_shard = jax.tree_util.tree_map(lambda s: NamedSharding(mesh, s), specs['params'])
-        x_shard = NamedSharding(mesh, P(('replica', 'data')))
+        x_shard = NamedSharding(mesh, P(sharding.BATCH_AXES))
         with mesh:
           fn = jax.jit(lambda p, x: layer.apply({'params': p}, x),
                        in_shardings=(p_shard, x_shard))
