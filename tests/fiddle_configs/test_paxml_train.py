@@ -83,12 +83,12 @@ def untrained(experiment):
   import jax
   from praxis import base_layer
 
-  from pali_pax import param_count
+  from pali_pax import batch as batch_lib
   from pali_pax.fiddle_configs import sharding
 
   cfg = sharding.unsharded(experiment.model_config())
   model = base_layer.instantiate(cfg)
-  batch = param_count.dummy_batch(cfg.vit_tpl.image_size)
+  batch = batch_lib.dummy_batch(cfg.vit_tpl.image_size)
   init = model.init({'params': jax.random.PRNGKey(7)}, batch, method=model.compute_predictions)
   return init['params']
 

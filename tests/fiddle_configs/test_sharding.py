@@ -6,6 +6,7 @@ import pytest
 from fiddle import daglish
 from praxis import base_layer
 
+from pali_pax import batch as batch_lib
 from pali_pax import param_count
 from pali_pax.fiddle_configs import pali, sharding
 
@@ -50,6 +51,13 @@ def test_unsharded_removes_every_mesh_and_keeps_the_input():
     assert (c.ici_mesh_shape, c.dcn_mesh_shape, c.mesh_axis_names) == (None, None, None), path
   assert cfg.ici_mesh_shape == [1, 2, 4] and cfg.mt5_tpl.ici_mesh_shape == [1, 2, 4]
   # On this one device the copy traces to the parameters of the never-sharded model.
-  shapes = jax.tree_util.tree_map(lambda x: x.shape, param_count.abstract_params(plain))
-  want = jax.tree_util.tree_map(lambda x: x.shape, param_count.abstract_params(_tiny()))
-  assert shapes == want
+  # Traced directly (abstract_params would unshard it again): no mesh context is needed.
+  batch = batch_lib.dummy_batch(16)
+  layer = base_layer.instantiate(plain)
+  with base_layer.JaxContext.new_context():
+    got = jax.eval_shape(
+      lambda: layer.init(jax.random.PRNGKey(0), batch, method=layer.compute_predictions)
+    )
+  shapes = jax.tree_util.tree_map(lambda x: x.shape, got[base_layer.PARAMS])
+  want = param_count.abstract_params(_tiny(), batch, method='compute_predictions')
+  assert shapes == jax.tree_util.tree_map(lambda x: x.shape, want)
