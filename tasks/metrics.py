@@ -283,10 +283,11 @@ def exact_match(targets: Sequence[Any], predictions: Sequence[Any]) -> dict[str,
 
 # ---------------------------------------------------------------- registry
 
-# Task kind -> metric fns. Kinds are the synthetic task names plus 'textvqa'; the
-# real datasets use 'caption' and 'vqa' too. Exact match comes along where
-# the synthetic targets are deterministic (their learning signal); on real data it
-# costs little and is 0-ish.
+# Task kind -> metric fns, for every seqio task (synthetic_tasks, finetune_tasks).
+# Kinds: the synthetic task names, which the real datasets share ('caption', 'vqa'),
+# plus 'textvqa'. The headline metric comes first (CIDEr, VQA accuracy); exact match
+# rides along on caption / vqa because the synthetic targets are deterministic, so
+# it is their sharpest learning signal (on real captions it is cheap and near 0).
 METRICS_BY_TASK: dict[str, tuple[MetricFn, ...]] = {
   'caption': (cider, bleu, exact_match),
   'vqa': (vqa_accuracy, exact_match),
