@@ -211,13 +211,14 @@ def load_vit_big_vision(
   source = os.fspath(path)
   arrays = read_npz(source)
   canonical, names, prefix = convert_big_vision_arrays(arrays, source, prefix)
+  scanned = _is_scanned(arrays, prefix)
   return build_params(
     canonical,
     names,
     cfg_or_layer,
     source,
     image_size=image_size,
-    name_of=lambda c: source_name(c, prefix, _is_scanned(arrays, prefix)),
+    name_of=lambda c: source_name(c, prefix, scanned),
   )
 
 
