@@ -8,6 +8,10 @@
 
 Images are float32 [B, H, W, 3] in [-1, 1] (uint8 [0, 255] is normalised).
 Token ids follow mT5: pad 0, eos 1, decoding starts from id 0.
+Inputs are checked by `pali_pax.validation` (InputValidationError naming the
+argument): NaN/inf images, float ids, batch 0, empty prompts, unknown language
+codes, beam_size < 1, mis-shaped input_mask; prompts longer than `max_input_len`
+tokens (default 512) are an error, never truncated.
 """
 
 import functools
@@ -18,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from praxis import base_layer, decoder_hparams, pax_fiddle, py_utils
 
+from pali_pax import errors, validation
 from pali_pax import model as model_lib
 
 NestedMap = py_utils.NestedMap
@@ -25,23 +30,20 @@ NestedMap = py_utils.NestedMap
 
 def normalise_images(images: Any, image_size: int | None = None) -> np.ndarray:
   """Validates and scales images to float32 [B, H, W, 3] in [-1, 1]."""
-  images = np.asarray(images)
-  if images.ndim != 4 or images.shape[-1] != 3:
-    raise ValueError(f'images must be [B, H, W, 3] (RGB), got shape {images.shape}')
-  if image_size is not None and images.shape[1:3] != (image_size, image_size):
-    raise ValueError(
-      f'images must be {image_size}x{image_size} for this model, got {images.shape[1:3]}'
-    )
+  images = validation.check_images(images, image_size)
   if images.dtype == np.uint8:
     return images.astype(np.float32) / 127.5 - 1.0
-  images = images.astype(np.float32)
-  if images.min() < -1.0 - 1e-3 or images.max() > 1.0 + 1e-3:
-    raise ValueError('float images must lie in [-1, 1] (or pass uint8 in [0, 255])')
-  return images
+  return images.astype(np.float32)
 
 
 class Predictor:
-  """Jitted inference on a PaliModel with fixed weights."""
+  """Jitted inference on a PaliModel with fixed weights.
+
+  Attributes:
+    max_input_len: longest prompt in tokens; longer ones are an InputValidationError.
+  """
+
+  max_input_len: int = validation.MAX_INPUT_LEN
 
   def __init__(self, model_cfg: pax_fiddle.Config, params: dict, vocab: Any = None) -> None:
     """Use `from_components` or `from_checkpoint`; `params` is the `params` collection."""
@@ -90,19 +92,10 @@ class Predictor:
 
   # ------------------------------------------------------------ helpers
   def _check_ids(self, ids: Any, what: str) -> np.ndarray:
-    ids = np.asarray(ids)
-    if ids.ndim != 2:
-      raise ValueError(f'{what} must be [B, T], got shape {ids.shape}')
-    if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
-      raise ValueError(
-        f'{what} has ids outside [0, {self.vocab_size}): min {ids.min()}, max {ids.max()}'
-      )
-    return ids.astype(np.int32)
+    return validation.check_token_ids(ids, what, self.vocab_size)
 
   def _batch(self, input_ids: Any, input_mask: Any, images: Any, dec_ids: Any = None) -> NestedMap:
-    ids = self._check_ids(input_ids, 'input_ids')
-    if input_mask is not None:
-      ids = ids * (np.asarray(input_mask) > 0)
+    ids = validation.check_prompt_ids(input_ids, input_mask, self.vocab_size, self.max_input_len)
     b = ids.shape[0]
     if images is None:
       size = self.image_size or 1
@@ -112,7 +105,7 @@ class Predictor:
       self._require_vit()
       image = normalise_images(images, self.image_size)
       if image.shape[0] != b:
-        raise ValueError(f'{image.shape[0]} images for {b} prompts')
+        raise errors.InputValidationError(f'{image.shape[0]} images for {b} prompts')
       has_image = np.ones((b,), np.float32)
     dec = np.zeros((b, 1), np.int32) if dec_ids is None else self._check_ids(dec_ids, 'decoder ids')
     return NestedMap(
@@ -191,17 +184,20 @@ class Predictor:
     beam_size: int = 1,
   ) -> list[np.ndarray]:
     """Greedy (beam_size 1) or beam search; int32 ids per example ending at eos 1."""
+    steps, beams = validation.check_decoding(max_decode_steps, beam_size)
     batch = self._batch(input_ids, input_mask, images)
-    out = np.asarray(self._jit_decode(int(max_decode_steps), int(beam_size))(self.params, batch))
+    out = np.asarray(self._jit_decode(steps, beams)(self.params, batch))
     return [_until_eos(row) for row in out]
 
   def _require_vit(self) -> None:
     if self.image_size is None:
-      raise ValueError('this Predictor has no ViT (text only): pass images=None')
+      raise errors.InputValidationError('this Predictor has no ViT (text only): pass images=None')
 
   def _require_vocab(self) -> Any:
     if self.vocab is None:
-      raise ValueError('this Predictor has no vocabulary: pass vocab=PATH to from_components')
+      raise errors.InputValidationError(
+        'this Predictor has no vocabulary: pass vocab=PATH to from_components'
+      )
     return self.vocab
 
   def _encode(self, texts: list[str], eos: bool) -> np.ndarray:
@@ -215,13 +211,16 @@ class Predictor:
   def generate(self, images: Any, prompts: list[str], **kwargs: Any) -> list[str]:
     """Decoded strings for each (image, prompt); images may be None (text only)."""
     vocab = self._require_vocab()
+    prompts = validation.check_prompts(prompts)
     ids = self.generate_ids(self._encode(prompts, eos=True), images=images, **kwargs)
     return [vocab.decode([int(t) for t in row if t != model_lib.EOS_ID]) for row in ids]
 
   def score(self, images: Any, prompts: list[str], targets: list[str]) -> np.ndarray:
     """Log-likelihood float32 [B] of each target given (image, prompt)."""
+    prompts = validation.check_prompts(prompts)
+    targets = validation.check_texts(targets, 'targets', allow_empty=True)
     if len(prompts) != len(targets):
-      raise ValueError(f'{len(prompts)} prompts but {len(targets)} targets')
+      raise errors.InputValidationError(f'{len(prompts)} prompts but {len(targets)} targets')
     tgt = self._encode(targets, eos=True)
     batch = self._batch(self._encode(prompts, eos=True), None, images, np.roll(tgt, 1, axis=1))
     batch.decoder_input_tokens[:, 0] = model_lib.START_ID
