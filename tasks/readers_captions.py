@@ -82,7 +82,8 @@ def _coco_karpathy_records(
       for j, s in enumerate(sentences)
     )
     # cocoid is the COCO image id; imgid is only an index into this file.
-    image_id = str(image.get('cocoid', get_field(image, 'imgid', path, where, (int, str))))
+    key = 'cocoid' if 'cocoid' in image else 'imgid'
+    image_id = str(get_field(image, key, path, where, (int, str)))
     subdir = image.get('filepath', '')
     if not isinstance(subdir, str):
       raise DataFormatError(f"{path!r}: {where}['filepath'] should be str")
@@ -133,7 +134,12 @@ def coco_captions_source(
       raise DataFormatError(f'{path!r}: expected a JSON object at the top level')
     require_dir(image_dir, f'COCO image folder for split {split!r}')
     images = data.get('images')
-    if isinstance(images, list) and images and 'sentences' in images[0]:
+    if (
+      isinstance(images, list)
+      and images
+      and isinstance(images[0], dict)
+      and 'sentences' in images[0]
+    ):
       wanted = karpathy.get(split, (split,))
       return _coco_karpathy_records(data, path, image_dir, wanted, allow_outside_data_dir)
     return _coco_official_records(data, path, image_dir, allow_outside_data_dir)
