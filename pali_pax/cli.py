@@ -14,6 +14,8 @@ than `train`, whose flags go to paxml) prints the traceback as well.
 """
 
 import argparse
+import contextlib
+import io
 import sys
 import traceback
 
@@ -132,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _import_experiments() -> None:
+  """Registers our experiments without paxml's 'Registered experiment ...' lines on stderr."""
+  captured = io.StringIO()
+  with contextlib.redirect_stderr(captured):
+    from pali_pax.fiddle_configs import experiments  # noqa: F401
+  for line in captured.getvalue().splitlines():
+    if not line.startswith('Registered experiment'):
+      print(line, file=sys.stderr)
+
+
 def _one_line(e: BaseException) -> str:
   """The error as one line: the message's first line; internal errors say so."""
   lines = str(e).strip().splitlines() or ['']
@@ -152,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == 'train':
       return _train(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command in ('demo', 'experiments', 'params', 'convert'):
+      _import_experiments()
     return args.fn(args)
   except KeyboardInterrupt:
     print(f'{PROG}: interrupted', file=sys.stderr)
