@@ -228,7 +228,9 @@ def check_vocab(vocab_path: str | None, vocab_size: int, task_names: Iterable[st
     tasks = provider.tasks if isinstance(provider, seqio.Mixture) else [provider]
     for task in tasks:
       for key, feature in task.output_features.items():
-        if feature.vocabulary != vocab:
+        # Non-text features (image, has_image) carry a PassThroughVocabulary.
+        text = not isinstance(feature.vocabulary, seqio.PassThroughVocabulary)
+        if text and feature.vocabulary != vocab:
           raise errors.ConfigError(
             f'VOCAB_PATH={vocab_path!r} is not the vocabulary of task {task.name!r} '
             f'(feature {key!r} uses {feature.vocabulary}); register the task with '
