@@ -408,10 +408,18 @@ def test_fuzz_cli(capsys, tmp_path):
 
 # ------------------------------------------------------------------ converters
 
-# Converter cases whose errors branch `convert` wraps (pali_pax.errors.parsing): they
-# fail on this branch and are expected to pass once it is merged. After merging, the
-# lead empties this set (then every converter case must pass).
-CONVERTER_CASES_PENDING_MERGE: set[int] = set()
+# Converter cases that fail on this branch with a parser's own error (SafetensorError,
+# BadZipFile, JSONDecodeError, EOFError, numpy's pickle refusal, ...) naming no file:
+# branch `convert` wraps those (pali_pax.errors.parsing). They run as non-strict xfails
+# until it is merged; then the lead empties this set, and every converter case must pass.
+CONVERTER_CASES_PENDING_MERGE: set[int] = {
+  int(i)
+  for i in (
+    '1 3 4 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 23 24 26 28 29 31 33 34 35 36 37 '
+    '38 39 40 41 42 43 44 45 46 48 49 51 53 54 55 56 57 59 60 61 63 64 65 66 68 69 71 72 '
+    '73 74 77 78 79 81 82 83 84 86 88 89'
+  ).split()
+}
 
 
 def _converter_case(i, rng, tmp_path):
