@@ -24,9 +24,11 @@ Expected layouts (the usual downloads; override by calling the readers and
   xm3600_dir:  captions.jsonl + images/<key>.jpg
 Splits are 'train' and 'validation' ('test' for Karpathy and XM3600).
 
-These are image tasks: an empty (0-byte) image is dropped and counted (reason
-'empty'), as are undecodable ones and images whose header declares more than
-`max_image_pixels` pixels ('too_large'; `image_ops.dropped_images(task, reason)`).
+The dataset tasks are image tasks: an empty (0-byte) image file is dropped and
+counted (reason 'empty'; TFRecord rows without image bytes are text-only examples
+unless `tfrecord_text_only_ok=False`), as are undecodable images and images whose
+header declares more than `max_image_pixels` pixels ('too_large'); see
+`image_ops.dropped_images(task, reason)`.
 Image paths in the annotation files must stay inside the dataset folder unless
 `allow_outside_data_dir=True` (experiments: `ALLOW_OUTSIDE_DATA_DIR`).
 """
@@ -160,7 +162,7 @@ def register_finetune_tasks(
   suffix: str = '',
   allow_outside_data_dir: bool = False,
   max_image_pixels: int | None = image_ops.MAX_IMAGE_PIXELS,
-  tfrecord_text_only_ok: bool = False,
+  tfrecord_text_only_ok: bool = True,
 ) -> list[str]:
   """Registers the tasks of every dataset given (layouts in the module docstring).
 
@@ -181,7 +183,8 @@ def register_finetune_tasks(
       absolute or leave the dataset folder (default: DataFormatError naming them).
     max_image_pixels: images declaring more pixels are dropped (see register_task).
     tfrecord_text_only_ok: TFRecord examples without image bytes are text-only
-      examples instead of dropped ones.
+      examples (the raw schema's b''), as in mixed corpora; False drops and counts
+      them as 'empty'.
 
   Returns:
     The registered task and mixture names.
