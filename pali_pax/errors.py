@@ -3,7 +3,8 @@
 Every error whose cause is something the user gave (a file, a config, an
 argument) is a `PaliPaxError` whose message names that input, so callers (the
 CLI, a fuzz test) can tell "your input is wrong" from a bug with one `except`.
-The subclasses also derive from ValueError, which they used to be.
+Both subclasses also derive from ValueError, what these errors were raised as
+before, so an existing `except ValueError` still catches them.
 
     PaliPaxError
     ├── CheckpointMismatchError   a readable checkpoint that does not fit the model
