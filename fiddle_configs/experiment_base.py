@@ -13,12 +13,13 @@ which overrides that attribute (unknown names are an error).
 
 from typing import Any
 
+import jax
 import seqio
 from paxml import base_experiment, seqio_input, tasks_lib
 from praxis import base_input, decoder_hparams, optimizers, pax_fiddle, schedules
 
 from pali_pax import batch as batch_lib
-from pali_pax import jax_compat, model
+from pali_pax import errors, jax_compat, model, validation
 from pali_pax.fiddle_configs import pali, sharding
 from pali_pax.tasks import feature_converter
 
@@ -44,7 +45,8 @@ class PaliExperiment(base_experiment.BaseExperiment):
     ICI_MESH_SHAPE / DCN_MESH_SHAPE: [replica, data, mdl] device mesh.
     INIT_FROM: Pax checkpoint dir (…/checkpoints) whose weights start training.
     VOCAB_PATH: SentencePiece model (mT5's for the real sizes); None = the
-      small multilingual one shipped for the synthetic tasks.
+      small multilingual one shipped for the synthetic tasks. Every task the
+      experiment reads must use it (checked by `validate`, which paxml.main calls).
   """
 
   MODEL = 'tiny'
@@ -78,8 +80,20 @@ class PaliExperiment(base_experiment.BaseExperiment):
     for name, value in overrides.items():
       if not name.isupper() or not hasattr(type(self), name):
         valid = sorted(n for n in dir(type(self)) if n.isupper())
-        raise ValueError(f'{type(self).__name__} has no attribute {name!r}; valid: {valid}')
+        raise errors.ConfigError(f'{type(self).__name__} has no attribute {name!r}; valid: {valid}')
       setattr(self, name, value)
+
+  def validate(self) -> None:
+    """Called by paxml.main before building anything: ConfigError naming the attribute.
+
+    The mesh must cover exactly the job's devices, and VOCAB_PATH must fit
+    VOCAB_SIZE and be the vocabulary of every task the experiment reads.
+    """
+    validation.check_mesh(self.ICI_MESH_SHAPE, self.DCN_MESH_SHAPE, jax.device_count())
+    self.register_tasks()
+    names = (self.TRAIN_MIXTURE, *self.EVAL_TASKS, *self.DECODE_TASKS)
+    check_registered(names)
+    validation.check_vocab(self.VOCAB_PATH, self.VOCAB_SIZE, names)
 
   # ------------------------------------------------------------------ model
   def model_config(self) -> pax_fiddle.Config[model.PaliModel]:
@@ -117,7 +131,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
         lr_schedule=schedule,
         clip_gradient_norm_to_value=1.0,
       )
-    raise ValueError(f"OPTIMIZER must be 'adafactor' or 'adam', got {self.OPTIMIZER!r}")
+    raise errors.ConfigError(f"OPTIMIZER must be 'adafactor' or 'adam', got {self.OPTIMIZER!r}")
 
   def task(self) -> pax_fiddle.Config[tasks_lib.SingleTask]:
     task_p = pax_fiddle.Config(tasks_lib.SingleTask, name='pali')
@@ -195,4 +209,4 @@ def check_registered(names: tuple[str, ...]) -> None:
   """Clear error when an experiment names a seqio task that is not registered."""
   for name in names:
     if name not in seqio.TaskRegistry.names() and name not in seqio.MixtureRegistry.names():
-      raise ValueError(f'seqio task or mixture {name!r} is not registered')
+      raise errors.ConfigError(f'seqio task or mixture {name!r} is not registered')

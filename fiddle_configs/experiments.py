@@ -15,8 +15,9 @@ from typing import Any
 from paxml import experiment_registry
 from praxis import pax_fiddle
 
+from pali_pax import errors
 from pali_pax.fiddle_configs.experiment_base import PaliExperiment
-from pali_pax.tasks import finetune_tasks, synthetic_tasks, vocab
+from pali_pax.tasks import finetune_tasks, image_ops, synthetic_tasks, vocab
 
 TINY_SUFFIX = '_32'
 
@@ -51,7 +52,9 @@ class PaliTinySynthetic(PaliExperiment):
   MAX_DECODE_LEN = 16
 
   def register_tasks(self) -> None:
-    synthetic_tasks.register_synthetic_tasks(image_size=self.IMAGE_SIZE, suffix=TINY_SUFFIX)
+    synthetic_tasks.register_synthetic_tasks(
+      image_size=self.IMAGE_SIZE, vocab_path=self.VOCAB_PATH, suffix=TINY_SUFFIX
+    )
 
 
 @experiment_registry.register
@@ -141,10 +144,15 @@ class _PaliFinetune(PaliExperiment):
 
   DATA_DIR holds the dataset in its usual layout (see
   `pali_pax.tasks.finetune_tasks`); VOCAB_PATH is mT5's SentencePiece model.
+  ALLOW_OUTSIDE_DATA_DIR lets annotation files name images outside DATA_DIR
+  (absolute or `..` paths; refused by default). MAX_IMAGE_PIXELS: images whose
+  header declares more pixels are dropped undecoded (counted).
   """
 
   DATASET = ''  # keyword of `register_finetune_tasks`, e.g. 'coco_dir'
   DATA_DIR: str | None = None
+  ALLOW_OUTSIDE_DATA_DIR = False
+  MAX_IMAGE_PIXELS: int | None = image_ops.MAX_IMAGE_PIXELS
 
   MODEL = '3b'
   FREEZE_VIT = False
@@ -157,9 +165,13 @@ class _PaliFinetune(PaliExperiment):
 
   def register_tasks(self) -> None:
     if not self.DATA_DIR:
-      raise ValueError(f'{type(self).__name__} needs DATA_DIR (--fdl.DATA_DIR=/path)')
+      raise errors.ConfigError(f'{type(self).__name__} needs DATA_DIR (--fdl.DATA_DIR=/path)')
     finetune_tasks.register_finetune_tasks(
-      **{self.DATASET: self.DATA_DIR}, image_size=self.IMAGE_SIZE, vocab_path=self.VOCAB_PATH
+      **{self.DATASET: self.DATA_DIR},
+      image_size=self.IMAGE_SIZE,
+      vocab_path=self.VOCAB_PATH,
+      allow_outside_data_dir=self.ALLOW_OUTSIDE_DATA_DIR,
+      max_image_pixels=self.MAX_IMAGE_PIXELS,
     )
 
 
@@ -212,7 +224,7 @@ def experiment_config(name: str, **overrides: Any) -> pax_fiddle.Config:
   """`pax_fiddle.Config` of a registered experiment, for `--fdl_config`."""
   cls = globals().get(name)
   if not (isinstance(cls, type) and issubclass(cls, PaliExperiment)):
-    raise ValueError(f'unknown experiment {name!r}')
+    raise errors.ConfigError(f'unknown experiment {name!r}')
   return pax_fiddle.Config(cls, **overrides)
 
 

@@ -2,6 +2,7 @@
 
 from paxml import experiment_registry
 
+from pali_pax import errors
 from pali_pax.fiddle_configs import experiments
 
 _PREFIX = experiments.__name__ + '.'
@@ -16,7 +17,7 @@ def get_experiment(name: str) -> type[experiments.PaliExperiment]:
   """Experiment class by short or module-qualified name (clear error if unknown)."""
   cls = experiment_registry.get(name if '.' in name else _PREFIX + name)
   if cls is None:
-    raise ValueError(f'unknown experiment {name!r}; registered: {names()}')
+    raise errors.ConfigError(f'unknown experiment {name!r}; registered: {names()}')
   return cls
 
 

@@ -26,6 +26,8 @@ import jax
 import numpy as np
 from praxis import py_utils
 
+from pali_pax import errors
+
 NestedMap = py_utils.NestedMap
 
 # mT5's token ids (SentencePiece pad / eos / unk); T5 decoding starts from the pad id.
@@ -74,7 +76,9 @@ def pad_ids(rows: IdRows, length: int | None = None, what: str = 'ids') -> np.nd
   rows = [np.asarray(r) for r in rows]
   for i, r in enumerate(rows):
     if r.ndim != 1 or (r.size and not np.issubdtype(r.dtype, np.integer)):
-      raise ValueError(f'{what}: row {i} must be 1-D integer ids, got {r.dtype} {r.shape}')
+      raise errors.InputValidationError(
+        f'{what}: row {i} must be 1-D integer ids, got {r.dtype} {r.shape}'
+      )
   width = max([1, *(len(r) for r in rows)]) if length is None else int(length)
   out = np.full((len(rows), width), PAD_ID, np.int32)
   for i, r in enumerate(rows):
@@ -118,7 +122,9 @@ def make_batch(
   b = enc.shape[0]
   if decoder_input_tokens is not None:
     if decoder_target_tokens is not None:
-      raise ValueError('give decoder_target_tokens or decoder_input_tokens, not both')
+      raise errors.InputValidationError(
+        'give decoder_target_tokens or decoder_input_tokens, not both'
+      )
     dec_in = pad_ids(decoder_input_tokens, target_len, 'decoder_input_tokens')
     targets = np.concatenate([dec_in[:, 1:], np.full((len(dec_in), 1), PAD_ID, np.int32)], 1)
     weights = np.ones(dec_in.shape, np.float32)
@@ -133,7 +139,7 @@ def make_batch(
     has_image = np.zeros((b,), np.float32) if has_image is None else has_image
   images = np.asarray(images, np.float32)
   if images.ndim and images.shape[0] != b:
-    raise ValueError(f'{images.shape[0]} images for {b} prompts')
+    raise errors.InputValidationError(f'{images.shape[0]} images for {b} prompts')
   has_image = np.ones((b,), np.float32) if has_image is None else has_image
   out = NestedMap(
     image=images,
@@ -148,7 +154,9 @@ def make_batch(
     fixed = {i: int(d) for i, d in enumerate(dims) if d.isdigit()}  # e.g. RGB's 3
     fixed[0] = b
     if value.ndim != len(dims) or any(value.shape[i] != n for i, n in fixed.items()):
-      raise ValueError(f'{name} must be [{", ".join(dims)}] with B = {b}, got shape {value.shape}')
+      raise errors.InputValidationError(
+        f'{name} must be [{", ".join(dims)}] with B = {b}, got shape {value.shape}'
+      )
   return out
 
 

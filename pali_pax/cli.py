@@ -6,10 +6,41 @@ pali-pax experiments          list the registered PaxML experiments
 pali-pax params NAME          parameter counts per component (abstract, no allocation)
 pali-pax tasks [show NAME]    list seqio tasks/mixtures, or show examples of one
 pali-pax convert ...          public mT5 / ViT checkpoints -> Pax checkpoint
+
+Errors are one line on stderr (`pali-pax: error: ...`, naming the bad input) and
+a non-zero exit status: 2 for a malformed command line, 1 for anything else, 130
+when interrupted. `--verbose` (before the command, or anywhere for commands other
+than `train`, whose flags go to paxml) prints the traceback as well.
 """
 
 import argparse
+import contextlib
+import io
 import sys
+import traceback
+
+from pali_pax import errors
+
+PROG = 'pali-pax'
+_VERBOSE = ('-v', '--verbose')
+
+
+class _Parser(argparse.ArgumentParser):
+  """An ArgumentParser whose usage errors are one line (not usage text + error)."""
+
+  def error(self, message: str) -> None:  # type: ignore[override]
+    self.exit(2, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
+
+
+def positive_int(text: str) -> int:
+  """argparse type: an integer >= 1."""
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(f'{text!r} must be >= 1')
+  return value
 
 
 def _train(argv: list[str]) -> int:
@@ -43,7 +74,7 @@ def _tasks(args: argparse.Namespace) -> int:
 
   if args.action == 'show':
     if not args.name:
-      raise SystemExit('usage: pali-pax tasks show NAME')
+      raise errors.InputValidationError('`tasks show` needs a task name: pali-pax tasks show NAME')
     print(tasks_cli.show_examples(args.name, n=args.n, split=args.split))
   else:
     print(tasks_cli.list_tasks())
@@ -65,12 +96,15 @@ def _convert(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
   """The argparse tree of `pali-pax` (train is handled before parsing)."""
-  parser = argparse.ArgumentParser(prog='pali-pax', description=__doc__.split('\n')[0])
-  sub = parser.add_subparsers(dest='command', required=True)
+  parser = _Parser(prog=PROG, description=__doc__.split('\n')[0])
+  parser.add_argument(*_VERBOSE, action='store_true', help='print tracebacks of errors')
+  sub = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
 
   p = sub.add_parser('demo', help='train, evaluate and decode the tiny PaLI on synthetic data')
   p.add_argument('--job_dir', default='runs/tiny_pali')
-  p.add_argument('--steps', type=int, default=None, help='override the number of train steps')
+  p.add_argument(
+    '--steps', type=positive_int, default=None, help='override the number of train steps'
+  )
   p.add_argument('--fresh', action='store_true', help='delete job_dir first instead of resuming')
   p.set_defaults(fn=_demo)
 
@@ -86,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser('tasks', help='list seqio tasks and mixtures; `tasks show NAME`')
   p.add_argument('action', nargs='?', default='list', choices=['list', 'show'])
   p.add_argument('name', nargs='?')
-  p.add_argument('--n', type=int, default=3)
+  p.add_argument('--n', type=positive_int, default=3)
   p.add_argument('--split', default='validation')
   p.set_defaults(fn=_tasks)
 
@@ -100,13 +134,47 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _import_experiments() -> None:
+  """Registers our experiments without paxml's 'Registered experiment ...' lines on stderr."""
+  captured = io.StringIO()
+  with contextlib.redirect_stderr(captured):
+    from pali_pax.fiddle_configs import experiments  # noqa: F401
+  for line in captured.getvalue().splitlines():
+    if not line.startswith('Registered experiment'):
+      print(line, file=sys.stderr)
+
+
+def _one_line(e: BaseException) -> str:
+  """The error as one line: the message's first line; internal errors say so."""
+  lines = str(e).strip().splitlines() or ['']
+  text = lines[0] + (' [...]' if len(lines) > 1 else '')
+  if isinstance(e, errors.PaliPaxError | OSError | ValueError):
+    return f'{PROG}: error: {text}'
+  return f'{PROG}: error: {type(e).__name__}: {text} (unexpected; --verbose shows the traceback)'
+
+
 def main(argv: list[str] | None = None) -> int:
-  """Entry point of the `pali-pax` console script."""
+  """Entry point of the `pali-pax` console script; returns the exit status."""
   argv = list(sys.argv[1:] if argv is None else argv)
-  if argv and argv[0] == 'train':
-    return _train(argv[1:])
-  args = build_parser().parse_args(argv)
-  return args.fn(args)
+  command = next((i for i, a in enumerate(argv) if a not in _VERBOSE), len(argv))
+  cut = command if argv[command : command + 1] == ['train'] else len(argv)  # paxml's own flags
+  verbose = any(a in _VERBOSE for a in argv[:cut])
+  argv = [a for a in argv[:cut] if a not in _VERBOSE] + argv[cut:]
+  try:
+    if argv and argv[0] == 'train':
+      return _train(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.command in ('demo', 'experiments', 'params', 'convert'):
+      _import_experiments()
+    return args.fn(args)
+  except KeyboardInterrupt:
+    print(f'{PROG}: interrupted', file=sys.stderr)
+    return 130
+  except Exception as e:  # every error ends as one line (the traceback with --verbose)
+    if verbose:
+      traceback.print_exc()
+    print(_one_line(e), file=sys.stderr)
+    return 1
 
 
 if __name__ == '__main__':

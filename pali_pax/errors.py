@@ -32,7 +32,16 @@ class FileFormatError(PaliPaxError, ValueError):
 # What parsers raise on malformed bytes: json (JSONDecodeError), msgpack (ExtraData ...),
 # numpy / zipfile (.npz, torch .bin), UTF-8 decoding, and indexing a structure that is not
 # the expected one. Libraries with their own error classes pass them as `extra`.
-_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, EOFError, zipfile.BadZipFile)
+# RecursionError: json / msgpack on pathologically nested input.
+_PARSE_ERRORS = (
+  ValueError,
+  TypeError,
+  KeyError,
+  IndexError,
+  EOFError,
+  RecursionError,
+  zipfile.BadZipFile,
+)
 
 
 @contextlib.contextmanager
@@ -59,3 +68,18 @@ def parsing(
     raise
   except (*_PARSE_ERRORS, *extra) as e:
     raise FileFormatError(f'{os.fspath(path)}: not a valid {what} ({type(e).__name__}: {e})') from e
+
+
+# Errors about inputs other than checkpoint files (pali_pax.validation and the data readers).
+
+
+class InputValidationError(PaliPaxError, ValueError):
+  """An argument to the Predictor or the CLI is invalid (names the argument and the value)."""
+
+
+class ConfigError(PaliPaxError, ValueError):
+  """An experiment attribute is invalid or contradicts the machine (names the attribute)."""
+
+
+class MissingFileError(PaliPaxError, FileNotFoundError):
+  """A file or folder the user named (or a data file names) does not exist (names the path)."""

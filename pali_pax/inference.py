@@ -8,6 +8,10 @@
 
 Images are float32 [B, H, W, 3] in [-1, 1] (uint8 [0, 255] is normalised).
 Batches, token ids and the image range follow `pali_pax.batch`.
+Inputs are checked by `pali_pax.validation` (InputValidationError naming the
+argument): NaN/inf images, float ids, batch 0, empty prompts, unknown language
+codes, beam_size < 1, mis-shaped input_mask; prompts longer than `max_input_len`
+tokens (default 512) are an error, never truncated.
 """
 
 import functools
@@ -19,6 +23,7 @@ import numpy as np
 from praxis import base_layer, decoder_hparams, pax_fiddle, py_utils
 
 from pali_pax import batch as batch_lib
+from pali_pax import errors, validation
 from pali_pax.fiddle_configs import sharding
 
 NestedMap = py_utils.NestedMap
@@ -26,23 +31,20 @@ NestedMap = py_utils.NestedMap
 
 def normalise_images(images: Any, image_size: int | None = None) -> np.ndarray:
   """Validates and scales images to float32 [B, H, W, 3] in [-1, 1]."""
-  images = np.asarray(images)
-  if images.ndim != 4 or images.shape[-1] != 3:
-    raise ValueError(f'images must be [B, H, W, 3] (RGB), got shape {images.shape}')
-  if image_size is not None and images.shape[1:3] != (image_size, image_size):
-    raise ValueError(
-      f'images must be {image_size}x{image_size} for this model, got {images.shape[1:3]}'
-    )
+  images = validation.check_images(images, image_size)
   if images.dtype == np.uint8:
     return batch_lib.scale_pixels(images.astype(np.float32))
-  images = images.astype(np.float32)
-  if images.min() < -1.0 - 1e-3 or images.max() > 1.0 + 1e-3:
-    raise ValueError('float images must lie in [-1, 1] (or pass uint8 in [0, 255])')
-  return images
+  return images.astype(np.float32)
 
 
 class Predictor:
-  """Jitted inference on a PaliModel with fixed weights."""
+  """Jitted inference on a PaliModel with fixed weights.
+
+  Attributes:
+    max_input_len: longest prompt in tokens; longer ones are an InputValidationError.
+  """
+
+  max_input_len: int = validation.MAX_INPUT_LEN
 
   def __init__(self, model_cfg: pax_fiddle.Config, params: dict, vocab: Any = None) -> None:
     """Use `from_components` or `from_checkpoint`; `params` is the `params` collection."""
@@ -90,22 +92,13 @@ class Predictor:
 
   # ------------------------------------------------------------ helpers
   def _check_ids(self, ids: Any, what: str) -> np.ndarray:
-    ids = np.asarray(ids)
-    if ids.ndim != 2:
-      raise ValueError(f'{what} must be [B, T], got shape {ids.shape}')
-    if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
-      raise ValueError(
-        f'{what} has ids outside [0, {self.vocab_size}): min {ids.min()}, max {ids.max()}'
-      )
-    return ids.astype(np.int32)
+    return validation.check_token_ids(ids, what, self.vocab_size)
 
   def _batch(
     self, input_ids: Any, input_mask: Any, images: Any, dec_ids: Any = None, targets: Any = None
   ) -> NestedMap:
     """The model batch (`batch.make_batch`): decoder ids for teacher forcing, targets to score."""
-    ids = self._check_ids(input_ids, 'input_ids')
-    if input_mask is not None:
-      ids = ids * (np.asarray(input_mask) > 0)
+    ids = validation.check_prompt_ids(input_ids, input_mask, self.vocab_size, self.max_input_len)
     if images is not None:
       self._require_vit()
       images = normalise_images(images, self.image_size)
@@ -184,17 +177,20 @@ class Predictor:
     beam_size: int = 1,
   ) -> list[np.ndarray]:
     """Greedy (beam_size 1) or beam search; int32 ids per example ending at eos 1."""
+    steps, beams = validation.check_decoding(max_decode_steps, beam_size)
     batch = self._batch(input_ids, input_mask, images)
-    out = np.asarray(self._jit_decode(int(max_decode_steps), int(beam_size))(self.params, batch))
+    out = np.asarray(self._jit_decode(steps, beams)(self.params, batch))
     return [_until_eos(row) for row in out]
 
   def _require_vit(self) -> None:
     if self.image_size is None:
-      raise ValueError('this Predictor has no ViT (text only): pass images=None')
+      raise errors.InputValidationError('this Predictor has no ViT (text only): pass images=None')
 
   def _require_vocab(self) -> Any:
     if self.vocab is None:
-      raise ValueError('this Predictor has no vocabulary: pass vocab=PATH to from_components')
+      raise errors.InputValidationError(
+        'this Predictor has no vocabulary: pass vocab=PATH to from_components'
+      )
     return self.vocab
 
   def _encode(self, texts: list[str]) -> np.ndarray:
@@ -205,13 +201,16 @@ class Predictor:
   def generate(self, images: Any, prompts: list[str], **kwargs: Any) -> list[str]:
     """Decoded strings for each (image, prompt); images may be None (text only)."""
     vocab = self._require_vocab()
+    prompts = validation.check_prompts(prompts)
     ids = self.generate_ids(self._encode(prompts), images=images, **kwargs)
     return [vocab.decode([int(t) for t in row if t != batch_lib.EOS_ID]) for row in ids]
 
   def score(self, images: Any, prompts: list[str], targets: list[str]) -> np.ndarray:
     """Log-likelihood float32 [B] of each target given (image, prompt)."""
+    prompts = validation.check_prompts(prompts)
+    targets = validation.check_texts(targets, 'targets', allow_empty=True)
     if len(prompts) != len(targets):
-      raise ValueError(f'{len(prompts)} prompts but {len(targets)} targets')
+      raise errors.InputValidationError(f'{len(prompts)} prompts but {len(targets)} targets')
     batch = self._batch(self._encode(prompts), None, images, targets=self._encode(targets))
     return np.asarray(self._jit_score(self.params, batch), np.float32)
 

@@ -7,6 +7,7 @@ show_examples(name, n=3, split='validation') -> str decoded examples of a task o
 import numpy as np
 import seqio
 
+from pali_pax import errors
 from pali_pax.tasks import synthetic_tasks  # registers the default synthetic tasks
 
 _PREFIX = 'pali_'
@@ -51,9 +52,13 @@ def show_examples(name: str, n: int = 3, split: str = 'validation') -> str:
     provider = seqio.get_mixture_or_task(name)
   except ValueError as e:
     known = _pali_names(seqio.TaskRegistry) + _pali_names(seqio.MixtureRegistry)
-    raise ValueError(f'Unknown task or mixture {name!r}; registered: {", ".join(known)}') from e
+    raise errors.InputValidationError(
+      f'Unknown task or mixture {name!r}; registered: {", ".join(known)}'
+    ) from e
   if split not in provider.splits:
-    raise ValueError(f'{name} has no split {split!r}; splits: {", ".join(provider.splits)}')
+    raise errors.InputValidationError(
+      f'{name} has no split {split!r}; splits: {", ".join(provider.splits)}'
+    )
   ds = provider.get_dataset(sequence_length=None, split=split, shuffle=False, num_epochs=1)
   vocab = provider.output_features['targets'].vocabulary
   lines = [f'{name} [{split}]']

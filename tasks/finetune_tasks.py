@@ -23,6 +23,14 @@ Expected layouts (the usual downloads; override by calling the readers and
   textvqa_dir: TextVQA_0.5.1_{train,val}.json + train_images/
   xm3600_dir:  captions.jsonl + images/<key>.jpg
 Splits are 'train' and 'validation' ('test' for Karpathy and XM3600).
+
+The dataset tasks are image tasks: an empty (0-byte) image file is dropped and
+counted (reason 'empty'; TFRecord rows without image bytes are text-only examples
+unless `tfrecord_text_only_ok=False`), as are undecodable images and images whose
+header declares more than `max_image_pixels` pixels ('too_large'); see
+`image_ops.dropped_images(task, reason)`.
+Image paths in the annotation files must stay inside the dataset folder unless
+`allow_outside_data_dir=True` (experiments: `ALLOW_OUTSIDE_DATA_DIR`).
 """
 
 import os
@@ -90,6 +98,8 @@ def register_task(
   vocab_path: str | None = None,
   lang: str | None = 'en',
   metric_kind: str | None = None,
+  text_only_ok: bool = False,
+  max_image_pixels: int | None = image_ops.MAX_IMAGE_PIXELS,
 ) -> str:
   """Registers (or replaces) one task over a raw-schema source; returns its name.
 
@@ -101,6 +111,10 @@ def register_task(
     vocab_path: SentencePiece model (None = the shipped synthetic one).
     lang: prompt language; None = per example, from its 'lang' field.
     metric_kind: key of `metrics.METRICS_BY_TASK` ('caption', 'vqa', 'textvqa'); default kind.
+    text_only_ok: an empty image means a text-only example (zero image,
+      has_image 0) instead of a dropped one (counted as 'empty').
+    max_image_pixels: images declaring more pixels are dropped undecoded
+      (counted as 'too_large'); None: no cap.
   """
   vocab = vocab_lib.get_vocabulary(vocab_path)
   seqio.TaskRegistry.remove(name)
@@ -108,8 +122,9 @@ def register_task(
     name,
     source=source,
     preprocessors=[
-      # Text-only rows (empty image bytes) keep a zero image instead of being dropped.
-      image_ops.decode_images(image_size, counter=name, allow_text_only=True),
+      image_ops.decode_images(
+        image_size, counter=name, allow_text_only=text_only_ok, max_pixels=max_image_pixels
+      ),
       text_preprocessor(kind, lang),
       features.tokenize_text,
       seqio.preprocessors.append_eos_after_trim,
@@ -138,6 +153,9 @@ def register_finetune_tasks(
   image_size: int = DEFAULT_IMAGE_SIZE,
   vocab_path: str | None = None,
   suffix: str = '',
+  allow_outside_data_dir: bool = False,
+  max_image_pixels: int | None = image_ops.MAX_IMAGE_PIXELS,
+  tfrecord_text_only_ok: bool = True,
 ) -> list[str]:
   """Registers the tasks of every dataset given (layouts in the module docstring).
 
@@ -154,11 +172,22 @@ def register_finetune_tasks(
     image_size: image side (224, or 588 for the high-resolution phase).
     vocab_path: SentencePiece model, e.g. mT5's (None: the shipped synthetic one).
     suffix: appended to every name.
+    allow_outside_data_dir: accept image paths in the annotation files that are
+      absolute or leave the dataset folder (default: DataFormatError naming them).
+    max_image_pixels: images declaring more pixels are dropped (see register_task).
+    tfrecord_text_only_ok: TFRecord examples without image bytes are text-only
+      examples (the raw schema's b''), as in mixed corpora; False drops and counts
+      them as 'empty'.
 
   Returns:
     The registered task and mixture names.
   """
-  common = {'image_size': image_size, 'vocab_path': vocab_path}
+  common = {
+    'image_size': image_size,
+    'vocab_path': vocab_path,
+    'max_image_pixels': max_image_pixels,
+  }
+  confine = {'allow_outside_data_dir': allow_outside_data_dir}
   names: list[str] = []
   if coco_dir:
     karpathy = _join(coco_dir, 'dataset_coco.json')
@@ -170,7 +199,7 @@ def register_finetune_tasks(
         'train': (ann.format('train'), _join(coco_dir, 'train2014')),
         'validation': (ann.format('val'), _join(coco_dir, 'val2014')),
       }
-    src = readers.coco_captions_source(splits)
+    src = readers.coco_captions_source(splits, **confine)
     names.append(register_task(f'pali_coco_captions{suffix}', src, 'caption', **common))
   if vqa_dir:
     images = coco_image_dir or coco_dir or vqa_dir
@@ -182,7 +211,7 @@ def register_finetune_tasks(
       )
       for split, sub in (('train', 'train'), ('validation', 'val'))
     }
-    src = readers.vqav2_source(splits)
+    src = readers.vqav2_source(splits, **confine)
     names.append(register_task(f'pali_vqav2{suffix}', src, 'vqa', **common))
   if textvqa_dir:
     images = _join(textvqa_dir, 'train_images')  # TextVQA val images are in train_images too
@@ -190,7 +219,7 @@ def register_finetune_tasks(
       split: (_join(textvqa_dir, f'TextVQA_0.5.1_{sub}.json'), images)
       for split, sub in (('train', 'train'), ('validation', 'val'))
     }
-    src = readers.textvqa_source(splits)
+    src = readers.textvqa_source(splits, **confine)
     names.append(
       register_task(f'pali_textvqa{suffix}', src, 'vqa', metric_kind='textvqa', **common)
     )
@@ -199,7 +228,9 @@ def register_finetune_tasks(
     langs = list(xm3600_langs) if xm3600_langs else readers.xm3600_languages(captions)
     lang_tasks = []
     for lang in langs:
-      src = readers.xm3600_source(captions, _join(xm3600_dir, 'images'), languages=[lang])
+      src = readers.xm3600_source(
+        captions, _join(xm3600_dir, 'images'), languages=[lang], **confine
+      )
       lang_tasks.append(
         register_task(f'pali_xm3600_{lang}{suffix}', src, 'caption', lang=lang, **common)
       )
@@ -207,10 +238,11 @@ def register_finetune_tasks(
     seqio.MixtureRegistry.add(f'pali_xm3600{suffix}', lang_tasks, default_rate=1.0)
     names += [*lang_tasks, f'pali_xm3600{suffix}']
   if tfrecord_patterns:
-    src = readers.tfrecord_source(dict(tfrecord_patterns))
+    name = f'pali_tfrecord_{tfrecord_kind}{suffix}'
+    src = readers.tfrecord_source(dict(tfrecord_patterns), counter=name)
     names.append(
       register_task(
-        f'pali_tfrecord_{tfrecord_kind}{suffix}', src, tfrecord_kind, lang=None, **common
+        name, src, tfrecord_kind, lang=None, text_only_ok=tfrecord_text_only_ok, **common
       )
     )
   return names

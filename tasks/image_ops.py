@@ -12,13 +12,20 @@ into float32 [image_size, image_size, 3] in [-1, 1] plus 'has_image' = 1.0:
 - Resized (bilinear, anti-aliased) to a square of the configured side (224 or
   588 for PaLI, 32/64 for the tiny demo), aspect ratio not kept, as in PaLI.
 
-An undecodable image (corrupt, truncated, empty, unsupported like 1-bit BMP)
-drops its example instead of failing the pipeline. Each decode runs in its own
-one-element dataset with `ignore_errors`, so only decoding errors are
-swallowed (a reader failing upstream still raises); a failure yields a flagged
-placeholder that is counted and filtered out. Counts live in tf.Variables per
-counter name: `dropped_images()` after (or during) iteration, each drop is also
-logged (absl warning), and `log_dropped_images()` logs the totals.
+Examples whose image cannot be used are dropped instead of failing the
+pipeline, and counted per reason (`pali_pax.tasks.drop_counts`):
+- 'empty': 0 bytes on an image task (with `allow_text_only` an empty string
+  means a text-only example instead);
+- 'too_large': the header declares more than `max_pixels` pixels (default
+  `MAX_IMAGE_PIXELS`); the size is read from the JPEG / PNG / GIF / BMP header
+  (`tf.io.extract_jpeg_shape` for JPEG) before anything is decoded, so a small
+  file declaring a huge image never allocates it;
+- 'undecodable': corrupt, truncated or unsupported (e.g. 1-bit BMP).
+Each decode runs in its own one-element dataset with `ignore_errors`, so only
+decoding errors are swallowed (a reader failing upstream still raises); a
+failure yields a flagged placeholder that is counted and filtered out.
+`dropped_images(name)` reads the counts, each drop is also logged (absl
+warning), and `log_dropped_images()` logs the totals.
 
 Text-only examples (`add_text_only_image`) carry a zero image and has_image 0.
 """
@@ -26,35 +33,35 @@ Text-only examples (`add_text_only_image`) carry a zero image and has_image 0.
 from collections.abc import Callable, Mapping
 
 import tensorflow as tf
-from absl import logging
 
 from pali_pax import batch as batch_lib
+from pali_pax.tasks import drop_counts
 
-_OK = '_image_decoded'
-_COUNTERS: dict[str, tf.Variable] = {}
+# Largest image (width x height, from its header) decoded by default: 25 MP, e.g.
+# 5000 x 5000, is ~300 MB as the float32 image that is resized. PaLI resizes to
+# 224 or 588 px, so larger images add memory, not information.
+MAX_IMAGE_PIXELS = 25_000_000
+
+# Status of an example after the decode attempt; what is dropped says why.
+_STATUS = '_image_status'
+_IMAGE, _TEXT_ONLY, _EMPTY, _TOO_LARGE, _UNDECODABLE = range(5)
+_DROP_REASONS = {_EMPTY: 'empty', _TOO_LARGE: 'too_large', _UNDECODABLE: 'undecodable'}
 
 
-def _counter(name: str) -> tf.Variable:
-  if name not in _COUNTERS:
-    with tf.init_scope():  # a variable created eagerly even if first asked for inside a trace
-      _COUNTERS[name] = tf.Variable(0, dtype=tf.int64, trainable=False, name=f'dropped_{name}')
-  return _COUNTERS[name]
-
-
-def dropped_images(name: str | None = None) -> int:
-  """Examples dropped for an undecodable image so far: for counter `name`, or all."""
-  if name is not None:
-    return int(_counter(name).numpy())
-  return int(sum(int(v.numpy()) for v in _COUNTERS.values()))
+def dropped_images(name: str | None = None, reason: str | None = None) -> int:
+  """Examples dropped for their image so far: for counter `name` (or all), per reason (or all)."""
+  if reason is not None:
+    return drop_counts.count(name, reason)
+  return sum(drop_counts.count(name, r) for r in _DROP_REASONS.values())
 
 
 def log_dropped_images() -> dict[str, int]:
-  """Logs (absl) and returns the drop count of every counter."""
-  counts = {k: int(v.numpy()) for k, v in sorted(_COUNTERS.items())}
-  for k, n in counts.items():
-    log = logging.warning if n else logging.info
-    log('pali_pax image_ops: %d example(s) dropped for undecodable images (%s)', n, k)
-  return counts
+  """Logs (absl) every drop counter per reason; returns {counter name: images dropped}."""
+  totals: dict[str, int] = {}
+  for (name, reason), n in drop_counts.log_counts().items():
+    if reason in _DROP_REASONS.values():
+      totals[name] = totals.get(name, 0) + n
+  return totals
 
 
 def _le_int(data: tf.Tensor, pos: int, nbytes: int) -> tf.Tensor:
@@ -72,6 +79,49 @@ def _apply_bmp_palette(data: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
   rgb = tf.reverse(tf.reshape(table, [-1, 4])[:, :3], axis=[1])  # stored B, G, R, 0
   idx = tf.minimum(tf.cast(indices[..., 0], tf.int32), tf.shape(rgb)[0] - 1)
   return tf.gather(rgb, idx)
+
+
+def _uint(data: tf.Tensor, pos: int, nbytes: int, big_endian: bool) -> tf.Tensor:
+  """Unsigned integer of `nbytes` bytes at byte `pos` of a string, as int64."""
+  b = tf.cast(tf.io.decode_raw(tf.strings.substr(data, pos, nbytes), tf.uint8), tf.int64)
+  weights = [256**i for i in range(nbytes)]
+  return tf.reduce_sum(b * tf.constant(weights[::-1] if big_endian else weights, tf.int64))
+
+
+def header_pixels(data: tf.Tensor) -> tf.Tensor:
+  """Width x height (int64 scalar) declared by a JPEG/PNG/GIF/BMP header; -1 other formats.
+
+  Reads only the header, nothing is decoded. A header cut short reads as 0 pixels
+  (decoding then fails); a JPEG without a frame header raises (a tf error).
+  """
+  # Zero padding so that reading a truncated header never indexes past the end.
+  head = tf.strings.join([tf.strings.substr(data, 0, 26), tf.constant(b'\0' * 26)])
+
+  def jpeg() -> tf.Tensor:
+    return tf.reduce_prod(tf.io.extract_jpeg_shape(data, output_type=tf.int64)[:2])
+
+  def png() -> tf.Tensor:  # IHDR: width, height as big-endian uint32 at bytes 16, 20
+    return _uint(head, 16, 4, True) * _uint(head, 20, 4, True)
+
+  def gif() -> tf.Tensor:  # logical screen: little-endian uint16 at bytes 6, 8
+    return _uint(head, 6, 2, False) * _uint(head, 8, 2, False)
+
+  def bmp() -> tf.Tensor:  # BITMAPINFOHEADER: int32 width, height (negative = top-down)
+    height = _uint(head, 22, 4, False)
+    height = tf.where(height >= 2**31, 2**32 - height, height)
+    return _uint(head, 18, 4, False) * height
+
+  magic = tf.strings.substr(head, 0, 4)
+  return tf.case(
+    [
+      (tf.equal(tf.strings.substr(magic, 0, 2), b'\xff\xd8'), jpeg),
+      (tf.equal(magic, b'\x89PNG'), png),
+      (tf.equal(magic, b'GIF8'), gif),
+      (tf.equal(tf.strings.substr(magic, 0, 2), b'BM'), bmp),
+    ],
+    default=lambda: tf.constant(-1, tf.int64),
+    exclusive=True,
+  )
 
 
 def decode_image(data: tf.Tensor) -> tf.Tensor:
@@ -106,38 +156,46 @@ def decode_images(
   image_key: str = 'image',
   counter: str = 'default',
   allow_text_only: bool = False,
+  max_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> Callable[[tf.data.Dataset], tf.data.Dataset]:
   """seqio preprocessor: encoded `image_key` bytes -> float32 image + 'has_image'.
 
   Args:
     image_size: output side in pixels (square).
     image_key: feature holding the encoded image (scalar tf.string).
-    counter: name of the drop counter (e.g. the task name), see dropped_images().
+    counter: name of the drop counters (e.g. the task name), see dropped_images().
     allow_text_only: if True an empty string means "no image" (zero image,
-      has_image 0) instead of a dropped example.
+      has_image 0); if False (image tasks) it is dropped and counted as 'empty'.
+    max_pixels: images whose header declares more pixels (width x height) are
+      dropped undecoded and counted as 'too_large'; None: no cap.
 
   Returns:
     A function Dataset -> Dataset; examples keep their other features and get
     image float32 [image_size, image_size, 3] in [-1, 1] and has_image float32 [].
   """
-  count = _counter(counter)
 
   @tf.autograph.experimental.do_not_convert
   def with_image(ex: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     ex = dict(ex)
     data = ex[image_key]
-    if allow_text_only:
-      empty = tf.equal(tf.strings.length(data), 0)
-      ex[image_key] = tf.cond(
-        empty,
-        lambda: zero_image(image_size),
-        lambda: resize_and_scale(decode_image(data), image_size),
-      )
-      ex['has_image'] = tf.where(empty, 0.0, 1.0)
-    else:
-      ex[image_key] = resize_and_scale(decode_image(data), image_size)
-      ex['has_image'] = tf.constant(1.0)
-    ex[_OK] = tf.constant(True)
+    zero = zero_image(image_size)
+
+    def decoded() -> tuple[tf.Tensor, tf.Tensor]:
+      return resize_and_scale(decode_image(data), image_size), tf.constant(_IMAGE)
+
+    def non_empty() -> tuple[tf.Tensor, tf.Tensor]:
+      if max_pixels is None:
+        return decoded()
+      too_large = header_pixels(data) > max_pixels
+      return tf.cond(too_large, lambda: (zero, tf.constant(_TOO_LARGE)), decoded)
+
+    empty_status = tf.constant(_TEXT_ONLY if allow_text_only else _EMPTY)
+    image, status = tf.cond(
+      tf.equal(tf.strings.length(data), 0), lambda: (zero, empty_status), non_empty
+    )
+    ex[image_key] = image
+    ex['has_image'] = tf.where(tf.equal(status, _IMAGE), 1.0, 0.0)
+    ex[_STATUS] = status
     return ex
 
   @tf.autograph.experimental.do_not_convert
@@ -145,7 +203,7 @@ def decode_images(
     ex = dict(ex)
     ex[image_key] = zero_image(image_size)
     ex['has_image'] = tf.constant(0.0)
-    ex[_OK] = tf.constant(False)
+    ex[_STATUS] = tf.constant(_UNDECODABLE)
     return ex
 
   @tf.autograph.experimental.do_not_convert
@@ -158,24 +216,17 @@ def decode_images(
 
   @tf.autograph.experimental.do_not_convert
   def tally(ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    bad = tf.logical_not(ex[_OK])
-    count.assign_add(tf.cast(bad, tf.int64))
-
-    def warn() -> tf.Tensor:
-      tf.print(
-        'pali_pax image_ops: dropped an example with an undecodable image',
-        f'({counter})',
-        output_stream=logging.warning,
-        end='',
-      )
-      return tf.constant(0)
-
-    tf.cond(bad, warn, lambda: tf.constant(0))
+    for code, reason in _DROP_REASONS.items():
+      drop_counts.increment(counter, reason, tf.equal(ex[_STATUS], code))
     return ex
 
   @tf.autograph.experimental.do_not_convert
-  def drop_flag(ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    return {k: v for k, v in ex.items() if k != _OK}
+  def keep(ex: dict[str, tf.Tensor]) -> tf.Tensor:
+    return ex[_STATUS] <= _TEXT_ONLY
+
+  @tf.autograph.experimental.do_not_convert
+  def drop_status(ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    return {k: v for k, v in ex.items() if k != _STATUS}
 
   def fn(ds: tf.data.Dataset) -> tf.data.Dataset:
     ds = ds.interleave(
@@ -185,8 +236,7 @@ def decode_images(
       num_parallel_calls=tf.data.AUTOTUNE,
       deterministic=True,
     )
-    ds = ds.map(tally).filter(tf.autograph.experimental.do_not_convert(lambda ex: ex[_OK]))
-    return ds.map(drop_flag)
+    return ds.map(tally).filter(keep).map(drop_status)
 
   return fn
 

@@ -43,7 +43,7 @@ first read, so registering tasks for absent data does not fail at import):
   tfrecord_source(file_pattern, image_key='image/encoded', text_keys=('texts',),
                   question_key='question', image_id_key='image/id',
                   example_id_key='example_id', lang_key='lang', default_lang='en',
-                  int64_keys=())
+                  int64_keys=(), counter='tfrecord')
       TFRecords of tf.train.Example; `write_tfrecord(path, examples)` writes
       raw-schema examples under those default keys.
   tfds_source(name, data_dir=None, splits=('train', 'validation', 'test'),
@@ -51,11 +51,16 @@ first read, so registering tasks for absent data does not fail at import):
               image_id_key=None, example_id_key=None, lang_key=None, default_lang='en')
       A TFDS dataset prepared locally (never downloads; FileNotFoundError if absent).
 
-Errors: a missing file or folder raises FileNotFoundError naming it and what it
-should hold; malformed JSON / missing fields raise `DataFormatError` (a ValueError)
-naming the file and the offending entry (e.g. "annotations[3] has no 'caption'
-field"). A missing image file surfaces when it is read, as tf's NotFoundError
-naming the file.
+Errors (all `pali_pax.errors.PaliPaxError`s): a missing file or folder raises
+`MissingFileError` (a FileNotFoundError) naming it and what it should hold;
+malformed JSON, non-UTF-8 bytes or missing fields raise `DataFormatError` (a
+ValueError) naming the file and the offending entry (e.g. "annotations[3] has no
+'caption' field"). Confined data: an image path from an annotation file that is
+absolute or leaves the image folder is a `DataFormatError` naming the file and the
+entry, unless the reader gets `allow_outside_data_dir=True`; image files that do not
+exist are reported, with their entries, when the split is loaded. TFRecord examples
+with text that is not valid UTF-8 are dropped and counted
+(`pali_pax.tasks.drop_counts`, reason 'invalid_utf8'), never decoded with U+FFFD.
 """
 
 from pali_pax.tasks.readers_captions import (

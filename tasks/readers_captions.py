@@ -2,6 +2,8 @@
 
 Both emit the raw schema of `pali_pax.tasks.readers` with `question == ''` and
 `texts` = all reference captions of the image (whitespace-stripped, file order).
+Image paths from the files stay inside the image folder unless
+`allow_outside_data_dir=True` (see `readers_common.data_path`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import seqio
 from pali_pax.tasks.readers_common import (
   DataFormatError,
   Record,
+  data_path,
   get_field,
-  join_path,
   load_json,
   load_jsonl,
   records_source,
@@ -31,7 +33,9 @@ KARPATHY_SPLITS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _coco_official_records(data: dict[str, Any], path: str, image_dir: str) -> list[Record]:
+def _coco_official_records(
+  data: dict[str, Any], path: str, image_dir: str, allow_outside: bool
+) -> list[Record]:
   """captions_{train,val}2014.json: images[{id, file_name}], annotations[{image_id, caption}]."""
   images = get_field(data, 'images', path, 'top level', list)
   annotations = get_field(data, 'annotations', path, 'top level', list)
@@ -46,22 +50,24 @@ def _coco_official_records(data: dict[str, Any], path: str, image_dir: str) -> l
     where = f'images[{i}]'
     image_id = str(get_field(image, 'id', path, where, (int, str)))
     file_name = get_field(image, 'file_name', path, where, str)
+    origin = f"{path!r} {where}['file_name']"
     records.append(
       Record(
-        image_path=join_path(image_dir, file_name),
+        image_path=data_path(image_dir, [file_name], origin, allow_outside),
         image_id=image_id,
         example_id=image_id,
         lang='en',
         question='',
         # Test images have no captions: kept with texts == () for inference.
         texts=tuple(captions.get(image_id, ())),
+        origin=origin,
       )
     )
   return records
 
 
 def _coco_karpathy_records(
-  data: dict[str, Any], path: str, image_dir: str, wanted: Sequence[str]
+  data: dict[str, Any], path: str, image_dir: str, wanted: Sequence[str], allow_outside: bool
 ) -> list[Record]:
   """dataset_coco.json: images[{filepath, filename, split, cocoid, sentences[{raw}]}]."""
   images = get_field(data, 'images', path, 'top level', list)
@@ -76,17 +82,22 @@ def _coco_karpathy_records(
       for j, s in enumerate(sentences)
     )
     # cocoid is the COCO image id; imgid is only an index into this file.
-    image_id = str(image.get('cocoid', get_field(image, 'imgid', path, where, (int, str))))
+    key = 'cocoid' if 'cocoid' in image else 'imgid'
+    image_id = str(get_field(image, key, path, where, (int, str)))
     subdir = image.get('filepath', '')
+    if not isinstance(subdir, str):
+      raise DataFormatError(f"{path!r}: {where}['filepath'] should be str")
     filename = get_field(image, 'filename', path, where, str)
+    origin = f"{path!r} {where}['filepath', 'filename']"
     records.append(
       Record(
-        image_path=join_path(image_dir, subdir, filename),
+        image_path=data_path(image_dir, [subdir, filename], origin, allow_outside),
         image_id=image_id,
         example_id=image_id,
         lang='en',
         question='',
         texts=texts,
+        origin=origin,
       )
     )
   return records
@@ -95,6 +106,7 @@ def _coco_karpathy_records(
 def coco_captions_source(
   splits: Mapping[str, tuple[str, str]],
   karpathy_splits: Mapping[str, Sequence[str]] | None = None,
+  allow_outside_data_dir: bool = False,
 ) -> seqio.FunctionDataSource:
   """COCO captions: one example per image with all of its captions.
 
@@ -107,6 +119,8 @@ def coco_captions_source(
     karpathy_splits: for the Karpathy format, seqio split -> Karpathy split names to
       keep. Default `KARPATHY_SPLITS`; a split missing from it keeps the Karpathy
       split of the same name.
+    allow_outside_data_dir: accept image paths that are absolute or leave the
+      image folder (otherwise DataFormatError naming the file and entry).
 
   Returns:
     A seqio source of raw-schema examples (`lang` 'en', `question` '').
@@ -120,9 +134,15 @@ def coco_captions_source(
       raise DataFormatError(f'{path!r}: expected a JSON object at the top level')
     require_dir(image_dir, f'COCO image folder for split {split!r}')
     images = data.get('images')
-    if isinstance(images, list) and images and 'sentences' in images[0]:
-      return _coco_karpathy_records(data, path, image_dir, karpathy.get(split, (split,)))
-    return _coco_official_records(data, path, image_dir)
+    if (
+      isinstance(images, list)
+      and images
+      and isinstance(images[0], dict)
+      and 'sentences' in images[0]
+    ):
+      wanted = karpathy.get(split, (split,))
+      return _coco_karpathy_records(data, path, image_dir, wanted, allow_outside_data_dir)
+    return _coco_official_records(data, path, image_dir, allow_outside_data_dir)
 
   return records_source(load, splits.keys())
 
@@ -141,6 +161,7 @@ def _xm3600_records(
   languages: Sequence[str] | None,
   caption_field: str,
   image_ext: str,
+  allow_outside: bool,
 ) -> list[Record]:
   rows = load_jsonl(captions_file, 'Crossmodal-3600 captions')
   require_dir(image_dir, 'Crossmodal-3600 image folder')
@@ -152,7 +173,7 @@ def _xm3600_records(
   else:
     unknown = [lang for lang in languages if lang not in present]
     if unknown:
-      raise ValueError(
+      raise DataFormatError(
         f'languages {unknown} have no {caption_field!r} captions in {captions_file!r}; '
         f'present: {present}'
       )
@@ -163,19 +184,21 @@ def _xm3600_records(
   records = []
   # Language-major order keeps each language's examples contiguous (per-language eval).
   for lang in langs:
-    for key, row in zip(keys, rows, strict=True):
+    for i, (key, row) in enumerate(zip(keys, rows, strict=True)):
       entry = row.get(lang)
       if not isinstance(entry, dict) or caption_field not in entry:
         continue  # this image has no captions in this language
       captions = get_field(entry, caption_field, captions_file, f'image {key!r} [{lang!r}]', list)
+      origin = f"{captions_file!r} line {i + 1} ['image/key']"
       records.append(
         Record(
-          image_path=join_path(image_dir, key + image_ext),
+          image_path=data_path(image_dir, [key + image_ext], origin, allow_outside),
           image_id=key,
           example_id=f'{key}/{lang}',
           lang=lang,
           question='',
           texts=tuple(str(c).strip() for c in captions),
+          origin=origin,
         )
       )
   return records
@@ -188,6 +211,7 @@ def xm3600_source(
   split: str = 'test',
   caption_field: str = 'caption',
   image_ext: str = '.jpg',
+  allow_outside_data_dir: bool = False,
 ) -> seqio.FunctionDataSource:
   """Crossmodal-3600: one example per (image, language) with that language's captions.
 
@@ -203,12 +227,16 @@ def xm3600_source(
     caption_field: 'caption', or e.g. 'caption/tokenized' for the pre-tokenized
       captions (useful for CIDEr in languages written without spaces).
     image_ext: image file extension.
+    allow_outside_data_dir: accept keys that make absolute paths or leave
+      `image_dir` (otherwise DataFormatError naming the file and line).
 
   Returns:
     A seqio source of raw-schema examples, language-major order, `example_id`
     '<key>/<lang>'.
   """
   return records_source(
-    lambda _: _xm3600_records(captions_file, image_dir, languages, caption_field, image_ext),
+    lambda _: _xm3600_records(
+      captions_file, image_dir, languages, caption_field, image_ext, allow_outside_data_dir
+    ),
     [split],
   )

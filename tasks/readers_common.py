@@ -9,6 +9,17 @@ image bytes lazily, so a whole COCO split never sits in memory as bytes.
 Loading is lazy: files are opened when a split's dataset is first requested, not when
 the source is built, so registering seqio tasks for data that is not on this machine
 does not fail at import time. Parsed records are cached per split.
+
+Confined data: an image path taken from an annotation file (COCO `file_name`,
+TextVQA `image_id`, XM3600 `image/key`, VQA `data_subtype`, ...) must stay inside
+the data folder given to the reader: an absolute path, a URL or one whose `..`
+parts climb out of it is a `DataFormatError` naming the annotation file and the
+entry, unless the reader is given `allow_outside_data_dir=True`. Symlinks inside the
+data folder are followed (they were put there by whoever owns the folder; the
+annotation text is what is checked). When a split is loaded, every image it names
+must exist (checked with one directory listing per folder): otherwise a
+`DataFormatError` names the missing files and their entries. Annotation files must
+be UTF-8; other bytes are a `DataFormatError` naming the file, line and byte offset.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import posixpath
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -23,6 +35,8 @@ from typing import Any
 import numpy as np
 import seqio
 import tensorflow as tf
+
+from pali_pax import errors
 
 # The one raw schema every reader emits (name -> (dtype, shape)).
 RAW_FEATURES: dict[str, tuple[tf.DType, list[int | None]]] = {
@@ -39,7 +53,7 @@ RAW_OUTPUT_SIGNATURE = {
 }
 
 
-class DataFormatError(ValueError):
+class DataFormatError(errors.FileFormatError):
   """A data file exists but does not have the expected structure (names file and problem)."""
 
 
@@ -55,6 +69,12 @@ class Record:
     lang: language code of `question` and `texts`.
     question: the question ('' for captioning).
     texts: all reference captions / answers, in file order.
+    origin: where the record comes from, for error messages: the annotation file
+      and entry, e.g. "'captions.json' images[3]".
+
+  Raises:
+    DataFormatError: a text that cannot be written as UTF-8 (a lone surrogate
+      from a JSON \\ud800 escape), or an image path holding a NUL byte.
   """
 
   image_path: str
@@ -63,48 +83,76 @@ class Record:
   lang: str
   question: str
   texts: tuple[str, ...]
+  origin: str = ''
+
+  def __post_init__(self) -> None:
+    if '\0' in self.image_path:
+      raise DataFormatError(f'{self.origin}: image path {self.image_path!r} holds a NUL byte')
+    for name in ('image_path', 'image_id', 'example_id', 'lang', 'question'):
+      _check_utf8(getattr(self, name), f'{self.origin}: {name}')
+    for i, text in enumerate(self.texts):
+      _check_utf8(text, f'{self.origin}: texts[{i}]')
+
+
+def _check_utf8(text: str, where: str) -> None:
+  try:
+    text.encode('utf-8')
+  except UnicodeEncodeError as e:
+    raise DataFormatError(f'{where} {text!r} is not valid Unicode ({e.reason})') from e
 
 
 def require_file(path: str, what: str) -> None:
-  """Raises FileNotFoundError naming `path` (and what it should hold) unless it is a file."""
+  """Raises MissingFileError naming `path` (and what it should hold) unless it is a file."""
   if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
-    raise FileNotFoundError(f'{what} not found: {path!r}')
+    raise errors.MissingFileError(f'{what} not found: {path!r}')
 
 
 def require_dir(path: str, what: str) -> None:
-  """Raises FileNotFoundError naming `path` unless it is a directory."""
+  """Raises MissingFileError naming `path` unless it is a directory."""
   if not tf.io.gfile.isdir(path):
-    raise FileNotFoundError(f'{what} (a directory) not found: {path!r}')
+    raise errors.MissingFileError(f'{what} (a directory) not found: {path!r}')
+
+
+def read_text(path: str, what: str) -> str:
+  """The UTF-8 text of a file; DataFormatError naming the file, line and offset otherwise."""
+  require_file(path, what)
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    data = f.read()
+  try:
+    return data.decode('utf-8')
+  except UnicodeDecodeError as e:
+    line = data.count(b'\n', 0, e.start) + 1
+    raise DataFormatError(
+      f'{what} {path!r} is not UTF-8: line {line}, byte offset {e.start} ({e.reason})'
+    ) from e
+
+
+def _parse_json(text: str, where: str) -> Any:
+  try:
+    return json.loads(text)
+  # ValueError: bad JSON, or an integer too long to convert; RecursionError: deep nesting.
+  except (ValueError, RecursionError) as e:
+    raise DataFormatError(f'{where} is not valid JSON: {type(e).__name__}: {e}') from e
 
 
 def load_json(path: str, what: str) -> Any:
   """Reads one JSON document; errors name the file and the parse position."""
-  require_file(path, what)
-  with tf.io.gfile.GFile(path, 'r') as f:
-    text = f.read()
-  try:
-    return json.loads(text)
-  except json.JSONDecodeError as e:
-    raise DataFormatError(f'{what} {path!r} is not valid JSON: {e}') from e
+  return _parse_json(read_text(path, what), f'{what} {path!r}')
 
 
 def load_jsonl(path: str, what: str) -> list[dict[str, Any]]:
   """Reads JSON Lines (one object per non-empty line); errors name the file and line."""
-  require_file(path, what)
   rows = []
-  with tf.io.gfile.GFile(path, 'r') as f:
-    for lineno, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise DataFormatError(f'{what} {path!r} line {lineno} is not valid JSON: {e}') from e
-      if not isinstance(row, dict):
-        raise DataFormatError(
-          f'{what} {path!r} line {lineno}: expected a JSON object, got {type(row).__name__}'
-        )
-      rows.append(row)
+  # Split on '\n' only: str.splitlines would also split inside strings at U+2028 etc.
+  for lineno, line in enumerate(read_text(path, what).split('\n'), start=1):
+    if not line.strip():
+      continue
+    row = _parse_json(line, f'{what} {path!r} line {lineno}')
+    if not isinstance(row, dict):
+      raise DataFormatError(
+        f'{what} {path!r} line {lineno}: expected a JSON object, got {type(row).__name__}'
+      )
+    rows.append(row)
   return rows
 
 
@@ -135,8 +183,8 @@ def records_to_dataset(
     seed: seed of that permutation (None: nondeterministic).
 
   Returns:
-    A dataset of dicts with the keys and dtypes of `RAW_FEATURES`. A missing image
-    file surfaces as `tf.errors.NotFoundError` naming the file when it is reached.
+    A dataset of dicts with the keys and dtypes of `RAW_FEATURES`. (The sources
+    check that the image files exist when a split is loaded, `check_images_exist`.)
   """
   order = np.arange(len(records))
   if shuffle:
@@ -172,7 +220,7 @@ def records_to_dataset(
 
 
 class LazyRecords:
-  """Loads (once per split, thread-safely) the records of a split from a loader function."""
+  """Loads (once per split, thread-safely) the records of a split; checks their images exist."""
 
   def __init__(self, loader: Callable[[str], list[Record]]) -> None:
     self._loader = loader
@@ -182,7 +230,9 @@ class LazyRecords:
   def __call__(self, split: str) -> list[Record]:
     with self._lock:
       if split not in self._cache:
-        self._cache[split] = self._loader(split)
+        records = self._loader(split)
+        check_images_exist(records)
+        self._cache[split] = records
       return self._cache[split]
 
 
@@ -195,12 +245,65 @@ def records_source(
 
   def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     if split not in split_names:
-      raise ValueError(f'unknown split {split!r}; this source has {split_names}')
+      raise errors.ConfigError(f'unknown split {split!r}; this source has {split_names}')
     return records_to_dataset(lazy(split), shuffle=shuffle_files, seed=seed)
 
   return seqio.FunctionDataSource(dataset_fn, splits=split_names)
 
 
-def join_path(folder: str, *names: str) -> str:
-  """Image path inside `folder`; empty parts are skipped (os.path.join works for gs:// too)."""
-  return os.path.join(folder, *[n for n in names if n])
+def _is_absolute(name: str) -> bool:
+  """An absolute local path or a URL (gs://...): a name that ignores the folder it is joined to."""
+  return name.startswith(('/', '\\')) or '://' in name
+
+
+def data_path(
+  data_dir: str, names: Sequence[str], origin: str, allow_outside_data_dir: bool = False
+) -> str:
+  """`data_dir`/names... for names read from an annotation file, confined to `data_dir`.
+
+  Args:
+    data_dir: the data (image) folder given to the reader.
+    names: path parts from the annotation file; empty parts are skipped.
+    origin: annotation file and entry, for the error message.
+    allow_outside_data_dir: accept absolute paths, URLs and `..` climbing out.
+
+  Raises:
+    DataFormatError: naming `origin`, when the path is empty or leaves `data_dir`.
+  """
+  parts = [n for n in names if n]
+  if not parts:
+    raise DataFormatError(f'{origin}: the image path is empty')
+  rel = posixpath.join(*parts)
+  if not allow_outside_data_dir and (
+    any(_is_absolute(n) for n in parts) or posixpath.normpath(rel).split('/')[0] == '..'
+  ):
+    raise DataFormatError(
+      f'{origin}: image path {rel!r} is outside the data folder {data_dir!r} (absolute, a URL '
+      'or climbing out with ..); pass allow_outside_data_dir=True (experiments: '
+      '--fdl.ALLOW_OUTSIDE_DATA_DIR=True) to read it anyway'
+    )
+  # os.path.join restarts at an absolute part (allowed only with allow_outside_data_dir).
+  return os.path.join(data_dir, *parts)
+
+
+def check_images_exist(records: Sequence[Record], shown: int = 3) -> None:
+  """Raises DataFormatError naming the entries whose image file is missing.
+
+  One directory listing per folder (cheap on GCS too), not one stat per image.
+  """
+  by_dir: dict[str, list[Record]] = {}
+  for r in records:
+    if r.image_path:
+      by_dir.setdefault(os.path.dirname(r.image_path), []).append(r)
+  missing = []
+  for folder, recs in by_dir.items():
+    try:
+      present = set(tf.io.gfile.listdir(folder)) if folder else set(os.listdir('.'))
+    except tf.errors.OpError:  # absent, or not a folder
+      present = set()
+    missing += [r for r in recs if os.path.basename(r.image_path) not in present]
+  if missing:
+    examples = '; '.join(f'{r.origin}: {r.image_path!r}' for r in missing[:shown])
+    raise DataFormatError(
+      f'{len(missing)} image file(s) named in the annotations do not exist, e.g. {examples}'
+    )

@@ -4,6 +4,10 @@ Both map the stored features onto the raw schema of `pali_pax.tasks.readers`
 through key arguments; absent keys take defaults (b'' image, '' question, ...).
 `make_tf_example` / `write_tfrecord` write raw-schema examples under the default
 keys of `tfrecord_source`, so a prepared or cached corpus reads back as written.
+
+A TFRecord example whose text fields (texts, question, lang, ids) are not valid
+UTF-8 is dropped and counted (`drop_counts`, reason 'invalid_utf8', logged), so
+the tokenizer never silently turns the bad bytes into U+FFFD.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from pali_pax.tasks import drop_counts
 from pali_pax.tasks.readers_common import RAW_FEATURES
 
 # Default tf.train.Example keys (what `make_tf_example` writes).
@@ -56,6 +61,20 @@ def _to_string(value: tf.Tensor) -> tf.Tensor:
   return value if value.dtype == tf.string else tf.strings.as_string(value)
 
 
+def valid_utf8(ex: Mapping[str, tf.Tensor]) -> tf.Tensor:
+  """Bool scalar: every text field of a raw-schema example (all but 'image') is valid UTF-8."""
+  checks = []
+  for name in RAW_FEATURES:
+    if name == 'image':
+      continue
+    text = ex[name]
+    # Transcoding replaces every invalid sequence, so valid text (even one holding
+    # U+FFFD itself) comes back byte-identical and invalid text does not.
+    fixed = tf.strings.unicode_transcode(text, 'UTF-8', 'UTF-8', errors='replace')
+    checks.append(tf.reduce_all(tf.equal(fixed, text)))
+  return tf.reduce_all(tf.stack(checks))
+
+
 class RawSchemaTFExampleSource(seqio.TFExampleDataSource):
   """A TFExampleDataSource whose parsed examples are mapped onto the raw schema.
 
@@ -68,10 +87,12 @@ class RawSchemaTFExampleSource(seqio.TFExampleDataSource):
     feature_description: Mapping[str, tf.io.FixedLenFeature | tf.io.VarLenFeature],
     keys: Mapping[str, Any],
     default_lang: str,
+    counter: str = 'tfrecord',
   ) -> None:
     super().__init__(split_to_filepattern, feature_description)
     self._keys = dict(keys)
     self._default_lang = default_lang
+    self._counter = counter
 
   def _to_schema(self, parsed: dict[str, Any]) -> dict[str, tf.Tensor]:
     k = self._keys
@@ -85,9 +106,15 @@ class RawSchemaTFExampleSource(seqio.TFExampleDataSource):
       out[name] = _to_string(parsed[k[name]]) if k[name] else tf.constant(b'')
     return {name: out[name] for name in RAW_FEATURES}
 
+  def _valid(self, ex: dict[str, tf.Tensor]) -> tf.Tensor:
+    ok = valid_utf8(ex)
+    with tf.control_dependencies([drop_counts.increment(self._counter, 'invalid_utf8', ~ok)]):
+      return tf.identity(ok)
+
   def get_dataset(self, *args: Any, **kwargs: Any) -> tf.data.Dataset:
     ds = super().get_dataset(*args, **kwargs)
-    return ds.map(self._to_schema, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(self._to_schema, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.filter(tf.autograph.experimental.do_not_convert(self._valid))
 
 
 def tfrecord_source(
@@ -100,6 +127,7 @@ def tfrecord_source(
   lang_key: str | None = DEFAULT_KEYS['lang'],
   default_lang: str = 'en',
   int64_keys: Sequence[str] = (),
+  counter: str = 'tfrecord',
 ) -> seqio.DataSource:
   """TFRecord files of tf.train.Example mapped onto the raw schema.
 
@@ -114,6 +142,8 @@ def tfrecord_source(
     default_lang: language when there is no lang feature.
     int64_keys: which of image_id_key / example_id_key are stored as int64 (they are
       turned into decimal strings).
+    counter: name of the drop counter of examples with invalid UTF-8 text
+      (`drop_counts.count(counter, 'invalid_utf8')`).
 
   Returns:
     A seqio TFExampleDataSource (file-level sharding and shuffling) of raw-schema examples.
@@ -140,7 +170,7 @@ def tfrecord_source(
     'example_id': example_id_key,
     'lang': lang_key,
   }
-  return RawSchemaTFExampleSource(splits, desc, keys, default_lang)
+  return RawSchemaTFExampleSource(splits, desc, keys, default_lang, counter)
 
 
 def _find(node: Any, path: str, what: str) -> tuple[Any, list[str]]:

@@ -139,3 +139,45 @@ def test_resize_and_scale_configurable_sizes():
     np.testing.assert_allclose(out.numpy(), 1.0, atol=1e-5)
   same = tf.zeros([8, 8, 3], tf.uint8)
   np.testing.assert_array_equal(image_ops.resize_and_scale(same, 8).numpy(), -1.0)
+
+
+@pytest.mark.parametrize('fmt', ['JPEG', 'PNG', 'GIF', 'BMP'])
+def test_header_pixels_match_pil(fmt):
+  for size in ((20, 10), (3, 7), (300, 1)):
+    data = _encode(Image.new('RGB', size, RED), fmt)
+    assert int(image_ops.header_pixels(tf.constant(data))) == size[0] * size[1]
+  assert int(image_ops.header_pixels(tf.constant(b'not an image'))) == -1
+
+
+def test_pixel_cap_applies_before_decoding(tmp_path):
+  """A header declaring too many pixels is dropped as 'too_large', never decoded.
+
+  The big PNG is cut after its header: were it decoded, it would fail as 'undecodable';
+  being counted 'too_large' shows the header alone decided. A 10000 x 10000 PNG (the
+  issue's 315 KB file) is dropped the same way, and images at the cap still decode.
+  """
+  big = _encode(Image.new('L', (10000, 10000), 0), 'PNG')
+  kinds = [
+    ('a_ok.png', GOOD['png_rgba']),  # 200 px
+    ('b_header_only.png', lambda: big[:64]),
+    ('c_big.png', lambda: big),
+    ('d_at_cap.jpg', lambda: _encode(Image.new('RGB', (20, 10), RED), 'JPEG')),  # 200 px
+    ('e_over_cap.jpg', lambda: _encode(Image.new('RGB', (21, 10), RED), 'JPEG')),  # 210 px
+  ]
+  out = _run(_files(tmp_path, kinds), 4, 'test_cap', max_pixels=200)
+  assert [int(e['idx']) for e in out] == [0, 3]
+  assert image_ops.dropped_images('test_cap', 'too_large') == 3
+  assert image_ops.dropped_images('test_cap', 'undecodable') == 0
+  assert image_ops.dropped_images('test_cap') == 3
+  # The default cap (25 MP) drops the 100 MP image too, and no cap decodes the small ones.
+  out = _run(_files(tmp_path, kinds[2:4]), 4, 'test_default_cap')
+  assert [int(e['idx']) for e in out] == [1]
+  assert image_ops.dropped_images('test_default_cap', 'too_large') == 1
+  assert len(_run(_files(tmp_path, kinds[3:]), 4, 'test_no_cap', max_pixels=None)) == 2
+
+
+def test_empty_image_counted_with_its_reason(tmp_path):
+  out = _run(_files(tmp_path, [('empty', BAD['empty']), ('ok', GOOD['jpeg'])]), 4, 'test_empty')
+  assert [int(e['idx']) for e in out] == [1]
+  assert image_ops.dropped_images('test_empty', 'empty') == 1
+  assert image_ops.dropped_images('test_empty', 'undecodable') == 0

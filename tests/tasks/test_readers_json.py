@@ -280,12 +280,12 @@ def test_errors_name_file_and_problem(tmp_path):
   with pytest.raises(readers.DataFormatError, match='question_id 90.*a.json'):
     src.get_dataset('validation', shuffle=False)
 
-  # A missing image file is reported by name when the pipeline reaches it.
+  # A missing image file is reported with its entry when the split is loaded.
   ok = tmp_path / 'ok.json'
   ok.write_text(json.dumps({'images': [{'id': 1, 'file_name': 'gone.jpg'}], 'annotations': []}))
-  ds = readers.coco_captions_source({'train': (str(ok), str(tmp_path))}).get_dataset('train', False)
-  with pytest.raises(tf.errors.NotFoundError, match='gone.jpg'):
-    next(iter(ds))
+  src = readers.coco_captions_source({'train': (str(ok), str(tmp_path))})
+  with pytest.raises(readers.DataFormatError, match=r"1 image.*ok.json' images\[0\].*gone.jpg"):
+    src.get_dataset('train', False)
 
 
 def test_records_to_dataset_text_only_and_empty():

@@ -1,0 +1,79 @@
+"""PaliExperiment.validate (called by paxml.main): mesh vs devices, VOCAB_PATH honoured."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import sentencepiece as spm
+
+from pali_pax import errors
+from pali_pax.fiddle_configs import experiment_base, experiments
+
+
+@pytest.fixture(scope='module')
+def other_vocab(tmp_path_factory):
+  """A second SentencePiece model (150 pieces + 100 sentinels = 250 ids), mT5's special ids."""
+  folder = tmp_path_factory.mktemp('spm')
+  text = folder / 'text.txt'
+  words = [f'{w}{i}' for i in range(400) for w in ('red', 'blue', 'circle')]
+  text.write_text('\n'.join([' '.join(words[i : i + 9]) for i in range(0, len(words), 9)]))
+  spm.SentencePieceTrainer.train(
+    input=str(text),
+    model_prefix=str(folder / 'other'),
+    vocab_size=150,
+    pad_id=0,
+    eos_id=1,
+    unk_id=2,
+    bos_id=-1,
+    minloglevel=2,
+  )
+  return str(folder / 'other.model')
+
+
+def test_mesh_larger_than_the_machine_names_the_attribute():
+  with pytest.raises(errors.ConfigError, match=r'ICI_MESH_SHAPE=\[1, 2, 4\].*8 devices.*has 1'):
+    experiments.PaliTinySyntheticSpmd().validate()
+  with pytest.raises(errors.ConfigError, match='DCN_MESH_SHAPE'):
+    experiments.PaliTinySynthetic(DCN_MESH_SHAPE=(1, 0, 1)).validate()
+
+
+def test_default_vocabulary_validates():
+  experiments.PaliTinySynthetic().validate()
+
+
+class _IgnoresVocabPath(experiment_base.PaliExperiment):
+  """Reads the default synthetic mixture, which is registered with the shipped vocabulary."""
+
+  VOCAB_SIZE = 2100
+
+
+def test_vocab_path_that_tasks_ignore_is_rejected(other_vocab):
+  with pytest.raises(errors.ConfigError, match=r"VOCAB_PATH='.*other.model' is not the vocab"):
+    _IgnoresVocabPath(VOCAB_PATH=other_vocab).validate()
+  with pytest.raises(errors.ConfigError, match='250 ids, more than VOCAB_SIZE=200'):
+    _IgnoresVocabPath(VOCAB_PATH=other_vocab, VOCAB_SIZE=200).validate()
+  with pytest.raises(errors.ConfigError, match='VOCAB_PATH=.*nope.model'):
+    _IgnoresVocabPath(VOCAB_PATH='/nope.model').validate()
+
+
+@pytest.mark.slow  # a fresh interpreter importing paxml
+def test_tiny_experiment_honours_vocab_path(other_vocab, tmp_path):
+  """In a fresh process (the tiny tasks of this one use the shipped vocabulary)."""
+  script = textwrap.dedent(
+    f"""
+    import seqio
+    from pali_pax.fiddle_configs import experiments
+    exp = experiments.PaliTinySynthetic(VOCAB_PATH={other_vocab!r})
+    exp.validate()
+    vocab = seqio.get_mixture_or_task(exp.DECODE_TASKS[0]).output_features['targets'].vocabulary
+    print('VOCAB', vocab.sentencepiece_model_file, vocab.vocab_size)
+    """
+  )
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  proc = subprocess.run(
+    [sys.executable, '-c', script], capture_output=True, text=True, env=env, timeout=600
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f'VOCAB {other_vocab} 250' in proc.stdout
