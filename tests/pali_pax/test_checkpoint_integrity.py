@@ -75,11 +75,13 @@ def _restore(job, step):
 
 
 def test_intact_steps_verify_and_restore(job):
-  for step, path in checkpoint_integrity.step_dirs(job / 'checkpoints'):
+  for _, path in checkpoint_integrity.step_dirs(job / 'checkpoints'):
     assert checkpoint_integrity.verify_step(path) == ([], True)
   assert checkpoint_integrity.ensure_restorable(job) == 20
   restored = _restore(job, 20)
-  np.testing.assert_array_equal(restored.mdl_vars['params']['w'], _state(20).mdl_vars['params']['w'])
+  np.testing.assert_array_equal(
+    restored.mdl_vars['params']['w'], _state(20).mdl_vars['params']['w']
+  )
 
 
 def _flip_byte(job):
@@ -133,7 +135,9 @@ def test_a_damaged_newest_step_is_reported_moved_aside_and_the_previous_one_used
   # What paxml now restores is step 10, exactly as saved.
   restored = _restore(job, None)
   assert int(restored.step) == 10
-  np.testing.assert_array_equal(restored.mdl_vars['params']['b'], _state(10).mdl_vars['params']['b'])
+  np.testing.assert_array_equal(
+    restored.mdl_vars['params']['b'], _state(10).mdl_vars['params']['b']
+  )
 
 
 def test_a_flipped_byte_is_garbage_that_orbax_restores_silently(job):

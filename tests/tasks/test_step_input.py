@@ -3,8 +3,8 @@
 Independent references: the index arithmetic by hand; the same example asked
 for alone, inside another run, from another start step, by 1 or 2 processes;
 a JSON reader's epoch permutation checked against its records. The synthetic
-mixture tests trace several tasks each and are marked slow; the reader test
-(one task) stays in the default suite.
+mixture tests trace several tasks each and are marked slow; the reader tests
+(one task) run in the default pytest suite.
 """
 
 import json
@@ -14,8 +14,14 @@ import pytest
 from PIL import Image
 from praxis import pax_fiddle
 
-from pali_pax.tasks import feature_converter, finetune_tasks, readers, step_input, synthetic
-from pali_pax.tasks import synthetic_tasks
+from pali_pax.tasks import (
+  feature_converter,
+  finetune_tasks,
+  readers,
+  step_input,
+  synthetic,
+  synthetic_tasks,
+)
 
 LENGTHS = {'inputs': 24, 'targets': 16}
 KEPT = ('caption', 'vqa', 'span_corruption')  # span corruption: a random preprocessor
@@ -70,7 +76,7 @@ def test_example_k_does_not_depend_on_the_stream_around_it(mixture):
   # and the seed changes the data.
   assert len({ex['targets'].tobytes() for ex in text_only}) == len(text_only)
   other_seed = _examples(mixture, range(100, 124), seed=8)
-  assert not all(_same(a, b) for a, b in zip(run, other_seed))
+  assert not all(_same(a, b) for a, b in zip(run, other_seed, strict=True))
 
 
 @pytest.mark.slow  # ~2-4 min: five inputs, each tracing its tasks
@@ -79,7 +85,7 @@ def test_global_batch_is_the_same_for_any_process_count_and_start_step(mixture):
   batches = [one.get_next() for _ in range(3)]
   assert one.next_step == 3
   hosts = [_input(mixture, 4, hosts=2, host=h) for h in (0, 1)]
-  for step, want in enumerate(batches):
+  for want in batches:
     got = [h.get_next() for h in hosts]
     for key in want:
       np.testing.assert_array_equal(np.concatenate([got[0][key], got[1][key]]), want[key])
@@ -96,23 +102,29 @@ def _png(path, colour):
   Image.new('RGB', (8, 8), colour).save(path, format='PNG')
 
 
-def test_reader_epochs_are_permutations_and_bad_images_are_replaced(tmp_path):
-  images = tmp_path / 'val2014'
+@pytest.fixture(scope='module')
+def coco_task(tmp_path_factory):
+  """A COCO captions task over 5 records; record 4's image is undecodable."""
+  root = tmp_path_factory.mktemp('coco')
+  images = root / 'val2014'
   names = [f'{i}.png' for i in range(5)]
   for i, name in enumerate(names[:4]):
     _png(images / name, (40 * i, 10, 200))
-  (images / names[4]).write_bytes(b'not an image')  # undecodable: dropped by decode_images
+  (images / names[4]).write_bytes(b'not an image')  # dropped by decode_images
   ann = {
     'images': [{'id': i, 'file_name': n} for i, n in enumerate(names)],
     'annotations': [{'image_id': i, 'caption': f'caption {i}'} for i in range(5)],
   }
-  (tmp_path / 'ann.json').write_text(json.dumps(ann))
-  source = readers.coco_captions_source({'train': (str(tmp_path / 'ann.json'), str(images))})
-  task = finetune_tasks.register_task('pali_coco_steptest', source, 'caption', image_size=16)
+  (root / 'ann.json').write_text(json.dumps(ann))
+  source = readers.coco_captions_source({'train': (str(root / 'ann.json'), str(images))})
+  return finetune_tasks.register_task('pali_coco_steptest', source, 'caption', image_size=16)
+
+
+def test_reader_epochs_are_permutations_and_bad_images_are_replaced(coco_task):
   vocab = finetune_tasks.vocab_lib.get_vocabulary(None)
 
   def captions(ids):
-    return [vocab.decode(ex['targets'].tolist()) for ex in _examples(task, ids)]
+    return [vocab.decode(ex['targets'].tolist()) for ex in _examples(coco_task, ids)]
 
   epochs = captions(range(10))
   good = {f'caption {i}' for i in range(4)}
@@ -120,3 +132,13 @@ def test_reader_epochs_are_permutations_and_bad_images_are_replaced(tmp_path):
     # Each good record once per epoch; the bad one's slot holds another good record.
     assert set(epoch) == good and len(epoch) == 5
   assert captions([7, 2]) == [epochs[7], epochs[2]]
+
+
+def test_a_restarted_input_continues_with_the_next_step(coco_task):
+  """The fast resume check (one task): what paxml's restore at step 2 gives."""
+  run = _input(coco_task, 3)
+  batches = [run.get_next() for _ in range(3)]
+  restarted = _input(coco_task, 3, step=2)
+  assert restarted.next_step == 2
+  assert _same(dict(restarted.get_next()), dict(batches[2]))
+  assert not _same(dict(batches[1]), dict(batches[2]))
