@@ -20,6 +20,7 @@ from paxml.checkpoint_types import CheckpointType
 from praxis import base_layer
 
 from pali_pax import batch as batch_lib
+from pali_pax import checkpoint_integrity
 from pali_pax.convert import tree
 from pali_pax.fiddle_configs import sharding
 
@@ -107,6 +108,7 @@ def convert_to_pax(
     params = _replace(params, name, tree_, source)
   state = state.replace(mdl_vars={**state.mdl_vars, 'params': params})
   logging.info('saving converted Pax checkpoint to %s', ckpt_dir)
+  checkpoint_integrity.install()  # the step gets checksums, like those the train loop saves
   checkpoints.save_checkpoint(
     state,
     ckpt_dir,
@@ -140,10 +142,14 @@ def load_model_params(job_dir: str, experiment: str | None = None) -> tuple[Any,
       meta = json.load(f)
     experiment, overrides = meta['experiment'], meta.get('overrides', {})
   exp = _experiment(experiment, overrides)
+  step = intact_latest_step(job_dir)
+  if step is None:
+    raise FileNotFoundError(f'{job_dir} has no checkpoint (looked in {job_dir}/checkpoints)')
   meta = _state_metadata(_jax_task(exp), exp)
   restored = checkpoints.restore_checkpoint(
     meta.padded_global_shapes,
     os.path.join(job_dir, 'checkpoints'),
+    step=step,
     checkpoint_type=CheckpointType.GDA,
     state_unpadded_shape_dtype_struct=meta.unpadded_global_shapes,
   )
@@ -152,9 +158,20 @@ def load_model_params(job_dir: str, experiment: str | None = None) -> tuple[Any,
 
 
 def latest_step(job_dir: str) -> int | None:
-  """Step of the newest checkpoint in a job dir, or None."""
-  ckpt_dir = os.path.join(job_dir, 'checkpoints')
-  if not os.path.isdir(ckpt_dir):
-    return None
-  steps = [int(d.split('_')[-1]) for d in os.listdir(ckpt_dir) if d.startswith('checkpoint_')]
-  return max(steps) if steps else None
+  """Step of the newest finished checkpoint in a job dir (orbax tmp dirs skipped), or None."""
+  steps = checkpoint_integrity.step_dirs(os.path.join(job_dir, 'checkpoints'))
+  return steps[-1][0] if steps else None
+
+
+def intact_latest_step(job_dir: str) -> int | None:
+  """Newest step whose checkpoint verifies (`checkpoint_integrity.verify_step`), or None.
+
+  Corrupt newer steps are logged with their path and problems and skipped
+  (left in place: only training moves them aside).
+  """
+  for step, path in reversed(checkpoint_integrity.step_dirs(os.path.join(job_dir, 'checkpoints'))):
+    problems, _ = checkpoint_integrity.verify_step(path)
+    if not problems:
+      return step
+    logging.error('skipping corrupt checkpoint %s:\n  %s', path, '\n  '.join(problems))
+  return None

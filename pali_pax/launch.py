@@ -3,7 +3,9 @@
 `python -m paxml.main --exp=pali_pax.fiddle_configs.experiments.PaliTinySynthetic`
 also works (paxml imports the module named in --exp, which applies the jax
 shims paxml needs, see `pali_pax.jax_compat`); this wrapper additionally lets
-`--exp` use the short registered class name.
+`--exp` use the short registered class name, and checks checkpoint integrity:
+saves get checksums, and a corrupt newest checkpoint is moved aside so paxml
+restores the newest intact one (`pali_pax.checkpoint_integrity`).
 """
 
 import runpy
@@ -12,9 +14,11 @@ import sys
 
 def run_paxml_main(argv: list[str]) -> int:
   """Equivalent of `python -m paxml.main ARGV`; returns the exit status."""
+  from pali_pax import checkpoint_integrity
   from pali_pax.fiddle_configs import experiments  # noqa: F401  (registers them)
 
   argv = [_qualify_exp(a) for a in argv]
+  checkpoint_integrity.prepare_paxml_run(argv)
   sys.argv = ['paxml.main', *argv]
   try:
     runpy.run_module('paxml.main', run_name='__main__', alter_sys=True)

@@ -22,6 +22,10 @@ import seqio
 import tensorflow as tf
 
 TEXT_FEATURES = ('inputs', 'targets')
+# Set by the step-indexed train input (`pali_pax.tasks.step_input`): int64 [2]
+# (data seed, global example index). Random preprocessors draw from it, so an
+# example's randomness does not depend on its position in a tf.data stream.
+EXAMPLE_SEED = 'example_seed'
 
 
 def output_features(vocab: seqio.Vocabulary) -> dict[str, seqio.Feature]:
@@ -32,6 +36,18 @@ def output_features(vocab: seqio.Vocabulary) -> dict[str, seqio.Feature]:
     'image': seqio.ContinuousFeature(dtype=tf.float32, rank=3),
     'has_image': seqio.ContinuousFeature(dtype=tf.float32, rank=0),
   }
+
+
+def example_seed(ex: Mapping[str, tf.Tensor], seed: tf.Tensor, salt: int) -> tf.Tensor:
+  """The stateless seed [2] a random preprocessor uses for `ex`.
+
+  `ex[EXAMPLE_SEED]` folded with `salt` (one salt per preprocessor) when the
+  example carries one; otherwise `seed`, the one seqio's `map_over_dataset`
+  hands out by stream position (eval / decode inputs).
+  """
+  if EXAMPLE_SEED in ex:
+    return tf.random.experimental.stateless_fold_in(ex[EXAMPLE_SEED], salt)
+  return seed
 
 
 def tokenize_text(

@@ -44,6 +44,7 @@ from pali_pax.tasks import vocab as vocab_lib
 
 DEFAULT_IMAGE_SIZE = 224
 RAW_KEEP = ('texts', 'example_id', 'image_id', 'lang')  # kept for metrics and result files
+_CAPTION_SEED_SALT = 2  # features.example_seed salt of the training-caption choice
 
 
 def _first_reference_or_random(texts: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -81,7 +82,9 @@ def text_preprocessor(
     out = {k: ex[k] for k in ('image', 'has_image', *RAW_KEEP) if k in ex}
     if kind == 'caption':
       out['inputs'] = prompts.caption_prompt(language)
-      out['targets'] = _first_reference_or_random(ex['texts'], seed)
+      out['targets'] = _first_reference_or_random(
+        ex['texts'], features.example_seed(ex, seed, _CAPTION_SEED_SALT)
+      )
     else:
       out['inputs'] = prompts.vqa_prompt(ex['question'], language)
       out['targets'] = _most_frequent(ex['texts'])

@@ -171,6 +171,37 @@ def get_field(obj: Any, key: str, path: str, where: str, types: type | tuple[typ
   return value
 
 
+def _columns(records: Sequence[Record]) -> dict[str, tf.Tensor | tf.RaggedTensor]:
+  """The records as columns: one [N] string tensor per field, `texts` ragged [N, None]."""
+  n = len(records)
+  return {
+    'image_path': tf.constant([r.image_path for r in records], tf.string, shape=[n]),
+    'image_id': tf.constant([r.image_id for r in records], tf.string, shape=[n]),
+    'example_id': tf.constant([r.example_id for r in records], tf.string, shape=[n]),
+    'lang': tf.constant([r.lang for r in records], tf.string, shape=[n]),
+    'question': tf.constant([r.question for r in records], tf.string, shape=[n]),
+    # Ragged so every example keeps all its references (10 VQA answers, 5+ captions).
+    'texts': tf.RaggedTensor.from_row_lengths(
+      tf.constant([t for r in records for t in r.texts], tf.string),
+      tf.constant([len(r.texts) for r in records], tf.int64, shape=[n]),
+    ),
+  }
+
+
+def _read(ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+  """One row of `_columns` -> raw-schema example (reads the image file; '' = text-only)."""
+  ex = dict(ex)
+  path = ex.pop('image_path')
+  image = tf.cond(
+    tf.equal(path, ''), lambda: tf.constant(b'', tf.string), lambda: tf.io.read_file(path)
+  )
+  texts = ex['texts']
+  if isinstance(texts, tf.RaggedTensor):  # slices of a ragged column may stay ragged
+    texts = texts.to_tensor()
+  out = dict(ex, image=image, texts=tf.reshape(texts, [-1]))
+  return {k: out[k] for k in RAW_FEATURES}
+
+
 def records_to_dataset(
   records: Sequence[Record], shuffle: bool = False, seed: int | None = None
 ) -> tf.data.Dataset:
@@ -189,34 +220,9 @@ def records_to_dataset(
   order = np.arange(len(records))
   if shuffle:
     np.random.default_rng(seed).shuffle(order)
-  recs = [records[i] for i in order]
-  columns = {
-    'image_path': tf.constant([r.image_path for r in recs], tf.string, shape=[len(recs)]),
-    'image_id': tf.constant([r.image_id for r in recs], tf.string, shape=[len(recs)]),
-    'example_id': tf.constant([r.example_id for r in recs], tf.string, shape=[len(recs)]),
-    'lang': tf.constant([r.lang for r in recs], tf.string, shape=[len(recs)]),
-    'question': tf.constant([r.question for r in recs], tf.string, shape=[len(recs)]),
-    # Ragged so every example keeps all its references (10 VQA answers, 5+ captions).
-    'texts': tf.RaggedTensor.from_row_lengths(
-      tf.constant([t for r in recs for t in r.texts], tf.string),
-      tf.constant([len(r.texts) for r in recs], tf.int64, shape=[len(recs)]),
-    ),
-  }
-
-  def read(ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    path = ex.pop('image_path')
-    image = tf.cond(
-      tf.equal(path, ''), lambda: tf.constant(b'', tf.string), lambda: tf.io.read_file(path)
-    )
-    texts = ex['texts']
-    if isinstance(texts, tf.RaggedTensor):  # slices of a ragged column may stay ragged
-      texts = texts.to_tensor()
-    out = dict(ex, image=image, texts=tf.reshape(texts, [-1]))
-    return {k: out[k] for k in RAW_FEATURES}
-
-  ds = tf.data.Dataset.from_tensor_slices(columns)
+  ds = tf.data.Dataset.from_tensor_slices(_columns([records[i] for i in order]))
   # Deterministic so that a given seed always yields the same order.
-  return ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.map(_read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 class LazyRecords:
@@ -236,19 +242,47 @@ class LazyRecords:
       return self._cache[split]
 
 
-def records_source(
-  loader: Callable[[str], list[Record]], splits: Iterable[str]
-) -> seqio.FunctionDataSource:
+class RecordsSource(seqio.FunctionDataSource):
+  """seqio source over `loader(split) -> records`, loaded lazily on first use.
+
+  Besides streaming (`get_dataset`), it gives random access by record index
+  (`num_examples`, `example_at`), which the step-indexed train input uses.
+  """
+
+  def __init__(self, loader: Callable[[str], list[Record]], splits: Iterable[str]) -> None:
+    self._records = LazyRecords(loader)
+    self._split_names = list(splits)
+    self._column_cache: dict[str, dict] = {}
+    super().__init__(self._dataset_fn, splits=self._split_names)
+
+  def _check_split(self, split: str) -> None:
+    if split not in self._split_names:
+      raise errors.ConfigError(f'unknown split {split!r}; this source has {self._split_names}')
+
+  def _dataset_fn(
+    self, split: str, shuffle_files: bool, seed: int | None = None
+  ) -> tf.data.Dataset:
+    self._check_split(split)
+    return records_to_dataset(self._records(split), shuffle=shuffle_files, seed=seed)
+
+  def num_examples(self, split: str) -> int:
+    """Records in `split` (loads its files on first use)."""
+    self._check_split(split)
+    return len(self._records(split))
+
+  def example_at(self, split: str, index: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Raw-schema example of record `index` (int64 [], in [0, num_examples)) of `split`."""
+    self._check_split(split)
+    if split not in self._column_cache:
+      with tf.init_scope():  # eager constants, captured by every trace that reads them
+        self._column_cache[split] = _columns(self._records(split))
+    cols = self._column_cache[split]
+    return _read({k: v[index] for k, v in cols.items()})
+
+
+def records_source(loader: Callable[[str], list[Record]], splits: Iterable[str]) -> RecordsSource:
   """A seqio source over `loader(split) -> records`, loaded lazily on first use."""
-  lazy = LazyRecords(loader)
-  split_names = list(splits)
-
-  def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
-    if split not in split_names:
-      raise errors.ConfigError(f'unknown split {split!r}; this source has {split_names}')
-    return records_to_dataset(lazy(split), shuffle=shuffle_files, seed=seed)
-
-  return seqio.FunctionDataSource(dataset_fn, splits=split_names)
+  return RecordsSource(loader, splits)
 
 
 def _is_absolute(name: str) -> bool:

@@ -12,14 +12,18 @@ the target lists each sentinel followed by the tokens it replaced:
 Spans alternate non-noise / noise, span lengths are a random composition of
 the counts (every span non-empty), and the pattern is rotated by a random
 offset: on short texts (a sentence has 1-2 spans) an unrotated pattern would
-always corrupt the tail. Pure TF, stateless randomness from an explicit seed,
-so seqio's seed management makes it reproducible.
+always corrupt the tail. Pure TF, stateless randomness from an explicit seed:
+the example's own seed under the step-indexed train input, seqio's otherwise.
 """
 
 from collections.abc import Callable, Mapping
 
 import seqio
 import tensorflow as tf
+
+from pali_pax.tasks import features
+
+_SEED_SALT = 1  # features.example_seed salt of span corruption
 
 
 def _random_composition(total: tf.Tensor, parts: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -106,6 +110,7 @@ def span_corruption_preprocessor(
     tokens = ex['inputs']
     if max_tokens:
       tokens = tokens[:max_tokens]
+    seed = features.example_seed(ex, seed, _SEED_SALT)
     mask = noise_mask(tf.size(tokens), seed, noise_density, mean_span_length)
     ex['inputs'], ex['targets'] = corrupt(tokens, mask, vocab.vocab_size)
     for key in ('inputs', 'targets'):

@@ -80,6 +80,7 @@ class SyntheticSource(seqio.DataSource):
   hold thousands of decoded images per task): "shuffling" with a seed only
   rotates the index order, so different seeds start at different examples.
   Sharding takes every num_shards-th index, so shards are exact and disjoint.
+  `example_at` gives random access by index (the step-indexed train input).
   The split sizes are not reported to seqio, which would otherwise cache the
   (cheap to regenerate) images of small splits in memory.
   """
@@ -134,6 +135,13 @@ class SyntheticSource(seqio.DataSource):
   def num_examples(self, split: str) -> int:
     """Examples per epoch of `split`."""
     return self._num_examples[split]
+
+  def example_at(self, split: str, index: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Raw example `index` (int64 [], in [0, num_examples)) of `split`, for the step input."""
+    if split not in self._num_examples:
+      raise ValueError(f'Unknown split {split!r}; valid splits: {", ".join(self._num_examples)}')
+    fn = synthetic.example_fn(self._task, split, self._image_size, self._seed, self._max_objects)
+    return fn(index)
 
 
 def _preprocessors(task: str, config: SyntheticConfig, vocab: seqio.Vocabulary) -> list:

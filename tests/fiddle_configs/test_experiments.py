@@ -111,3 +111,22 @@ def test_tiny_experiment_inputs_are_registered_seqio_tasks():
 def test_finetune_without_data_dir_is_a_clear_error():
   with pytest.raises(ValueError, match='DATA_DIR'):
     experiments.PaliFinetuneVqaV2().datasets()
+
+
+def test_global_batch_is_split_over_processes_or_an_error_naming_it(monkeypatch):
+  import jax
+
+  assert experiments.PaliTinySynthetic().per_process_batch('BATCH_SIZE') == 32
+  pod = experiments.Pali17BPretrain()  # data-parallel 128 x 2 = 256 devices
+  assert pod.per_process_batch('BATCH_SIZE') == 4096
+  with pytest.raises(
+    ValueError, match=r'BATCH_SIZE=32 .* 3 data-parallel .*ICI_MESH_SHAPE=\[1, 3, 1\]'
+  ):
+    experiments.PaliTinySynthetic(ICI_MESH_SHAPE=(1, 3, 1)).per_process_batch('BATCH_SIZE')
+  with pytest.raises(ValueError, match=r'EVAL_BATCH_SIZE=64 .*DCN_MESH_SHAPE=\[1, 2, 1\]'):
+    experiments.Pali17BPretrain(EVAL_BATCH_SIZE=64).per_process_batch('EVAL_BATCH_SIZE')
+  # As a 64-host job would see it (paxml has called jax.distributed.initialize by then).
+  monkeypatch.setattr(jax, 'process_count', lambda: 64)
+  assert pod.per_process_batch('BATCH_SIZE') == 64
+  with pytest.raises(ValueError, match=r'BATCH_SIZE=32 .* over the 64 processes'):
+    experiments.PaliTinySynthetic().per_process_batch('BATCH_SIZE')

@@ -1,0 +1,245 @@
+"""Step-indexed training input: the batch of step s is a pure function of (seed, s).
+
+The global batch of step s holds the global example indices [s*B, (s+1)*B), where
+B = batch_size * num_infeed_hosts (praxis' `batch_size` is per process). Process h
+of P makes the contiguous slice [s*B + h*b, s*B + (h+1)*b), b = B / P, so the global
+batch is the same for any number of processes. Example k is:
+
+  task     t(k): drawn from the mixture rates with the stateless seed (seed, k)
+  record   r(k): epoch e = k // N over the task's N examples; position k % N through
+                 a stateless permutation seeded by (seed, task, e)
+  raw      source.example_at(split, r(k)), plus features.EXAMPLE_SEED = (seed, k)
+  features the task's own seqio preprocessors run on that one example (its random
+           preprocessors draw from EXAMPLE_SEED, see `features.example_seed`), then
+           trimming and the feature converter.
+
+An example its preprocessors drop (an undecodable image) is replaced by example
+k + j * REPLACEMENT_STRIDE for j = 1, 2, ...: another draw, the same on every run.
+
+The input's state is the next step. paxml sets it on restart: for a train input
+with a `deterministic_input_start_index` field, paxml's executor writes the
+checkpoint step it restores into `_latest_model_step` before building the input
+(`paxml.executors._maybe_update_latest_model_step`). With paxml folding the step
+into the train PRNG key (`trainer_lib.train_step_single_learner`), a run stopped
+at any point and restarted continues exactly like the uninterrupted run.
+
+Sources need random access: `num_examples(split) -> int` and
+`example_at(split, index: tf.Tensor) -> dict` (the synthetic tasks' source and the
+JSON/JSONL readers have them; TFRecord / TFDS sources only stream and are rejected).
+"""
+
+import dataclasses
+import json
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import seqio
+import tensorflow as tf
+from paxml import seqio_input
+from praxis import base_input, pax_fiddle, py_utils
+
+from pali_pax.tasks import features
+
+REPLACEMENT_STRIDE = 1 << 40  # far beyond any run's examples (PaLI: 1.6e9 < 2**31)
+MAX_ATTEMPTS = 4  # tries per example slot before the input fails
+_CYCLE = 2  # examples prepared in parallel per task (more only thrashes small CPUs)
+
+
+def host_example_indices(
+  step: int, batch_size: int, num_hosts: int, host: int, offset: int = 0
+) -> np.ndarray:
+  """int64 [batch_size]: global example indices of `host`'s rows at `step`.
+
+  Args:
+    step: train step.
+    batch_size: rows per host (praxis `batch_size`).
+    num_hosts: processes feeding the global batch (praxis `num_infeed_hosts`).
+    host: this process (praxis `infeed_host_index`).
+    offset: added to every index (`DeterministicInput.example_index_offset`).
+  """
+  first = step * batch_size * num_hosts + host * batch_size + offset
+  return np.arange(first, first + batch_size, dtype=np.int64)
+
+
+def _salt(name: str) -> int:
+  """Stable 31-bit number of a task name (seeds its record permutation)."""
+  return zlib.crc32(name.encode('utf-8')) & 0x7FFFFFFF
+
+
+def tasks_and_rates(name: str) -> list[tuple[seqio.Task, float]]:
+  """(task, rate) of every task of a mixture with rate > 0, or [(task, 1.0)] for a task."""
+  provider = seqio.get_mixture_or_task(name)
+  if isinstance(provider, seqio.Task):
+    return [(provider, 1.0)]
+  out = [(t, float(provider.get_rate(t))) for t in provider.tasks]
+  return [(t, r) for t, r in out if r > 0]
+
+
+def _check_random_access(task: seqio.Task, split: str) -> int:
+  source = task.source
+  if not (hasattr(source, 'example_at') and hasattr(source, 'num_examples')):
+    raise ValueError(
+      f'seqio task {task.name!r}: its source {type(source).__name__} has no random access '
+      '(num_examples / example_at), which the step-indexed train input needs; use a '
+      'JSON/JSONL reader or the synthetic tasks'
+    )
+  n = int(source.num_examples(split))
+  if n <= 0:
+    raise ValueError(f'seqio task {task.name!r}: split {split!r} has no examples')
+  return n
+
+
+def _task_example_fn(task: seqio.Task, split: str, seed: int, lengths: Mapping[str, int]) -> Any:
+  """k (int64 []) -> one-element dataset: the task's preprocessed example for index k."""
+  n = _check_random_access(task, split)
+  base = tf.constant([seed, _salt(task.name)], tf.int64)
+  keys = list(task.output_features)
+
+  def raw(k: tf.Tensor) -> dict[str, tf.Tensor]:
+    perm_seed = tf.random.experimental.stateless_fold_in(base, k // n)
+    record = tf.random.experimental.index_shuffle(
+      k % n, tf.cast(perm_seed, tf.int64), tf.constant(n - 1, tf.int64)
+    )
+    ex = dict(task.source.example_at(split, record))
+    ex[features.EXAMPLE_SEED] = tf.stack([tf.constant(seed, tf.int64), k])
+    return ex
+
+  def one(k: tf.Tensor) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensors(k).map(tf.autograph.experimental.do_not_convert(raw))
+    ds = task.preprocess_precache(ds, seed=seed)
+    ds = task.preprocess_postcache(ds, sequence_length=lengths, seed=seed)
+    ds = seqio.utils.trim_dataset(ds, lengths, task.output_features)
+    return ds.map(lambda ex: {key: ex[key] for key in keys if key in ex})
+
+  @tf.autograph.experimental.do_not_convert
+  def example(k: tf.Tensor) -> tf.data.Dataset:
+    # Later candidates are prepared only when the earlier ones produced nothing.
+    candidates = k + REPLACEMENT_STRIDE * tf.range(MAX_ATTEMPTS, dtype=tf.int64)
+    ds = tf.data.Dataset.from_tensor_slices(candidates).flat_map(one)
+    # Exactly one example per slot, or an error (never a silently shifted stream).
+    return ds.take(1).apply(tf.data.experimental.assert_cardinality(1))
+
+  return example
+
+
+def examples_dataset(
+  name: str,
+  split: str,
+  seed: int,
+  indices: tf.data.Dataset | Sequence[int],
+  task_feature_lengths: Mapping[str, int],
+) -> tf.data.Dataset:
+  """Preprocessed examples (task features, before the feature converter) for `indices`.
+
+  Args:
+    name: seqio task or mixture.
+    split: split every task reads.
+    seed: data seed.
+    indices: global example indices (int64), in the order wanted.
+    task_feature_lengths: {'inputs': Ti, 'targets': To}.
+  """
+  if not isinstance(indices, tf.data.Dataset):
+    indices = tf.data.Dataset.from_tensor_slices(np.asarray(indices, np.int64).reshape(-1))
+  tasks = tasks_and_rates(name)
+  if not tasks:
+    raise ValueError(f'seqio mixture {name!r} has no task with a rate > 0')
+  per_task = [_task_example_fn(task, split, seed, task_feature_lengths) for task, _ in tasks]
+
+  def stream(fn: Any, ids: tf.data.Dataset) -> tf.data.Dataset:
+    return ids.interleave(
+      fn, cycle_length=_CYCLE, block_length=1, num_parallel_calls=_CYCLE, deterministic=True
+    )
+
+  if len(tasks) == 1:
+    return stream(per_task[0], indices)
+  rates = np.array([r for _, r in tasks], np.float64)
+  logits = tf.constant(np.log(rates / rates.sum())[None, :], tf.float32)
+
+  @tf.autograph.experimental.do_not_convert
+  def choice(k: tf.Tensor) -> tf.Tensor:
+    draw = tf.random.stateless_categorical(logits, 1, seed=tf.stack([seed, k]), dtype=tf.int64)
+    return draw[0, 0]
+
+  chosen = [
+    stream(fn, indices.filter(lambda k, i=i: tf.equal(choice(k), i)))
+    for i, fn in enumerate(per_task)
+  ]
+  return tf.data.Dataset.choose_from_datasets(chosen, indices.map(choice))
+
+
+class StepIndexedInput(base_input.BaseInput):
+  """Deterministic train input: the batch of step s depends only on (seed, s, split).
+
+  Attributes:
+    mixture_name: seqio task or mixture to train on.
+    split_name: its split.
+    task_feature_lengths: {'inputs': Ti, 'targets': To}.
+    feature_converter: task features -> model features (e.g. PaliFeatureConverter).
+    deterministic_input_start_index: paxml's DeterministicInput: paxml sets
+      `_latest_model_step` to the restored checkpoint step; `start_step` is
+      subtracted from it, `example_index_offset` added to every example index.
+  """
+
+  mixture_name: str | None = None
+  split_name: str = 'train'
+  task_feature_lengths: Mapping[str, int] | None = None
+  feature_converter: seqio.FeatureConverter | None = None
+  deterministic_input_start_index: pax_fiddle.Config[seqio_input.SeqIOInput.DeterministicInput] = (
+    pax_fiddle.template_field(seqio_input.SeqIOInput.DeterministicInput)
+  )
+  _step: int = dataclasses.field(init=False, repr=False)
+  _iter: Any = dataclasses.field(init=False, repr=False)
+
+  def __post_init__(self) -> None:
+    super().__post_init__()
+    for field in ('mixture_name', 'task_feature_lengths', 'feature_converter'):
+      if getattr(self, field) is None:
+        raise ValueError(f'StepIndexedInput {self.name!r} needs {field}')
+    if not 0 <= self.infeed_host_index < self.num_infeed_hosts:
+      raise ValueError(
+        f'StepIndexedInput {self.name!r}: infeed_host_index {self.infeed_host_index} is not in '
+        f'[0, num_infeed_hosts={self.num_infeed_hosts})'
+      )
+    dp = self.deterministic_input_start_index
+    self._seek(int(dp._latest_model_step) - int(dp.start_step))  # noqa: SLF001 (paxml's name)
+
+  @property
+  def next_step(self) -> int:
+    """The step whose batch the next `get_next()` returns."""
+    return self._step
+
+  def _seek(self, step: int) -> None:
+    if step < 0:
+      raise ValueError(f'StepIndexedInput {self.name!r}: start step {step} < 0')
+    self._step = step
+    self._iter = self._dataset(step).as_numpy_iterator()
+
+  def _dataset(self, start_step: int) -> tf.data.Dataset:
+    b, hosts, host = self.batch_size, self.num_infeed_hosts, self.infeed_host_index
+    offset = int(self.deterministic_input_start_index.example_index_offset)
+    first = start_step * b * hosts + host * b + offset
+
+    @tf.autograph.experimental.do_not_convert
+    def index(i: tf.Tensor) -> tf.Tensor:  # i-th example this host reads from start_step
+      return first + (i // b) * (b * hosts) + i % b
+
+    seed = 0 if self.input_random_seed is None else int(self.input_random_seed)
+    ids = tf.data.Dataset.counter(dtype=tf.int64).map(index)
+    ds = examples_dataset(
+      self.mixture_name, self.split_name, seed, ids, dict(self.task_feature_lengths)
+    )
+    ds = self.feature_converter(ds, dict(self.task_feature_lengths))
+    return ds.batch(b, drop_remainder=True).prefetch(2)
+
+  def get_next(self) -> py_utils.NestedMap:
+    batch = next(self._iter)
+    self._step += 1
+    return py_utils.NestedMap(batch)
+
+  def _get_state_internal(self) -> bytes:
+    return json.dumps({'step': self._step}).encode('utf-8')
+
+  def _set_state_internal(self, state: bytes) -> None:
+    self._seek(int(json.loads(state.decode('utf-8'))['step']))
