@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import seqio
+from absl import logging
 from paxml import base_experiment, seqio_input, tasks_lib
 from praxis import base_input, decoder_hparams, optimizers, pax_fiddle, schedules
 
@@ -173,10 +174,23 @@ class PaliExperiment(base_experiment.BaseExperiment):
   def _input(
     self, name: str, split: str, batch_size: int, is_training: bool, num_batches: int = -1
   ) -> pax_fiddle.Config[base_input.BaseInput]:
-    """Train: the step-indexed input (exact resume); eval / decode: paxml's SeqIOInput."""
+    """Train: the step-indexed input (exact resume); eval / decode: paxml's SeqIOInput.
+
+    A training mixture with a streaming-only source (TFRecord / TFDS: no random
+    access by index) falls back to a shuffled, repeated SeqIOInput, with a warning:
+    it trains, but a restarted run does not replay the same batches.
+    """
     lengths = {'inputs': self.INPUT_LEN, 'targets': self.TARGET_LEN}
     converter = feature_converter.PaliFeatureConverter(pack=False)
-    if is_training:
+    streaming = is_training and not step_input.random_access(self.TRAIN_MIXTURE)
+    if streaming:
+      logging.warning(
+        '%s: %s has a streaming-only source; training reads it with a shuffled SeqIOInput, '
+        'so resume after a restart is not exact (docs/reliability.md)',
+        type(self).__name__,
+        self.TRAIN_MIXTURE,
+      )
+    elif is_training:
       return pax_fiddle.Config(
         step_input.StepIndexedInput,
         name=name,
@@ -191,15 +205,15 @@ class PaliExperiment(base_experiment.BaseExperiment):
     return pax_fiddle.Config(
       seqio_input.SeqIOInput,
       name=name,
-      mixture_name=name,
+      mixture_name=self.TRAIN_MIXTURE if is_training else name,
       split_name=split,
       task_feature_lengths=lengths,
       feature_converter=converter,
-      is_training=False,
+      is_training=is_training,
       batch_size=batch_size,
-      shuffle=False,
-      repeat=False,
-      reset_for_eval=True,
+      shuffle=is_training,
+      repeat=is_training,
+      reset_for_eval=not is_training,
       eval_loop_num_batches=num_batches,
       input_random_seed=self.SEED,
     )

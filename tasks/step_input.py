@@ -25,7 +25,8 @@ at any point and restarted continues exactly like the uninterrupted run.
 
 Sources need random access: `num_examples(split) -> int` and
 `example_at(split, index: tf.Tensor) -> dict` (the synthetic tasks' source and the
-JSON/JSONL readers have them; TFRecord / TFDS sources only stream and are rejected).
+JSON/JSONL readers have them; TFRecord / TFDS sources only stream: `random_access` tells,
+and the experiments read those with paxml's SeqIOInput instead).
 """
 
 import dataclasses
@@ -77,9 +78,18 @@ def tasks_and_rates(name: str) -> list[tuple[seqio.Task, float]]:
   return [(t, r) for t, r in out if r > 0]
 
 
+def _has_random_access(task: seqio.Task) -> bool:
+  return hasattr(task.source, 'example_at') and hasattr(task.source, 'num_examples')
+
+
+def random_access(name: str) -> bool:
+  """Whether every task of mixture / task `name` (rate > 0) can be read by example index."""
+  return all(_has_random_access(t) for t, _ in tasks_and_rates(name))
+
+
 def _check_random_access(task: seqio.Task, split: str) -> int:
   source = task.source
-  if not (hasattr(source, 'example_at') and hasattr(source, 'num_examples')):
+  if not _has_random_access(task):
     raise ValueError(
       f'seqio task {task.name!r}: its source {type(source).__name__} has no random access '
       '(num_examples / example_at), which the step-indexed train input needs; use a '

@@ -108,6 +108,27 @@ def test_tiny_experiment_inputs_are_registered_seqio_tasks():
   assert [d.mixture_name for d in decodes] == list(exp.DECODE_TASKS)
 
 
+def test_streaming_train_sources_fall_back_to_seqio_input(tmp_path):
+  import tensorflow as tf
+  from paxml import seqio_input
+
+  from pali_pax.tasks import finetune_tasks, readers, step_input
+
+  path = str(tmp_path / 'train.tfrecord')
+  with tf.io.TFRecordWriter(path):
+    pass  # the config is built without reading it
+  name = finetune_tasks.register_task(
+    'pali_tfrecord_fallback_test', readers.tfrecord_source(path), 'caption', image_size=32
+  )
+  exp = experiments.PaliTinySynthetic()
+  assert step_input.random_access(exp.TRAIN_MIXTURE) and not step_input.random_access(name)
+  assert exp.datasets()[0].cls is step_input.StepIndexedInput
+  exp.TRAIN_MIXTURE = name
+  train = exp.datasets()[0]
+  assert train.cls is seqio_input.SeqIOInput and train.mixture_name == name
+  assert train.is_training and train.shuffle and train.repeat
+
+
 def test_finetune_without_data_dir_is_a_clear_error():
   with pytest.raises(ValueError, match='DATA_DIR'):
     experiments.PaliFinetuneVqaV2().datasets()
