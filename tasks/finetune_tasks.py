@@ -12,6 +12,7 @@ language list; files are opened when a split is first read.
 | pali_textvqa | Answer in EN: <question> | most frequent answer | textvqa |
 | pali_xm3600_<lang> (+ mixture pali_xm3600) | Generate caption in <LANG>: | one random caption | caption |
 | pali_tfrecord_<kind> | caption or VQA prompt, language from each example | as above | as above |
+| pali_jsonl_<task> (+ mixture pali_jsonl) | the line's "prompt" or its task's template | random; most frequent for vqa, textvqa | the line's "task" |
 
 Expected layouts (the usual downloads; override by calling the readers and
 `register_task` yourself):
@@ -22,7 +23,9 @@ Expected layouts (the usual downloads; override by calling the readers and
                coco_image_dir (default coco_dir or vqa_dir)/{train,val}2014/
   textvqa_dir: TextVQA_0.5.1_{train,val}.json + train_images/
   xm3600_dir:  captions.jsonl + images/<key>.jpg
-Splits are 'train' and 'validation' ('test' for Karpathy and XM3600).
+  jsonl_dir:   train.jsonl, val.jsonl (and test.jsonl), the format of docs/data_format.md;
+               image paths relative to jsonl_dir. One task per "task" value in the files.
+Splits are 'train' and 'validation' ('test' for Karpathy, XM3600 and test.jsonl).
 """
 
 import os
@@ -52,7 +55,7 @@ def _most_frequent(texts: tf.Tensor) -> tf.Tensor:
 
 
 def text_preprocessor(
-  kind: str, lang: str | None = None
+  kind: str, lang: str | None = None, prompt_given: bool = False
 ) -> Callable[[tf.data.Dataset], tf.data.Dataset]:
   """seqio preprocessor: raw-schema example -> inputs / targets texts (image untouched).
 
@@ -60,6 +63,7 @@ def text_preprocessor(
     kind: 'caption' (target: a random reference) or 'vqa' (target: the most
       frequent answer; prompt from the question).
     lang: prompt language; None = each example's 'lang' field.
+    prompt_given: the 'question' field holds the finished prompt (JSONL data).
   """
   if kind not in ('caption', 'vqa'):
     raise ValueError(f'Unknown kind {kind!r}; valid kinds: caption, vqa')
@@ -71,11 +75,15 @@ def text_preprocessor(
   def fn(ex: Mapping[str, tf.Tensor], seed: tf.Tensor) -> dict[str, tf.Tensor]:
     language = lang if lang is not None else ex['lang']
     out = {k: ex[k] for k in ('image', 'has_image', *RAW_KEEP) if k in ex}
-    if kind == 'caption':
+    if prompt_given:
+      out['inputs'] = ex['question']
+    elif kind == 'caption':
       out['inputs'] = prompts.caption_prompt(language)
-      out['targets'] = _first_reference_or_random(ex['texts'], seed)
     else:
       out['inputs'] = prompts.vqa_prompt(ex['question'], language)
+    if kind == 'caption':
+      out['targets'] = _first_reference_or_random(ex['texts'], seed)
+    else:
       out['targets'] = _most_frequent(ex['texts'])
     return out
 
@@ -90,6 +98,7 @@ def register_task(
   vocab_path: str | None = None,
   lang: str | None = 'en',
   metric_kind: str | None = None,
+  prompt_given: bool = False,
 ) -> str:
   """Registers (or replaces) one task over a raw-schema source; returns its name.
 
@@ -101,6 +110,7 @@ def register_task(
     vocab_path: SentencePiece model (None = the shipped synthetic one).
     lang: prompt language; None = per example, from its 'lang' field.
     metric_kind: key of `metrics.METRICS_BY_TASK` ('caption', 'vqa', 'textvqa'); default kind.
+    prompt_given: the source's 'question' field is the finished prompt.
   """
   vocab = vocab_lib.get_vocabulary(vocab_path)
   seqio.TaskRegistry.remove(name)
@@ -110,7 +120,7 @@ def register_task(
     preprocessors=[
       # Text-only rows (empty image bytes) keep a zero image instead of being dropped.
       image_ops.decode_images(image_size, counter=name, allow_text_only=True),
-      text_preprocessor(kind, lang),
+      text_preprocessor(kind, lang, prompt_given),
       features.tokenize_text,
       seqio.preprocessors.append_eos_after_trim,
     ],
@@ -133,6 +143,7 @@ def register_finetune_tasks(
   xm3600_dir: str | None = None,
   tfrecord_patterns: Mapping[str, str | Sequence[str]] | None = None,
   tfrecord_kind: str = 'caption',
+  jsonl_dir: str | None = None,
   coco_image_dir: str | None = None,
   xm3600_langs: Sequence[str] | None = None,
   image_size: int = DEFAULT_IMAGE_SIZE,
@@ -149,6 +160,7 @@ def register_finetune_tasks(
     tfrecord_patterns: seqio split -> TFRecord file pattern(s) of tf.train.Examples
       in `readers.write_tfrecord`'s format ('image/encoded', 'texts', 'question', 'lang').
     tfrecord_kind: 'caption' or 'vqa' for the TFRecord task.
+    jsonl_dir: your own data in the pali_pax JSONL format (docs/data_format.md).
     coco_image_dir: folder holding train2014/ and val2014/ for VQAv2 images.
     xm3600_langs: XM3600 languages to register (None: all in the file).
     image_size: image side (224, or 588 for the high-resolution phase).
@@ -213,4 +225,44 @@ def register_finetune_tasks(
         f'pali_tfrecord_{tfrecord_kind}{suffix}', src, tfrecord_kind, lang=None, **common
       )
     )
+  if jsonl_dir:
+    names += register_jsonl_tasks(jsonl_dir, suffix=suffix, **common)
   return names
+
+
+JSONL_SPLITS = {'train': 'train.jsonl', 'validation': 'val.jsonl', 'test': 'test.jsonl'}
+
+
+def register_jsonl_tasks(
+  data_dir: str,
+  image_size: int = DEFAULT_IMAGE_SIZE,
+  vocab_path: str | None = None,
+  suffix: str = '',
+) -> list[str]:
+  """Registers pali_jsonl_<task> per task in the JSONL files, and their mixture pali_jsonl.
+
+  Reads the files (present ones of `JSONL_SPLITS`) to find the tasks; the mixture
+  samples each task in proportion to its number of examples. Returns the names.
+  """
+  splits = {
+    split: _join(data_dir, f)
+    for split, f in JSONL_SPLITS.items()
+    if tf.io.gfile.exists(_join(data_dir, f))
+  }
+  if not splits:
+    raise FileNotFoundError(
+      f'no JSONL data in {data_dir!r}: expected {", ".join(JSONL_SPLITS.values())}'
+    )
+  counts = readers.jsonl_task_counts(list(splits.values()), data_dir)
+  tasks = []
+  for task, count in counts.items():
+    src = readers.jsonl_source(splits, data_dir, task)
+    kind = 'vqa' if task in ('vqa', 'textvqa') else 'caption'  # training target choice
+    name = f'pali_jsonl_{task}{suffix}'
+    register_task(
+      name, src, kind, image_size, vocab_path, lang=None, metric_kind=task, prompt_given=True
+    )
+    tasks.append((name, count))
+  seqio.MixtureRegistry.remove(f'pali_jsonl{suffix}')
+  seqio.MixtureRegistry.add(f'pali_jsonl{suffix}', tasks)
+  return [name for name, _ in tasks] + [f'pali_jsonl{suffix}']

@@ -51,6 +51,11 @@ first read, so registering tasks for absent data does not fail at import):
               image_id_key=None, example_id_key=None, lang_key=None, default_lang='en')
       A TFDS dataset prepared locally (never downloads; FileNotFoundError if absent).
 
+  jsonl_source(splits: Mapping[str, str], data_dir: str, task: str | None = None)
+      Your own data, one JSON object per line (docs/data_format.md): image path
+      relative to data_dir, task or prompt, lang, targets. `question` holds the
+      finished prompt. `jsonl_task_counts(paths, data_dir)` counts lines per task.
+
 Errors: a missing file or folder raises FileNotFoundError naming it and what it
 should hold; malformed JSON / missing fields raise `DataFormatError` (a ValueError)
 naming the file and the offending entry (e.g. "annotations[3] has no 'caption'
@@ -72,6 +77,7 @@ from pali_pax.tasks.readers_common import (
   records_source,
   records_to_dataset,
 )
+from pali_pax.tasks.readers_jsonl import jsonl_source, jsonl_task_counts
 from pali_pax.tasks.readers_tfrecord import (
   make_tf_example,
   tfds_builder,
@@ -89,6 +95,8 @@ __all__ = [
   'DataFormatError',
   'Record',
   'coco_captions_source',
+  'jsonl_source',
+  'jsonl_task_counts',
   'make_tf_example',
   'records_source',
   'records_to_dataset',

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -88,10 +88,12 @@ def load_json(path: str, what: str) -> Any:
     raise DataFormatError(f'{what} {path!r} is not valid JSON: {e}') from e
 
 
-def load_jsonl(path: str, what: str) -> list[dict[str, Any]]:
-  """Reads JSON Lines (one object per non-empty line); errors name the file and line."""
+def iter_jsonl(path: str, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
+  """Yields (line number, object) per non-empty line of a JSON Lines file.
+
+  Errors name the file and the line.
+  """
   require_file(path, what)
-  rows = []
   with tf.io.gfile.GFile(path, 'r') as f:
     for lineno, line in enumerate(f, start=1):
       if not line.strip():
@@ -104,8 +106,12 @@ def load_jsonl(path: str, what: str) -> list[dict[str, Any]]:
         raise DataFormatError(
           f'{what} {path!r} line {lineno}: expected a JSON object, got {type(row).__name__}'
         )
-      rows.append(row)
-  return rows
+      yield lineno, row
+
+
+def load_jsonl(path: str, what: str) -> list[dict[str, Any]]:
+  """Reads JSON Lines (one object per non-empty line); errors name the file and line."""
+  return [row for _, row in iter_jsonl(path, what)]
 
 
 def get_field(obj: Any, key: str, path: str, where: str, types: type | tuple[type, ...]) -> Any:
