@@ -6,10 +6,13 @@ pali-pax experiments          list the registered PaxML experiments
 pali-pax params NAME          parameter counts per component (abstract, no allocation)
 pali-pax tasks [show NAME]    list seqio tasks/mixtures, or show examples of one
 pali-pax convert ...          public mT5 / ViT checkpoints -> Pax checkpoint
+pali-pax export JOB_DIR ...   a trained model's mT5 -> HF MT5, ViT -> big_vision .npz / HF SigLIP
 """
 
 import argparse
 import sys
+
+from pali_pax import export_cli
 
 
 def _train(argv: list[str]) -> int:
@@ -97,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument('--vit', default=None, help='big_vision .npz or HF SigLIP/ViT directory')
   p.add_argument('--seed', type=int, default=0, help='seed of the newly initialised parts')
   p.set_defaults(fn=_convert)
+
+  export_cli.add_parser(sub)
   return parser
 
 
