@@ -10,7 +10,7 @@ language list; files are opened when a split is first read.
 | pali_coco_captions | Generate caption in EN: | one random caption | caption |
 | pali_vqav2 | Answer in EN: <question> | most frequent answer | vqa |
 | pali_textvqa | Answer in EN: <question> | most frequent answer | textvqa |
-| pali_xm3600_<lang> (+ mixture pali_xm3600) | Generate caption in <LANG>: | one random caption | caption |
+| pali_xm3600_<lang> (+ mixture pali_xm3600) | Generate caption in <LANG>: | one random caption (caption/tokenized where present) | caption |
 | pali_tfrecord_<kind> | caption or VQA prompt, language from each example | as above | as above |
 | pali_jsonl_<task> (+ mixture pali_jsonl) | the line's "prompt" or its task's template | random; most frequent for vqa, textvqa | the line's "task" |
 
@@ -208,10 +208,13 @@ def register_finetune_tasks(
     )
   if xm3600_dir:
     captions = _join(xm3600_dir, 'captions.jsonl')
-    langs = list(xm3600_langs) if xm3600_langs else readers.xm3600_languages(captions)
+    fields = readers.XM3600_REFERENCE_FIELDS
+    langs = list(xm3600_langs) if xm3600_langs else readers.xm3600_languages(captions, fields)
     lang_tasks = []
     for lang in langs:
-      src = readers.xm3600_source(captions, _join(xm3600_dir, 'images'), languages=[lang])
+      src = readers.xm3600_source(
+        captions, _join(xm3600_dir, 'images'), languages=[lang], caption_field=fields
+      )
       lang_tasks.append(
         register_task(f'pali_xm3600_{lang}{suffix}', src, 'caption', lang=lang, **common)
       )

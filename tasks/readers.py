@@ -29,10 +29,11 @@ first read, so registering tasks for absent data does not fail at import):
       One example per image with all its captions.
   xm3600_source(captions_file: str, image_dir: str,
                 languages: Sequence[str] | None = None, split: str = 'test',
-                caption_field: str = 'caption', image_ext: str = '.jpg')
+                caption_field: str | Sequence[str] = 'caption', image_ext: str = '.jpg')
       Crossmodal-3600 JSONL ({"image/key": k, "<lang>": {"caption": [...]}}), one
       example per (image, language); unknown language -> ValueError listing those
-      present. `xm3600_languages(captions_file)` lists them.
+      present. `xm3600_languages(captions_file)` lists them. The registered tasks
+      read XM3600_REFERENCE_FIELDS: 'caption/tokenized' where present, else 'caption'.
   vqav2_source(splits: Mapping[str, tuple[str, str | None, str]],
                image_pattern: str | None = None)
       split -> (questions JSON, annotations JSON or None for test, image folder);
@@ -65,6 +66,7 @@ naming the file.
 
 from pali_pax.tasks.readers_captions import (
   KARPATHY_SPLITS,
+  XM3600_REFERENCE_FIELDS,
   coco_captions_source,
   xm3600_languages,
   xm3600_source,
@@ -92,6 +94,7 @@ __all__ = [
   'RAW_FEATURES',
   'RAW_OUTPUT_SIGNATURE',
   'VQA_IMAGE_PATTERN',
+  'XM3600_REFERENCE_FIELDS',
   'DataFormatError',
   'Record',
   'coco_captions_source',
