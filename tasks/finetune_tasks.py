@@ -37,6 +37,24 @@ import tensorflow as tf
 from pali_pax.tasks import features, image_ops, metrics, prompts, readers
 from pali_pax.tasks import vocab as vocab_lib
 
+# Every fine-tune family: `register_finetune_tasks` keyword -> (tasks it registers, data layout).
+# `pali-pax tasks` lists these, so families show before any data is registered.
+FAMILIES: dict[str, tuple[str, str]] = {
+  'coco_dir': (
+    'pali_coco_captions',
+    'dataset_coco.json (Karpathy) or annotations/captions_{train,val}2014.json + {train,val}2014/',
+  ),
+  'vqa_dir': (
+    'pali_vqav2',
+    'v2_OpenEnded_mscoco_{train,val}2014_questions.json, v2_mscoco_{train,val}2014_annotations.json',
+  ),
+  'textvqa_dir': ('pali_textvqa', 'TextVQA_0.5.1_{train,val}.json + train_images/'),
+  'xm3600_dir': ('pali_xm3600_<lang>, pali_xm3600', 'captions.jsonl + images/<key>.jpg'),
+  'jsonl_dir': (
+    'pali_jsonl_<task>, pali_jsonl',
+    'train.jsonl, val.jsonl (+ test.jsonl), your own data: docs/data_format.md',
+  ),
+}
 DEFAULT_IMAGE_SIZE = 224
 RAW_KEEP = ('texts', 'example_id', 'image_id', 'lang')  # kept for metrics and result files
 
