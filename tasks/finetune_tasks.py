@@ -161,12 +161,12 @@ def register_finetune_tasks(
   xm3600_dir: str | None = None,
   tfrecord_patterns: Mapping[str, str | Sequence[str]] | None = None,
   tfrecord_kind: str = 'caption',
-  jsonl_dir: str | None = None,
   coco_image_dir: str | None = None,
   xm3600_langs: Sequence[str] | None = None,
   image_size: int = DEFAULT_IMAGE_SIZE,
   vocab_path: str | None = None,
   suffix: str = '',
+  jsonl_dir: str | None = None,
 ) -> list[str]:
   """Registers the tasks of every dataset given (layouts in the module docstring).
 
@@ -178,12 +178,12 @@ def register_finetune_tasks(
     tfrecord_patterns: seqio split -> TFRecord file pattern(s) of tf.train.Examples
       in `readers.write_tfrecord`'s format ('image/encoded', 'texts', 'question', 'lang').
     tfrecord_kind: 'caption' or 'vqa' for the TFRecord task.
-    jsonl_dir: your own data in the pali_pax JSONL format (docs/data_format.md).
     coco_image_dir: folder holding train2014/ and val2014/ for VQAv2 images.
     xm3600_langs: XM3600 languages to register (None: all in the file).
     image_size: image side (224, or 588 for the high-resolution phase).
     vocab_path: SentencePiece model, e.g. mT5's (None: the shipped synthetic one).
     suffix: appended to every name.
+    jsonl_dir: your own data in the pali_pax JSONL format (docs/data_format.md).
 
   Returns:
     The registered task and mixture names.
