@@ -211,13 +211,21 @@ class PaliFinetuneJsonl(_PaliFinetune):
   """Fine-tune on your own data: DATA_DIR/{train,val}.jsonl (docs/data_format.md).
 
   One task per "task" value in the files (pali_jsonl_<task>, scored by that
-  task's metrics), trained and decoded as the mixture pali_jsonl.
+  task's metrics), trained as the mixture pali_jsonl, evaluated task by task.
   """
 
   DATASET = 'jsonl_dir'
   TRAIN_MIXTURE = 'pali_jsonl'
-  EVAL_TASKS = ('pali_jsonl',)
-  DECODE_TASKS = ('pali_jsonl',)
+  # Empty: every pali_jsonl_<task> with lines in val.jsonl (paxml computes seqio
+  # metrics of tasks only, not of a mixture, so each task is evaluated on its own).
+  EVAL_TASKS = ()
+  DECODE_TASKS = ()
+
+  def register_tasks(self) -> None:
+    super().register_tasks()
+    tasks = tuple(finetune_tasks.jsonl_tasks_with_data(self.DATA_DIR))
+    self.EVAL_TASKS = self.EVAL_TASKS or tasks
+    self.DECODE_TASKS = self.DECODE_TASKS or tasks
 
 
 @experiment_registry.register

@@ -254,6 +254,17 @@ def register_finetune_tasks(
 JSONL_SPLITS = {'train': 'train.jsonl', 'validation': 'val.jsonl', 'test': 'test.jsonl'}
 
 
+def jsonl_tasks_with_data(data_dir: str, split: str = 'validation', suffix: str = '') -> list[str]:
+  """Names of the pali_jsonl_<task> tasks that have lines in `split`'s file ([] if none).
+
+  Evaluate and decode these, not the mixture: paxml computes seqio metrics of tasks only.
+  """
+  path = _join(data_dir, JSONL_SPLITS[split])
+  if not tf.io.gfile.exists(path):
+    return []
+  return [f'pali_jsonl_{t}{suffix}' for t in readers.jsonl_task_counts([path], data_dir)]
+
+
 def register_jsonl_tasks(
   data_dir: str,
   image_size: int = DEFAULT_IMAGE_SIZE,

@@ -152,8 +152,17 @@ def test_cpu_sized_experiment_reads_the_jsonl_mixture(data_dir):
   exp = experiments.PaliFinetuneJsonlTiny(DATA_DIR=str(data_dir))
   train, *evals = exp.datasets()
   assert train.mixture_name == 'pali_jsonl' and train.is_training
-  assert [e.mixture_name for e in evals] == ['pali_jsonl']
-  assert [d.mixture_name for d in exp.decoder_datasets()] == ['pali_jsonl']
+  # Tasks, not the mixture: paxml computes seqio metrics of tasks only.
+  per_task = ['pali_jsonl_caption', 'pali_jsonl_vqa']
+  assert [e.mixture_name for e in evals] == per_task
+  assert [d.mixture_name for d in exp.decoder_datasets()] == per_task
+  # Only tasks with validation lines are evaluated; explicit choices are kept.
+  _write(data_dir / 'val.jsonl', [{'image': 'imgs/red.jpg', 'targets': ['rouge'], 'lang': 'fr'}])
+  assert [d.mixture_name for d in exp.decoder_datasets()] == per_task  # already chosen
+  fresh = experiments.PaliFinetuneJsonlTiny(DATA_DIR=str(data_dir))
+  assert [d.mixture_name for d in fresh.decoder_datasets()] == ['pali_jsonl_caption']
+  chosen = experiments.PaliFinetuneJsonlTiny(DATA_DIR=str(data_dir), EVAL_TASKS=('pali_jsonl',))
+  assert [e.mixture_name for e in chosen.datasets()[1:]] == ['pali_jsonl']
   assert exp.VOCAB_SIZE == vocab_lib.get_vocabulary(None).vocab_size
   model = exp.model_config()
   assert model.vit_tpl.image_size == 32 and model.mt5_tpl.vocab_size == exp.VOCAB_SIZE
