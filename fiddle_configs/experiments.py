@@ -7,7 +7,8 @@ Pali3BPretrain         3b     224  4096   1e-2   [1,256,1] x dcn [1,2,1]   froze
 Pali15BPretrain        15b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   frozen ViT
 Pali17BPretrain        17b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   1024 TPUv4 chips, 4-way model
 Pali17BHighRes         17b    588  1024   5e-3   [1,128,4] x dcn [1,2,1]   10k steps, all params train
-PaliFinetune*          3b     224  256    1e-4   [1,32,1]                  COCO / VQAv2 / TextVQA / XM3600
+PaliFinetune*          3b     224  256    1e-4   [1,32,1]                  COCO / VQAv2 / TextVQA / XM3600 / JSONL
+PaliFinetuneJsonlTiny  tiny   32   8      3e-3   [1,1,1]                   your JSONL data on CPU
 """
 
 from typing import Any
@@ -215,6 +216,53 @@ class PaliFinetuneXm3600(_PaliFinetune):
   TRAIN_MIXTURE = 'pali_xm3600'
   EVAL_TASKS = ('pali_xm3600',)
   DECODE_TASKS = ('pali_xm3600',)
+
+
+@experiment_registry.register
+class PaliFinetuneJsonl(_PaliFinetune):
+  """Fine-tune on your own data: DATA_DIR/{train,val}.jsonl (docs/data_format.md).
+
+  One task per "task" value in the files (pali_jsonl_<task>, scored by that
+  task's metrics), trained as the mixture pali_jsonl, evaluated task by task.
+  """
+
+  DATASET = 'jsonl_dir'
+  TRAIN_MIXTURE = 'pali_jsonl'
+  # Empty: every pali_jsonl_<task> with lines in val.jsonl (paxml computes seqio
+  # metrics of tasks only, not of a mixture, so each task is evaluated on its own).
+  EVAL_TASKS = ()
+  DECODE_TASKS = ()
+
+  def register_tasks(self) -> None:
+    super().register_tasks()
+    tasks = tuple(
+      finetune_tasks.jsonl_tasks_with_data(
+        self.DATA_DIR, allow_outside_data_dir=self.ALLOW_OUTSIDE_DATA_DIR
+      )
+    )
+    self.EVAL_TASKS = self.EVAL_TASKS or tasks
+    self.DECODE_TASKS = self.DECODE_TASKS or tasks
+
+
+@experiment_registry.register
+class PaliFinetuneJsonlTiny(PaliFinetuneJsonl):
+  """PaliFinetuneJsonl at CPU size: tiny model, 32 px, the shipped 2,100-id vocabulary."""
+
+  MODEL = 'tiny'
+  IMAGE_SIZE = 32
+  VOCAB_SIZE = vocab.SYNTHETIC_VOCAB_SIZE
+  ICI_MESH_SHAPE = (1, 1, 1)
+  INPUT_LEN = 24
+  TARGET_LEN = 16
+  MAX_DECODE_LEN = 16
+  BATCH_SIZE = 8
+  EVAL_BATCH_SIZE = 8
+  OPTIMIZER = 'adam'
+  LEARNING_RATE = 3e-3
+  WARMUP_STEPS = 20
+  NUM_TRAIN_STEPS = 300
+  CHECKPOINT_EVERY = 100
+  EVAL_EVERY = 100
 
 
 # ------------------------------------------- Fiddle entry points (--fdl_config)

@@ -6,6 +6,7 @@ pali-pax experiments          list the registered PaxML experiments
 pali-pax params NAME          parameter counts per component (abstract, no allocation)
 pali-pax tasks [show NAME]    list seqio tasks/mixtures, or show examples of one
 pali-pax convert ...          public mT5 / ViT checkpoints -> Pax checkpoint
+pali-pax export JOB_DIR ...   a trained model's mT5 -> HF MT5, ViT -> big_vision .npz / HF SigLIP
 
 Errors are one line on stderr (`pali-pax: error: ...`, naming the bad input) and
 a non-zero exit status: 2 for a malformed command line, 1 for anything else, 130
@@ -19,7 +20,7 @@ import io
 import sys
 import traceback
 
-from pali_pax import errors
+from pali_pax import errors, export_cli
 
 PROG = 'pali-pax'
 _VERBOSE = ('-v', '--verbose')
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument('--vit', default=None, help='big_vision .npz or HF SigLIP/ViT directory')
   p.add_argument('--seed', type=int, default=0, help='seed of the newly initialised parts')
   p.set_defaults(fn=_convert)
+
+  export_cli.add_parser(sub)
   return parser
 
 

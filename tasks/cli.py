@@ -8,7 +8,10 @@ import numpy as np
 import seqio
 
 from pali_pax import errors
-from pali_pax.tasks import synthetic_tasks  # registers the default synthetic tasks
+from pali_pax.tasks import (
+  finetune_tasks,  # registers the synthetic tasks
+  synthetic_tasks,  # registers the default synthetic tasks
+)
 
 _PREFIX = 'pali_'
 
@@ -28,6 +31,12 @@ def list_tasks() -> str:
     mix = seqio.get_mixture_or_task(name)
     rates = ', '.join(f'{t.name}: {mix.get_rate(t):g}' for t in mix.tasks)
     lines.append(f'  {name}\n    {rates}')
+  lines.append(
+    'fine-tune families (registered when an experiment gets its data: '
+    'pali-pax train --exp=PaliFinetune... --fdl.DATA_DIR=DIR; `pali-pax experiments` lists them):'
+  )
+  for keyword, (names, layout) in finetune_tasks.FAMILIES.items():
+    lines.append(f'  {names:<40} {keyword}: {layout}')
   configs = synthetic_tasks.registered_configs()
   for suffix, cfg in sorted(configs.items()):
     label = synthetic_tasks.mixture_name(suffix)

@@ -10,8 +10,9 @@ language list; files are opened when a split is first read.
 | pali_coco_captions | Generate caption in EN: | one random caption | caption |
 | pali_vqav2 | Answer in EN: <question> | most frequent answer | vqa |
 | pali_textvqa | Answer in EN: <question> | most frequent answer | textvqa |
-| pali_xm3600_<lang> (+ mixture pali_xm3600) | Generate caption in <LANG>: | one random caption | caption |
+| pali_xm3600_<lang> (+ mixture pali_xm3600) | Generate caption in <LANG>: | one random caption (caption/tokenized where present) | caption |
 | pali_tfrecord_<kind> | caption or VQA prompt, language from each example | as above | as above |
+| pali_jsonl_<task> (+ mixture pali_jsonl) | the line's "prompt" or its task's template | random; most frequent for vqa, textvqa | the line's "task" |
 
 Expected layouts (the usual downloads; override by calling the readers and
 `register_task` yourself):
@@ -22,7 +23,9 @@ Expected layouts (the usual downloads; override by calling the readers and
                coco_image_dir (default coco_dir or vqa_dir)/{train,val}2014/
   textvqa_dir: TextVQA_0.5.1_{train,val}.json + train_images/
   xm3600_dir:  captions.jsonl + images/<key>.jpg
-Splits are 'train' and 'validation' ('test' for Karpathy and XM3600).
+  jsonl_dir:   train.jsonl, val.jsonl (and test.jsonl), the format of docs/data_format.md;
+               image paths relative to jsonl_dir. One task per "task" value in the files.
+Splits are 'train' and 'validation' ('test' for Karpathy, XM3600 and test.jsonl).
 
 The dataset tasks are image tasks: an empty (0-byte) image file is dropped and
 counted (reason 'empty'; TFRecord rows without image bytes are text-only examples
@@ -42,6 +45,24 @@ import tensorflow as tf
 from pali_pax.tasks import features, image_ops, metrics, prompts, readers
 from pali_pax.tasks import vocab as vocab_lib
 
+# Every fine-tune family: `register_finetune_tasks` keyword -> (tasks it registers, data layout).
+# `pali-pax tasks` lists these, so families show before any data is registered.
+FAMILIES: dict[str, tuple[str, str]] = {
+  'coco_dir': (
+    'pali_coco_captions',
+    'dataset_coco.json (Karpathy) or annotations/captions_{train,val}2014.json + {train,val}2014/',
+  ),
+  'vqa_dir': (
+    'pali_vqav2',
+    'v2_OpenEnded_mscoco_{train,val}2014_questions.json, v2_mscoco_{train,val}2014_annotations.json',
+  ),
+  'textvqa_dir': ('pali_textvqa', 'TextVQA_0.5.1_{train,val}.json + train_images/'),
+  'xm3600_dir': ('pali_xm3600_<lang>, pali_xm3600', 'captions.jsonl + images/<key>.jpg'),
+  'jsonl_dir': (
+    'pali_jsonl_<task>, pali_jsonl',
+    'train.jsonl, val.jsonl (+ test.jsonl), your own data: docs/data_format.md',
+  ),
+}
 DEFAULT_IMAGE_SIZE = 224
 RAW_KEEP = ('texts', 'example_id', 'image_id', 'lang')  # kept for metrics and result files
 _CAPTION_SEED_SALT = 2  # features.example_seed salt of the training-caption choice
@@ -61,7 +82,7 @@ def _most_frequent(texts: tf.Tensor) -> tf.Tensor:
 
 
 def text_preprocessor(
-  kind: str, lang: str | None = None
+  kind: str, lang: str | None = None, prompt_given: bool = False
 ) -> Callable[[tf.data.Dataset], tf.data.Dataset]:
   """seqio preprocessor: raw-schema example -> inputs / targets texts (image untouched).
 
@@ -69,6 +90,7 @@ def text_preprocessor(
     kind: 'caption' (target: a random reference) or 'vqa' (target: the most
       frequent answer; prompt from the question).
     lang: prompt language; None = each example's 'lang' field.
+    prompt_given: the 'question' field holds the finished prompt (JSONL data).
   """
   if kind not in ('caption', 'vqa'):
     raise ValueError(f'Unknown kind {kind!r}; valid kinds: caption, vqa')
@@ -80,13 +102,17 @@ def text_preprocessor(
   def fn(ex: Mapping[str, tf.Tensor], seed: tf.Tensor) -> dict[str, tf.Tensor]:
     language = lang if lang is not None else ex['lang']
     out = {k: ex[k] for k in ('image', 'has_image', *RAW_KEEP) if k in ex}
-    if kind == 'caption':
+    if prompt_given:
+      out['inputs'] = ex['question']
+    elif kind == 'caption':
       out['inputs'] = prompts.caption_prompt(language)
+    else:
+      out['inputs'] = prompts.vqa_prompt(ex['question'], language)
+    if kind == 'caption':
       out['targets'] = _first_reference_or_random(
         ex['texts'], features.example_seed(ex, seed, _CAPTION_SEED_SALT)
       )
     else:
-      out['inputs'] = prompts.vqa_prompt(ex['question'], language)
       out['targets'] = _most_frequent(ex['texts'])
     return out
 
@@ -103,6 +129,7 @@ def register_task(
   metric_kind: str | None = None,
   text_only_ok: bool = False,
   max_image_pixels: int | None = image_ops.MAX_IMAGE_PIXELS,
+  prompt_given: bool = False,
 ) -> str:
   """Registers (or replaces) one task over a raw-schema source; returns its name.
 
@@ -118,6 +145,7 @@ def register_task(
       has_image 0) instead of a dropped one (counted as 'empty').
     max_image_pixels: images declaring more pixels are dropped undecoded
       (counted as 'too_large'); None: no cap.
+    prompt_given: the source's 'question' field is the finished prompt.
   """
   vocab = vocab_lib.get_vocabulary(vocab_path)
   seqio.TaskRegistry.remove(name)
@@ -128,7 +156,7 @@ def register_task(
       image_ops.decode_images(
         image_size, counter=name, allow_text_only=text_only_ok, max_pixels=max_image_pixels
       ),
-      text_preprocessor(kind, lang),
+      text_preprocessor(kind, lang, prompt_given),
       features.tokenize_text,
       seqio.preprocessors.append_eos_after_trim,
     ],
@@ -159,6 +187,7 @@ def register_finetune_tasks(
   allow_outside_data_dir: bool = False,
   max_image_pixels: int | None = image_ops.MAX_IMAGE_PIXELS,
   tfrecord_text_only_ok: bool = True,
+  jsonl_dir: str | None = None,
 ) -> list[str]:
   """Registers the tasks of every dataset given (layouts in the module docstring).
 
@@ -181,6 +210,7 @@ def register_finetune_tasks(
     tfrecord_text_only_ok: TFRecord examples without image bytes are text-only
       examples (the raw schema's b''), as in mixed corpora; False drops and counts
       them as 'empty'.
+    jsonl_dir: your own data in the pali_pax JSONL format (docs/data_format.md).
 
   Returns:
     The registered task and mixture names.
@@ -228,11 +258,12 @@ def register_finetune_tasks(
     )
   if xm3600_dir:
     captions = _join(xm3600_dir, 'captions.jsonl')
-    langs = list(xm3600_langs) if xm3600_langs else readers.xm3600_languages(captions)
+    fields = readers.XM3600_REFERENCE_FIELDS
+    langs = list(xm3600_langs) if xm3600_langs else readers.xm3600_languages(captions, fields)
     lang_tasks = []
     for lang in langs:
       src = readers.xm3600_source(
-        captions, _join(xm3600_dir, 'images'), languages=[lang], **confine
+        captions, _join(xm3600_dir, 'images'), languages=[lang], caption_field=fields, **confine
       )
       lang_tasks.append(
         register_task(f'pali_xm3600_{lang}{suffix}', src, 'caption', lang=lang, **common)
@@ -248,4 +279,73 @@ def register_finetune_tasks(
         name, src, tfrecord_kind, lang=None, text_only_ok=tfrecord_text_only_ok, **common
       )
     )
+  if jsonl_dir:
+    names += register_jsonl_tasks(jsonl_dir, suffix=suffix, **common, **confine)
   return names
+
+
+JSONL_SPLITS = {'train': 'train.jsonl', 'validation': 'val.jsonl', 'test': 'test.jsonl'}
+
+
+def jsonl_tasks_with_data(
+  data_dir: str, split: str = 'validation', suffix: str = '', allow_outside_data_dir: bool = False
+) -> list[str]:
+  """Names of the pali_jsonl_<task> tasks that have lines in `split`'s file ([] if none).
+
+  Evaluate and decode these, not the mixture: paxml computes seqio metrics of tasks only.
+  """
+  path = _join(data_dir, JSONL_SPLITS[split])
+  if not tf.io.gfile.exists(path):
+    return []
+  counts = readers.jsonl_task_counts([path], data_dir, allow_outside_data_dir)
+  return [f'pali_jsonl_{t}{suffix}' for t in counts]
+
+
+def register_jsonl_tasks(
+  data_dir: str,
+  image_size: int = DEFAULT_IMAGE_SIZE,
+  vocab_path: str | None = None,
+  suffix: str = '',
+  max_image_pixels: int | None = image_ops.MAX_IMAGE_PIXELS,
+  allow_outside_data_dir: bool = False,
+) -> list[str]:
+  """Registers pali_jsonl_<task> per task in the JSONL files, and their mixture pali_jsonl.
+
+  Lines without an image are text-only examples; image paths must stay inside
+  `data_dir` unless `allow_outside_data_dir`. Oversized images are dropped (see
+  `register_task`).
+
+  Reads the files (present ones of `JSONL_SPLITS`) to find the tasks; the mixture
+  samples each task in proportion to its number of examples. Returns the names.
+  """
+  splits = {
+    split: _join(data_dir, f)
+    for split, f in JSONL_SPLITS.items()
+    if tf.io.gfile.exists(_join(data_dir, f))
+  }
+  if not splits:
+    raise FileNotFoundError(
+      f'no JSONL data in {data_dir!r}: expected {", ".join(JSONL_SPLITS.values())}'
+    )
+  counts = readers.jsonl_task_counts(list(splits.values()), data_dir, allow_outside_data_dir)
+  tasks = []
+  for task, count in counts.items():
+    src = readers.jsonl_source(splits, data_dir, task, allow_outside_data_dir)
+    kind = 'vqa' if task in ('vqa', 'textvqa') else 'caption'  # training target choice
+    name = f'pali_jsonl_{task}{suffix}'
+    register_task(
+      name,
+      src,
+      kind,
+      image_size,
+      vocab_path,
+      lang=None,
+      metric_kind=task,
+      text_only_ok=True,  # the format's lines without "image"
+      max_image_pixels=max_image_pixels,
+      prompt_given=True,
+    )
+    tasks.append((name, count))
+  seqio.MixtureRegistry.remove(f'pali_jsonl{suffix}')
+  seqio.MixtureRegistry.add(f'pali_jsonl{suffix}', tasks)
+  return [name for name, _ in tasks] + [f'pali_jsonl{suffix}']

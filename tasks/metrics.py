@@ -5,7 +5,8 @@ array of bytes, as a postprocessor that returns the raw `texts` feature gives);
 `predictions[i]` is the decoded model output. Every score is in percent (0-100,
 CIDEr x100 as papers report it: "149.1") so that summaries share a scale.
 
-  cider(targets, predictions)            -> {'cider'}         CIDEr-D, pycocoevalcap
+  cider(targets, predictions)            -> {'cider'}         CIDEr-D, pycocoevalcap; characters
+                                                              are tokens of zh/ja/th/... text
   bleu(targets, predictions)             -> {'bleu'}          corpus BLEU-4, sacrebleu
   vqa_accuracy(targets, predictions)     -> {'vqa_accuracy'}  official VQA soft accuracy
   anls(targets, predictions)             -> {'anls'}          ANLS, threshold 0.5
@@ -20,6 +21,7 @@ one table the seqio tasks (synthetic_tasks, finetune_tasks) take their metric_fn
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -83,10 +85,69 @@ def coco_tokenize(text: str) -> str:
   return ' '.join(tokens)
 
 
+# Scripts written without spaces between words (docs/metrics.md): Han ideographs
+# (with extensions and compatibility forms), Hiragana, Katakana, Thai, Lao, Khmer,
+# Myanmar, Tibetan. Korean (Hangul) uses spaces and is not listed.
+_UNSPACED_RANGES = (
+  (0x0E00, 0x0E7F),  # Thai
+  (0x0E80, 0x0EFF),  # Lao
+  (0x0F00, 0x0FFF),  # Tibetan
+  (0x1000, 0x109F),  # Myanmar
+  (0x1780, 0x17FF),  # Khmer
+  (0x3000, 0x303F),  # CJK symbols and punctuation
+  (0x3040, 0x30FF),  # Hiragana, Katakana
+  (0x31F0, 0x31FF),  # Katakana phonetic extensions
+  (0x3400, 0x4DBF),  # CJK extension A
+  (0x4E00, 0x9FFF),  # CJK unified ideographs
+  (0xF900, 0xFAFF),  # CJK compatibility ideographs
+  (0x20000, 0x3134F),  # CJK extensions B-G
+)
+
+
+def _unspaced(ch: str) -> bool:
+  cp = ord(ch)
+  return any(lo <= cp <= hi for lo, hi in _UNSPACED_RANGES)
+
+
+def segment_unspaced(text: str) -> str:
+  """Character segmentation of scripts written without spaces (zh, ja, th, lo, km, my, bo).
+
+  The text is NFKC-normalised; then every character of those scripts becomes a
+  token of its own; a combining mark
+  (Thai vowel and tone marks, ...) stays with the character before it; their
+  punctuation ('。', '、', '「', full-width '！') is dropped, as coco-caption drops
+  ASCII punctuation. Text in other scripts is returned unchanged, so one corpus
+  may mix languages: "一只猫 on a mat" -> "一 只 猫 on a mat".
+  """
+  out: list[str] = []
+  # NFKC first: full-width Latin and digits become ASCII words, half-width kana full-width.
+  for ch in unicodedata.normalize('NFKC', text):
+    if not _unspaced(ch):
+      out.append(ch)
+    elif unicodedata.category(ch).startswith('M'):
+      out.append(ch)  # combining mark: stays attached to its base character
+    elif unicodedata.category(ch)[0] in 'PZS':
+      out.append(' ')  # punctuation, ideographic space, symbols
+    else:
+      out.append(f' {ch}')
+  return ' '.join(''.join(out).split())
+
+
+def cider_tokenize(text: str) -> str:
+  """The tokenization CIDEr applies to references and predictions alike.
+
+  `segment_unspaced` (character tokens for zh / ja / th / ...), then
+  `coco_tokenize` (lowercase, PTB-style clitics, punctuation dropped).
+  """
+  return coco_tokenize(segment_unspaced(text))
+
+
 def cider(targets: Sequence[Any], predictions: Sequence[Any]) -> dict[str, float]:
   """Corpus CIDEr-D (pycocoevalcap `Cider`: n=4, sigma=6, x10) times 100.
 
-  Captions are tokenized with `coco_tokenize` (the PTBTokenizer needs Java). The
+  Captions are tokenized with `cider_tokenize`: characters are the tokens of
+  languages written without spaces (`segment_unspaced`; docs/metrics.md), and
+  `coco_tokenize` stands in for the PTBTokenizer (which needs Java). The
   IDF weights come from the references of the whole corpus given here, so a
   caption's score depends on the other examples: a one-image corpus scores 0 (every
   n-gram has document frequency 1 of 1, so IDF log(1/1) = 0), and per-batch values
@@ -101,8 +162,8 @@ def cider(targets: Sequence[Any], predictions: Sequence[Any]) -> dict[str, float
   for i, r in enumerate(refs):
     if not r:
       raise ValueError(f'cider: example {i} has no reference captions')
-  gts = {i: [coco_tokenize(x) for x in r] for i, r in enumerate(refs)}
-  res = {i: [coco_tokenize(p)] for i, p in enumerate(preds)}
+  gts = {i: [cider_tokenize(x) for x in r] for i, r in enumerate(refs)}
+  res = {i: [cider_tokenize(p)] for i, p in enumerate(preds)}
   score, _ = Cider().compute_score(gts, res)
   return {'cider': 100.0 * float(score)}
 
@@ -314,11 +375,13 @@ __all__ = [
   'anls',
   'bleu',
   'cider',
+  'cider_tokenize',
   'coco_tokenize',
   'detection_metrics',
   'exact_match',
   'metrics_for',
   'parse_boxes',
+  'segment_unspaced',
   'vqa_accuracy',
   'vqa_answer_score',
   'vqa_normalize_answer',

@@ -29,10 +29,11 @@ first read, so registering tasks for absent data does not fail at import):
       One example per image with all its captions.
   xm3600_source(captions_file: str, image_dir: str,
                 languages: Sequence[str] | None = None, split: str = 'test',
-                caption_field: str = 'caption', image_ext: str = '.jpg')
+                caption_field: str | Sequence[str] = 'caption', image_ext: str = '.jpg')
       Crossmodal-3600 JSONL ({"image/key": k, "<lang>": {"caption": [...]}}), one
       example per (image, language); unknown language -> ValueError listing those
-      present. `xm3600_languages(captions_file)` lists them.
+      present. `xm3600_languages(captions_file)` lists them. The registered tasks
+      read XM3600_REFERENCE_FIELDS: 'caption/tokenized' where present, else 'caption'.
   vqav2_source(splits: Mapping[str, tuple[str, str | None, str]],
                image_pattern: str | None = None)
       split -> (questions JSON, annotations JSON or None for test, image folder);
@@ -51,6 +52,11 @@ first read, so registering tasks for absent data does not fail at import):
               image_id_key=None, example_id_key=None, lang_key=None, default_lang='en')
       A TFDS dataset prepared locally (never downloads; FileNotFoundError if absent).
 
+  jsonl_source(splits: Mapping[str, str], data_dir: str, task: str | None = None)
+      Your own data, one JSON object per line (docs/data_format.md): image path
+      relative to data_dir, task or prompt, lang, targets. `question` holds the
+      finished prompt. `jsonl_task_counts(paths, data_dir)` counts lines per task.
+
 Errors (all `pali_pax.errors.PaliPaxError`s): a missing file or folder raises
 `MissingFileError` (a FileNotFoundError) naming it and what it should hold;
 malformed JSON, non-UTF-8 bytes or missing fields raise `DataFormatError` (a
@@ -65,6 +71,7 @@ with text that is not valid UTF-8 are dropped and counted
 
 from pali_pax.tasks.readers_captions import (
   KARPATHY_SPLITS,
+  XM3600_REFERENCE_FIELDS,
   coco_captions_source,
   xm3600_languages,
   xm3600_source,
@@ -77,6 +84,7 @@ from pali_pax.tasks.readers_common import (
   records_source,
   records_to_dataset,
 )
+from pali_pax.tasks.readers_jsonl import jsonl_source, jsonl_task_counts
 from pali_pax.tasks.readers_tfrecord import (
   make_tf_example,
   tfds_builder,
@@ -91,9 +99,12 @@ __all__ = [
   'RAW_FEATURES',
   'RAW_OUTPUT_SIGNATURE',
   'VQA_IMAGE_PATTERN',
+  'XM3600_REFERENCE_FIELDS',
   'DataFormatError',
   'Record',
   'coco_captions_source',
+  'jsonl_source',
+  'jsonl_task_counts',
   'make_tf_example',
   'records_source',
   'records_to_dataset',

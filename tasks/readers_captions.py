@@ -147,34 +147,50 @@ def coco_captions_source(
   return records_source(load, splits.keys())
 
 
-def xm3600_languages(captions_file: str, caption_field: str = 'caption') -> list[str]:
-  """Sorted language codes that have captions in a Crossmodal-3600 JSONL file."""
+# What the XM3600 tasks read: the dataset's tokenized captions where an entry has
+# them (so CIDEr sees the dataset's own segmentation; docs/metrics.md), else the raw ones.
+XM3600_REFERENCE_FIELDS = ('caption/tokenized', 'caption')
+
+
+def _fields(caption_field: str | Sequence[str]) -> tuple[str, ...]:
+  return (caption_field,) if isinstance(caption_field, str) else tuple(caption_field)
+
+
+def _caption_key(entry: Any, fields: Sequence[str]) -> str | None:
+  """The first of `fields` present in a language entry (None: no captions there)."""
+  if not isinstance(entry, dict):
+    return None
+  return next((f for f in fields if f in entry), None)
+
+
+def xm3600_languages(
+  captions_file: str, caption_field: str | Sequence[str] = 'caption'
+) -> list[str]:
+  """Sorted language codes that have captions (any of `caption_field`) in an XM3600 file."""
   rows = load_jsonl(captions_file, 'Crossmodal-3600 captions')
-  return sorted(
-    {k for row in rows for k, v in row.items() if isinstance(v, dict) and caption_field in v}
-  )
+  fields = _fields(caption_field)
+  return sorted({k for row in rows for k, v in row.items() if _caption_key(v, fields)})
 
 
 def _xm3600_records(
   captions_file: str,
   image_dir: str,
   languages: Sequence[str] | None,
-  caption_field: str,
+  caption_field: str | Sequence[str],
   image_ext: str,
   allow_outside: bool,
 ) -> list[Record]:
   rows = load_jsonl(captions_file, 'Crossmodal-3600 captions')
   require_dir(image_dir, 'Crossmodal-3600 image folder')
-  present = sorted(
-    {k for row in rows for k, v in row.items() if isinstance(v, dict) and caption_field in v}
-  )
+  fields = _fields(caption_field)
+  present = sorted({k for row in rows for k, v in row.items() if _caption_key(v, fields)})
   if languages is None:
     langs = present
   else:
     unknown = [lang for lang in languages if lang not in present]
     if unknown:
       raise DataFormatError(
-        f'languages {unknown} have no {caption_field!r} captions in {captions_file!r}; '
+        f'languages {unknown} have no {"/".join(fields)!r} captions in {captions_file!r}; '
         f'present: {present}'
       )
     langs = list(languages)
@@ -186,9 +202,10 @@ def _xm3600_records(
   for lang in langs:
     for i, (key, row) in enumerate(zip(keys, rows, strict=True)):
       entry = row.get(lang)
-      if not isinstance(entry, dict) or caption_field not in entry:
+      field = _caption_key(entry, fields)
+      if field is None:
         continue  # this image has no captions in this language
-      captions = get_field(entry, caption_field, captions_file, f'image {key!r} [{lang!r}]', list)
+      captions = get_field(entry, field, captions_file, f'image {key!r} [{lang!r}]', list)
       origin = f"{captions_file!r} line {i + 1} ['image/key']"
       records.append(
         Record(
@@ -209,7 +226,7 @@ def xm3600_source(
   image_dir: str,
   languages: Sequence[str] | None = None,
   split: str = 'test',
-  caption_field: str = 'caption',
+  caption_field: str | Sequence[str] = 'caption',
   image_ext: str = '.jpg',
   allow_outside_data_dir: bool = False,
 ) -> seqio.FunctionDataSource:
@@ -224,8 +241,9 @@ def xm3600_source(
       A code without captions in the file raises ValueError listing those present
       (when the split is first read).
     split: the one seqio split name (XM3600 is an evaluation set).
-    caption_field: 'caption', or e.g. 'caption/tokenized' for the pre-tokenized
-      captions (useful for CIDEr in languages written without spaces).
+    caption_field: 'caption', 'caption/tokenized' (the dataset's tokenized
+      captions), or a sequence of fields tried in order per entry, e.g.
+      `XM3600_REFERENCE_FIELDS` (what the registered XM3600 tasks read).
     image_ext: image file extension.
     allow_outside_data_dir: accept keys that make absolute paths or leave
       `image_dir` (otherwise DataFormatError naming the file and line).

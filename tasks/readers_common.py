@@ -29,7 +29,7 @@ import json
 import os
 import posixpath
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -140,9 +140,11 @@ def load_json(path: str, what: str) -> Any:
   return _parse_json(read_text(path, what), f'{what} {path!r}')
 
 
-def load_jsonl(path: str, what: str) -> list[dict[str, Any]]:
-  """Reads JSON Lines (one object per non-empty line); errors name the file and line."""
-  rows = []
+def iter_jsonl(path: str, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
+  """Yields (line number, object) per non-empty line of a JSON Lines file.
+
+  Errors name the file and the line.
+  """
   # Split on '\n' only: str.splitlines would also split inside strings at U+2028 etc.
   for lineno, line in enumerate(read_text(path, what).split('\n'), start=1):
     if not line.strip():
@@ -152,8 +154,12 @@ def load_jsonl(path: str, what: str) -> list[dict[str, Any]]:
       raise DataFormatError(
         f'{what} {path!r} line {lineno}: expected a JSON object, got {type(row).__name__}'
       )
-    rows.append(row)
-  return rows
+    yield lineno, row
+
+
+def load_jsonl(path: str, what: str) -> list[dict[str, Any]]:
+  """Reads JSON Lines (one object per non-empty line); errors name the file and line."""
+  return [row for _, row in iter_jsonl(path, what)]
 
 
 def get_field(obj: Any, key: str, path: str, where: str, types: type | tuple[type, ...]) -> Any:

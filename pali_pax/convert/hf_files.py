@@ -10,7 +10,8 @@
 safetensors files are read with `safetensors.numpy` (memory-mapped; bfloat16
 comes back as ml_dtypes.bfloat16). torch is optional: without it a .bin
 checkpoint is an ImportError that names the file and says to convert it to
-safetensors. `read_json` reads config.json and the index files.
+safetensors. `read_json` reads config.json and the index files. `write_hf_dir`
+writes what `save_pretrained` would: config.json + one model.safetensors.
 
 A file that cannot be parsed (truncated, bad header, not JSON, ...) is a
 `FileFormatError` naming it.
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 
 from pali_pax import errors
 
@@ -133,3 +134,17 @@ def positive(config: dict[str, Any], key: str, source: str, kind: type = int) ->
   if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
     raise errors.FileFormatError(f'{source}: {key}={value!r}, expected a positive {kind.__name__}')
   return kind(value)
+
+
+def write_hf_dir(directory: str, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> str:
+  """Writes config.json and model.safetensors (float32, `format: pt` as transformers wants).
+
+  Returns:
+    `directory` (created if needed).
+  """
+  os.makedirs(directory, exist_ok=True)
+  with open(os.path.join(directory, CONFIG), 'w', encoding='utf-8') as f:
+    json.dump(config, f, indent=2, sort_keys=True)
+  arrays = {k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()}
+  save_file(arrays, os.path.join(directory, _SAFETENSORS), metadata={'format': 'pt'})
+  return directory

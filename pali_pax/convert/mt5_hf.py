@@ -18,7 +18,6 @@ layouts (torch `Linear.weight` is [out, in]):
 """
 
 import os
-import re
 from typing import Any
 
 import numpy as np
@@ -30,17 +29,6 @@ from pali_pax.convert import mt5_common as common
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 from pali_pax.layers import mt5
 
-_ATTN = re.compile(
-  r'(encoder|decoder)\.block\.(\d+)\.layer\.(\d+)\.(SelfAttention|EncDecAttention)\.([qkvo])\.weight'
-)
-_RELBIAS = re.compile(
-  r'(encoder|decoder)\.block\.0\.layer\.0\.SelfAttention\.relative_attention_bias\.weight'
-)
-_NORM = re.compile(r'(encoder|decoder)\.block\.(\d+)\.layer\.(\d+)\.layer_norm\.weight')
-_FF = re.compile(
-  r'(encoder|decoder)\.block\.(\d+)\.layer\.(\d+)\.DenseReluDense\.(wi_0|wi_1|wo)\.weight'
-)
-_FINAL = re.compile(r'(encoder|decoder)\.final_layer_norm\.weight')
 _ALIASES = ('encoder.embed_tokens.weight', 'decoder.embed_tokens.weight')
 _PROJ = {'q': 'query', 'k': 'key', 'v': 'value', 'o': 'post'}
 # T5Config defaults for fields `save_pretrained` may omit.
@@ -50,7 +38,7 @@ _HF_DEFAULTS = {
   'layer_norm_epsilon': 1e-6,
 }
 # config.json size -> `mt5_config` argument.
-_HF_SIZES = {
+CONFIG_SIZES = {
   'vocab_size': 'vocab_size',
   'relative_attention_num_buckets': 'relative_attention_num_buckets',
   'relative_attention_max_distance': 'relative_attention_max_distance',
@@ -90,7 +78,7 @@ def mt5_config_from_hf(path: str, **kwargs: Any) -> pax_fiddle.Config[mt5.Mt5Enc
     )
   if hf.get('num_decoder_layers') is None:
     hf['num_decoder_layers'] = hf.get('num_layers')
-  dims = {ours: hf_files.positive(hf, key, source) for key, ours in _HF_SIZES.items()}
+  dims = {ours: hf_files.positive(hf, key, source) for key, ours in CONFIG_SIZES.items()}
   kwargs.setdefault('dropout_prob', 0.0)  # inference default; HF's dropout_rate is for training
   return mt5_configs.mt5_config(
     'small',
@@ -100,34 +88,83 @@ def mt5_config_from_hf(path: str, **kwargs: Any) -> pax_fiddle.Config[mt5.Mt5Enc
   )
 
 
-def _mapper(cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder]):
-  heads = common.heads_shape(cfg)
-  # Which sub-layer a block's layer.<j> is: encoder 0 attn, 1 ff; decoder 0, 1 cross, 2 ff.
-  norms = {'encoder': {0: common.SELF_NORM, 1: common.FF_NORM}}
-  norms['decoder'] = {0: common.SELF_NORM, 1: common.CROSS_NORM, 2: common.FF_NORM}
-  ff_layer = {'encoder': 1, 'decoder': 2}
+# How an HF tensor becomes its Pax tensor; `to_pax` and `to_hf` are inverses.
+SAME = 'same'
+TRANSPOSE = 'transpose'  # torch Linear [out, in] <-> Pax [in, out]
+HEADS_IN = 'heads_in'  # q/k/v [N*H, D] <-> [D, N, H]
+HEADS_OUT = 'heads_out'  # o [D, N*H] <-> [D, N, H]
+# Sub-layers of a block: (HF layer index, HF module, cross-attention).
+_ATTENTIONS = {
+  'encoder': ((0, 'SelfAttention', False),),
+  'decoder': ((0, 'SelfAttention', False), (1, 'EncDecAttention', True)),
+}
+_NORMS = {
+  'encoder': {0: common.SELF_NORM, 1: common.FF_NORM},
+  'decoder': {0: common.SELF_NORM, 1: common.CROSS_NORM, 2: common.FF_NORM},
+}
+_FF_LAYER = {'encoder': 1, 'decoder': 2}
 
-  def map_one(name: str, array: np.ndarray) -> tuple[str, np.ndarray] | None:
-    if name == 'shared.weight':
-      return common.EMBEDDING, array
-    if name == 'lm_head.weight':
-      return common.LM_HEAD, np.transpose(array)
-    if m := _RELBIAS.fullmatch(name):
-      return common.relative_bias_path(m[1]), array
-    if m := _ATTN.fullmatch(name):
-      stack, block, layer, kind, proj = m.groups()
-      cross = kind == 'EncDecAttention'
-      if (layer, cross) in (('0', False), ('1', True)) and (stack == 'decoder' or not cross):
-        w = array if proj == 'o' else np.transpose(array)
-        path = common.attention_path(stack, block, cross, _PROJ[proj])
-        return path, common.reshape_if_possible(w, heads)
-    if (m := _NORM.fullmatch(name)) and int(m[3]) in norms[m[1]]:
-      return common.block_path(m[1], m[2], norms[m[1]][int(m[3])]), array
-    if (m := _FF.fullmatch(name)) and int(m[3]) == ff_layer[m[1]]:
-      return common.block_path(m[1], m[2], common.FF_WEIGHTS[m[4]]), np.transpose(array)
-    if m := _FINAL.fullmatch(name):
-      return common.final_norm_path(m[1]), array
-    return name, array  # unknown: reported as unexpected
+
+def hf_names(cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder]) -> dict[str, tuple[str, str]]:
+  """{HF tensor name: (Pax per-layer path, layout)} of every tensor of `cfg`'s model.
+
+  The one name mapping of the HF format: the reader follows it forwards, the
+  exporter (`export_mt5`) backwards.
+  """
+  out = {'shared.weight': (common.EMBEDDING, SAME), 'lm_head.weight': (common.LM_HEAD, TRANSPOSE)}
+  layers = {'encoder': cfg.num_encoder_layers, 'decoder': cfg.num_decoder_layers}
+  for stack, n in layers.items():
+    relbias = f'{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight'
+    out[relbias] = (common.relative_bias_path(stack), SAME)
+    out[f'{stack}.final_layer_norm.weight'] = (common.final_norm_path(stack), SAME)
+    for i in range(n):
+      block = f'{stack}.block.{i}.layer'
+      for layer, module, cross in _ATTENTIONS[stack]:
+        for hf, proj in _PROJ.items():
+          path = common.attention_path(stack, i, cross, proj)
+          out[f'{block}.{layer}.{module}.{hf}.weight'] = (
+            path,
+            HEADS_OUT if hf == 'o' else HEADS_IN,
+          )
+      for layer, norm in _NORMS[stack].items():
+        out[f'{block}.{layer}.layer_norm.weight'] = (common.block_path(stack, i, norm), SAME)
+      for hf, sub in common.FF_WEIGHTS.items():
+        name = f'{block}.{_FF_LAYER[stack]}.DenseReluDense.{hf}.weight'
+        out[name] = (common.block_path(stack, i, sub), TRANSPOSE)
+  return out
+
+
+def to_pax(array: np.ndarray, layout: str, heads: tuple[int, int, int]) -> np.ndarray:
+  """HF tensor -> Pax layout (left unreshaped when sizes disagree: fill_tree names it)."""
+  if layout == TRANSPOSE:
+    return np.transpose(array)
+  if layout == HEADS_IN:
+    return common.reshape_if_possible(np.transpose(array), heads)
+  if layout == HEADS_OUT:
+    return common.reshape_if_possible(array, heads)
+  return array
+
+
+def to_hf(array: np.ndarray, layout: str) -> np.ndarray:
+  """Pax tensor -> HF layout (inverse of `to_pax`)."""
+  if layout == TRANSPOSE:
+    return np.transpose(array)
+  if layout == HEADS_IN:  # [D, N, H] -> [N*H, D]
+    return np.transpose(np.reshape(array, (array.shape[0], -1)))
+  if layout == HEADS_OUT:  # [D, N, H] -> [D, N*H]
+    return np.reshape(array, (array.shape[0], -1))
+  return array
+
+
+def _mapper(cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder]):
+  names = hf_names(cfg)
+  heads = common.heads_shape(cfg)
+
+  def map_one(name: str, array: np.ndarray) -> tuple[str, np.ndarray]:
+    if name not in names:
+      return name, array  # unknown: reported as unexpected
+    path, layout = names[name]
+    return path, to_pax(array, layout, heads)
 
   return map_one
 

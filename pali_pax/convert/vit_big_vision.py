@@ -123,6 +123,13 @@ def _to_canonical(target: str, arr: np.ndarray) -> np.ndarray:
   return arr
 
 
+def from_canonical(kind: str, arr: np.ndarray) -> np.ndarray:
+  """Canonical tensor -> big_vision layout (inverse of `_to_canonical`); `kind` e.g. 'o/w'."""
+  if kind == 'o/w' and arr.ndim == 3:
+    return np.transpose(arr, (1, 2, 0))  # [D, N, H] -> [N, H, D]
+  return arr
+
+
 def source_name(canonical: str, prefix: str = '', scanned: bool = False) -> str:
   """Canonical name -> big_vision key ('block/1/o/w' -> '...encoderblock_1/.../out/kernel')."""
 

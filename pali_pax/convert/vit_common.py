@@ -253,3 +253,22 @@ def dims_from_canonical(
     mlp_dim=shapes['block/0/fc1/w'][1],
     num_heads=shapes['block/0/q/w'][1],
   )
+
+
+def params_to_canonical(
+  params: Mapping[str, Any], cfg_or_layer: ViTConfigOrLayer, source: str = '<params>'
+) -> dict[str, np.ndarray]:
+  """VisionTransformer `params` tree -> {canonical name: float32 array} (inverse of `build_params`).
+
+  A scanned tree is unstacked to per-layer tensors first.
+
+  Raises:
+    CheckpointMismatchError: `params` is not exactly the tree of `cfg_or_layer`.
+  """
+  layer = as_layer(cfg_or_layer)
+  flat = tree.flatten(params)
+  if layer.scan:
+    flat = tree.unstack_layer_params(flat, SCAN_PREFIX)
+  flat_layer = layer.clone(scan=False) if layer.scan else layer
+  checked = tree.flatten(tree.fill_tree(param_shapes(flat_layer), flat, source))
+  return {pax_to_canonical(path): array for path, array in checked.items()}

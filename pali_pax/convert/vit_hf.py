@@ -57,7 +57,7 @@ _DEFAULTS = {
   'intermediate_size': 3072,
 }
 # config.json size -> VisionTransformer attribute.
-_SIZES = {
+CONFIG_SIZES = {
   'image_size': 'image_size',
   'patch_size': 'patch_size',
   'hidden_size': 'width',
@@ -110,7 +110,7 @@ def vit_config_from_hf(directory: str | os.PathLike) -> pax_fiddle.Config[Vision
   """
   source = os.path.join(os.fspath(directory), hf_files.CONFIG)
   hf = read_vision_config(os.fspath(directory))
-  dims = {ours: hf_files.positive(hf, key, source) for key, ours in _SIZES.items()}
+  dims = {ours: hf_files.positive(hf, key, source) for key, ours in CONFIG_SIZES.items()}
   eps = hf_files.positive(hf, 'layer_norm_eps', source, float)
   return pax_fiddle.Config(
     VisionTransformer, name='vit', scan=True, posemb='learn', layer_norm_epsilon=eps, **dims
@@ -153,6 +153,23 @@ def _to_canonical(target: str, arr: np.ndarray, num_heads: int) -> np.ndarray:
   else:
     out = arr
   return arr if out is None else out
+
+
+def from_canonical(kind: str, arr: np.ndarray) -> np.ndarray:
+  """Canonical tensor -> HF layout (inverse of `_to_canonical`); `kind` e.g. 'q/w', 'pos'."""
+  if kind == 'patch/w':
+    return arr.transpose(3, 2, 0, 1)  # [p, p, C, D] -> [D, C, p, p]
+  if kind == 'pos':
+    return arr[0]
+  if kind in ('q/w', 'k/w', 'v/w'):
+    return arr.reshape(arr.shape[0], -1).T  # [D, N, H] -> [N*H, D]
+  if kind in ('q/b', 'k/b', 'v/b'):
+    return arr.reshape(-1)
+  if kind == 'o/w':
+    return arr.reshape(arr.shape[0], -1)  # [D, N, H] -> [D_out, N*H]
+  if kind in ('fc1/w', 'fc2/w'):
+    return arr.T
+  return arr
 
 
 def _check_config(hf: dict[str, Any], layer: Any, source: str) -> None:

@@ -18,6 +18,38 @@ def test_coco_tokenize_like_ptb():
   )
 
 
+def test_segment_unspaced_splits_only_scripts_without_spaces():
+  seg = metrics.segment_unspaced
+  assert (
+    seg('一只猫 on a mat。') == '一 只 猫 on a mat'
+  )  # mixed text; ideographic full stop dropped
+  assert seg('猫が「走る」、') == '猫 が 走 る'  # kana and kanji; CJK brackets and comma dropped
+  # Thai: the vowel sign U+0E47 and tone-less sara i U+0E34 stay with their consonant.
+  assert seg('เด็กกิน') == 'เ ด็ ก กิ น'
+  assert seg('ＡＢＣ１２ ｶﾀ') == 'ABC12 カ タ'  # NFKC: full-width ASCII, half-width kana
+  for spaced in ('Ein Hund läuft.', '고양이 한 마리', 'кошка на столе', 'قطة على الطاولة'):
+    assert seg(spaced) == spaced
+  # References and predictions go through the same function: spacing does not matter.
+  assert metrics.cider_tokenize('一 只猫。') == metrics.cider_tokenize('一只猫') == '一 只 猫'
+
+
+def test_cider_hand_computed_for_languages_without_spaces():
+  # Two images with disjoint n-grams: every IDF is log(2), so per image CIDEr-D is
+  # 10 * mean over n = 1..4 of the clipped cosine (equal lengths: no penalty).
+  # Image 1, '一只猫' (3 character tokens) predicted exactly: cos = 1 for n = 1, 2, 3
+  # and 0 for n = 4 -> 7.5. Without segmentation it would be one token: 10 * 1/4 = 2.5.
+  # Image 2, 'a dog runs' predicted exactly: 7.5 as well.
+  targets = [['一只猫'], ['a dog runs']]
+  assert metrics.cider(targets, ['一只猫。', 'a dog runs'])['cider'] == pytest.approx(750.0)
+  # '一只狗' against '一只猫': unigrams share 2 of 3 equal weights -> 2/3; bigrams
+  # {一只, 只狗} vs {一只, 只猫} -> 1/2; n = 3, 4: 0 -> 10 * (2/3 + 1/2) / 4 = 35/12.
+  got = metrics.cider(targets, ['一只狗', 'a dog runs'])['cider']
+  assert got == pytest.approx(100 * (35 / 12 + 7.5) / 2)
+  # Thai 'แมวนอน' (6 characters, no combining marks): a perfect caption scores 10.
+  thai = [['แมวนอน'], ['a dog runs']]
+  assert metrics.cider(thai, ['แมวนอน', 'a dog runs'])['cider'] == pytest.approx(100 * 17.5 / 2)
+
+
 def test_cider_hand_computed_three_image_corpus():
   # One reference per image; 'a' occurs in all three, so its IDF log(3/3) is 0 and
   # every other n-gram has IDF log(3). Per image CIDEr-D = 10 * mean_n cos_n.

@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 import pytest
+import seqio
 import tensorflow as tf
 from PIL import Image
 
-from pali_pax.tasks import readers
+from pali_pax.tasks import finetune_tasks, metrics, readers
 
 
 def _image(path, fmt='JPEG', color=(200, 30, 60)):
@@ -140,6 +141,33 @@ def test_xm3600_per_language_and_filter(tmp_path):
   bad = readers.xm3600_source(str(path), str(tmp_path / 'img'), languages=['en', 'xx'])
   with pytest.raises(ValueError, match=r"\['xx'\].*present: \['de', 'en', 'zh'\]"):
     bad.get_dataset('test', shuffle=False)
+
+
+def test_xm3600_tokenized_references_where_present(tmp_path):
+  _image(tmp_path / 'images' / 'k1.jpg')
+  row = {
+    'image/key': 'k1',
+    'zh': {'caption': ['一只黑猫。'], 'caption/tokenized': ['一只 黑猫 。']},
+    'de': {'caption': ['Eine Katze.']},  # no tokenized captions: the raw ones
+  }
+  path = tmp_path / 'captions.jsonl'
+  path.write_text(json.dumps(row, ensure_ascii=False) + '\n')
+  fields = readers.XM3600_REFERENCE_FIELDS
+  assert readers.xm3600_languages(str(path), fields) == ['de', 'zh']
+  got = _examples(
+    readers.xm3600_source(str(path), str(tmp_path / 'images'), None, 'test', fields), 'test'
+  )
+  assert [(e['lang'], e['texts']) for e in got] == [
+    ('de', ['Eine Katze.']),
+    ('zh', ['一只 黑猫 。']),
+  ]
+  # The registered tasks read them, and CIDEr tokenizes them like the predictions.
+  finetune_tasks.register_finetune_tasks(xm3600_dir=str(tmp_path), image_size=8, suffix='_tok')
+  task = seqio.get_mixture_or_task('pali_xm3600_zh_tok')
+  ex = next(task.get_dataset(None, split='test', shuffle=False).as_numpy_iterator())
+  refs = task.postprocess_fn(b'', example=ex, is_target=True)
+  assert refs == ['一只 黑猫 。']
+  assert metrics.cider_tokenize(refs[0]) == metrics.cider_tokenize('一只黑猫') == '一 只 黑 猫'
 
 
 def _vqa_files(tmp_path, subtype='val2014'):

@@ -1,6 +1,7 @@
 """seqio registration: synthetic tasks + mixture, fine-tuning tasks on tiny real-format files, CLI."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -184,6 +185,10 @@ def test_cli_listing_and_examples(mixture):
   listing = cli.list_tasks()
   assert 'pali_synthetic_caption' in listing and 'pali_synthetic_mixture' in listing
   assert f'pali_synthetic_vqa{SUFFIX}: 2' in listing
+  # Every fine-tune family is listed with its keyword and layout, data or not.
+  for names, keyword in [(n, k) for k, (n, _) in finetune_tasks.FAMILIES.items()]:
+    assert re.search(rf'{re.escape(names)}\s+{keyword}: \S', listing), names
+  assert 'jsonl_dir: train.jsonl, val.jsonl' in listing and 'docs/data_format.md' in listing
   shown = cli.show_examples(f'pali_synthetic_caption{SUFFIX}', n=3)
   assert shown.count('  inputs:  Generate caption in ') == 3 and 'image 32x32' in shown
   assert cli.show_examples(mixture, n=2, split='train').count('targets:') == 2
