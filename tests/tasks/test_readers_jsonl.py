@@ -135,6 +135,19 @@ def test_bad_lines_name_the_file_and_line(data_dir, line, message):
   assert path in str(err.value)
 
 
+@pytest.mark.parametrize('image', ['../outside.jpg', 'ABSOLUTE'])
+def test_image_paths_outside_the_data_dir_are_rejected_unless_allowed(tmp_path, image):
+  data = tmp_path / 'data'
+  data.mkdir()
+  _image(tmp_path / 'outside.jpg', (0, 250, 0))
+  image = str(tmp_path / 'outside.jpg') if image == 'ABSOLUTE' else image
+  path = _write(data / 'train.jsonl', [{'image': image, 'targets': 'green'}])
+  with pytest.raises(readers.DataFormatError, match=r'line 1.*outside the data folder') as err:
+    readers.jsonl_task_counts([path], str(data))
+  assert path in str(err.value)
+  assert readers.jsonl_task_counts([path], str(data), allow_outside_data_dir=True) == {'caption': 1}
+
+
 def test_missing_files_are_named(tmp_path):
   with pytest.raises(FileNotFoundError, match=r'train.jsonl, val.jsonl'):
     finetune_tasks.register_jsonl_tasks(str(tmp_path))
