@@ -8,6 +8,10 @@ Pali15BPretrain        15b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   froze
 Pali17BPretrain        17b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   1024 TPUv4 chips, 4-way model
 Pali17BHighRes         17b    588  1024   5e-3   [1,128,4] x dcn [1,2,1]   10k steps, all params train
 PaliFinetune*          3b     224  256    1e-4   [1,32,1]                  COCO / VQAv2 / TextVQA / XM3600
+PaliFinetune*Tiny      tiny   32   32     3e-3   [1,1,1]                   the same on a CPU (SIZE_PRESETS['tiny'])
+
+Any experiment takes another size with `--fdl.MODEL=SIZE` (see
+`experiment_base.SIZE_PRESETS`).
 """
 
 from typing import Any
@@ -15,7 +19,7 @@ from typing import Any
 from paxml import experiment_registry
 from praxis import pax_fiddle
 
-from pali_pax.fiddle_configs.experiment_base import PaliExperiment
+from pali_pax.fiddle_configs.experiment_base import SIZE_PRESETS, PaliExperiment
 from pali_pax.tasks import finetune_tasks, synthetic_tasks, vocab
 
 TINY_SUFFIX = '_32'
@@ -203,6 +207,47 @@ class PaliFinetuneXm3600(_PaliFinetune):
   TRAIN_MIXTURE = 'pali_xm3600'
   EVAL_TASKS = ('pali_xm3600',)
   DECODE_TASKS = ('pali_xm3600',)
+
+
+# CPU-sized fine-tuning: the tiny model with its preset (shipped 2,100-id vocabulary,
+# one device, 32 px), trained from scratch unless INIT_FROM is set.
+_CpuSized = type('_CpuSized', (), {'MODEL': 'tiny', **SIZE_PRESETS['tiny']})
+
+
+class _FinetuneTiny(_CpuSized):
+  NUM_TRAIN_STEPS = 1000
+  CHECKPOINT_EVERY = 500
+  EVAL_EVERY = 500
+  EVAL_BATCHES = 2
+
+
+@experiment_registry.register
+class PaliFinetuneCocoCaptionsTiny(_FinetuneTiny, PaliFinetuneCocoCaptions):
+  """PaliFinetuneCocoCaptions at CPU size (tiny model, 32 px, 2,100-id vocabulary)."""
+
+
+@experiment_registry.register
+class PaliFinetuneVqaV2Tiny(_FinetuneTiny, PaliFinetuneVqaV2):
+  """PaliFinetuneVqaV2 at CPU size (tiny model, 32 px, 2,100-id vocabulary)."""
+
+
+@experiment_registry.register
+class PaliFinetuneTextVqaTiny(_FinetuneTiny, PaliFinetuneTextVqa):
+  """PaliFinetuneTextVqa at CPU size (tiny model, 32 px, 2,100-id vocabulary)."""
+
+
+@experiment_registry.register
+class PaliFinetuneXm3600Tiny(_FinetuneTiny, PaliFinetuneXm3600):
+  """PaliFinetuneXm3600 at CPU size (tiny model, 32 px, 2,100-id vocabulary)."""
+
+
+def finetune_families() -> dict[str, type[PaliExperiment]]:
+  """{experiment name: class} of every fine-tune experiment (pod and CPU sizes)."""
+  return {
+    name: cls
+    for name, cls in globals().items()
+    if isinstance(cls, type) and issubclass(cls, _PaliFinetune) and not name.startswith('_')
+  }
 
 
 # ------------------------------------------- Fiddle entry points (--fdl_config)

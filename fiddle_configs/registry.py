@@ -22,13 +22,13 @@ def get_experiment(name: str) -> type[experiments.PaliExperiment]:
 
 def describe_experiments() -> str:
   """One line per experiment: name, model, resolution, batch, mesh, docstring."""
-  lines = [f'{"experiment":<28}{"model":<7}{"px":>5}{"batch":>7}  mesh (ici x dcn)  what']
+  lines = [f'{"experiment":<32}{"model":<7}{"px":>5}{"batch":>7}  mesh (ici x dcn)  what']
   for name in names():
     cls = get_experiment(name)
     doc = (cls.__doc__ or '').strip().split('\n')[0]
     mesh = f'{list(cls.ICI_MESH_SHAPE)}x{list(cls.DCN_MESH_SHAPE or [1, 1, 1])}'
     lines.append(
-      f'{name:<28}{cls.MODEL:<7}{cls.IMAGE_SIZE:>5}{cls.BATCH_SIZE:>7}  {mesh:<17} {doc}'
+      f'{name:<32}{cls.MODEL:<7}{cls.IMAGE_SIZE:>5}{cls.BATCH_SIZE:>7}  {mesh:<17} {doc}'
     )
   lines.append(
     f'\nrun: pali-pax train --exp=NAME --job_log_dir=DIR  (= python -m paxml.main --exp={_PREFIX}NAME ...)'
