@@ -3,6 +3,7 @@
 from paxml import experiment_registry
 
 from pali_pax.fiddle_configs import experiments
+from pali_pax.tasks import finetune_tasks
 
 _PREFIX = experiments.__name__ + '.'
 
@@ -32,5 +33,21 @@ def describe_experiments() -> str:
     )
   lines.append(
     f'\nrun: pali-pax train --exp=NAME --job_log_dir=DIR  (= python -m paxml.main --exp={_PREFIX}NAME ...)'
+  )
+  return '\n'.join(lines)
+
+
+def describe_finetune_families() -> str:
+  """Every fine-tune experiment, its seqio task and how to point it at data."""
+  lines = ['fine-tune families (registered when the experiment runs, from DATA_DIR):']
+  for name, cls in sorted(experiments.finetune_families().items()):
+    lines.append(f'  {name:<30} task {cls.TRAIN_MIXTURE:<20} model {cls.MODEL}')
+  lines.append('data layouts (DATA_DIR):')
+  for name, cls in sorted(experiments.finetune_families().items()):
+    if not name.endswith('Tiny'):
+      lines.append(f'  {name:<30} {finetune_tasks.DATASET_LAYOUTS[cls.DATASET]}')
+  lines.append(
+    'run: pali-pax train --exp=PaliFinetuneCocoCaptionsTiny --fdl.DATA_DIR=/data/coco '
+    '--job_log_dir=runs/coco  (pod sizes: also --fdl.VOCAB_PATH=mt5.spm --fdl.INIT_FROM=...)'
   )
   return '\n'.join(lines)

@@ -13,16 +13,9 @@ language list; files are opened when a split is first read.
 | pali_xm3600_<lang> (+ mixture pali_xm3600) | Generate caption in <LANG>: | one random caption | caption |
 | pali_tfrecord_<kind> | caption or VQA prompt, language from each example | as above | as above |
 
-Expected layouts (the usual downloads; override by calling the readers and
-`register_task` yourself):
-  coco_dir:    dataset_coco.json (Karpathy; images under coco_dir/<filepath>/)
-               or annotations/captions_{train,val}2014.json + {train,val}2014/
-  vqa_dir:     v2_OpenEnded_mscoco_{train,val}2014_questions.json,
-               v2_mscoco_{train,val}2014_annotations.json; images in
-               coco_image_dir (default coco_dir or vqa_dir)/{train,val}2014/
-  textvqa_dir: TextVQA_0.5.1_{train,val}.json + train_images/
-  xm3600_dir:  captions.jsonl + images/<key>.jpg
-Splits are 'train' and 'validation' ('test' for Karpathy and XM3600).
+Expected layouts: `DATASET_LAYOUTS` (the usual downloads; other layouts: call the
+readers and `register_task` yourself). Splits are 'train' and 'validation'
+('test' for Karpathy and XM3600).
 """
 
 import os
@@ -36,6 +29,17 @@ from pali_pax.tasks import vocab as vocab_lib
 
 DEFAULT_IMAGE_SIZE = 224
 RAW_KEEP = ('texts', 'example_id', 'image_id', 'lang')  # kept for metrics and result files
+
+# Keyword of `register_finetune_tasks` -> the folder layout it reads (shown by `pali-pax tasks`).
+DATASET_LAYOUTS = {
+  'coco_dir': 'dataset_coco.json (Karpathy; images under <dir>/<filepath>/), or the official '
+  'annotations/captions_{train,val}2014.json + train2014/ val2014/',
+  'vqa_dir': 'v2_OpenEnded_mscoco_{train,val}2014_questions.json + '
+  'v2_mscoco_{train,val}2014_annotations.json; images in (coco_image_dir or coco_dir or '
+  '<dir>)/{train,val}2014/',
+  'textvqa_dir': 'TextVQA_0.5.1_{train,val}.json + train_images/',
+  'xm3600_dir': 'captions.jsonl + images/<key>.jpg',
+}
 
 
 def _first_reference_or_random(texts: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
