@@ -23,8 +23,8 @@ from pali_pax import batch as batch_lib
 from pali_pax import job_config
 from pali_pax.convert import tree
 from pali_pax.errors import CheckpointMismatchError, FileFormatError, parsing
-from pali_pax.job_config import METADATA_FILE  # noqa: F401  (where the job's metadata lives)
 from pali_pax.fiddle_configs import sharding
+from pali_pax.job_config import METADATA_FILE  # noqa: F401  (where the job's metadata lives)
 
 _PARAMS_PREFIX = 'mdl_vars.params.'  # orbax's folder names of the `params` arrays
 
