@@ -212,10 +212,14 @@ class PaliExperiment(base_experiment.BaseExperiment):
     split: str,
     batch_size: int,
     is_training: bool,
-    num_batches: int | None = None,
+    num_batches: int | None = -1,
   ) -> pax_fiddle.Config[base_input.BaseInput]:
-    """SeqIOInput of one task; evaluation inputs (num_batches None: the whole split)
-    read the split once, reset each time, the last batch padded (eval_auto_pad)."""
+    """SeqIOInput of one task (training: repeated and shuffled).
+
+    Evaluation inputs read the split once per program (reset_for_eval), the last
+    batch padded (SeqIOInput's eval_auto_pad; padding rows get no metrics);
+    num_batches None: paxml takes targets from the whole split, so metrics cover it.
+    """
     return pax_fiddle.Config(
       seqio_input.SeqIOInput,
       name=name,
