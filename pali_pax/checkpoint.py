@@ -193,7 +193,9 @@ def all_steps(job_dir: str) -> list[int]:
   ckpt_dir = os.path.join(job_dir, 'checkpoints')
   if not os.path.isdir(ckpt_dir):
     return []
-  return [int(d.split('_')[-1]) for d in os.listdir(ckpt_dir) if d.startswith('checkpoint_')]
+  # Skips orbax's temporary folders (checkpoint_00000400.orbax-checkpoint-tmp-...).
+  names = [d[len('checkpoint_') :] for d in os.listdir(ckpt_dir) if d.startswith('checkpoint_')]
+  return [int(n) for n in names if n.isdigit()]
 
 
 def latest_step(job_dir: str) -> int | None:

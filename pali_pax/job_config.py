@@ -147,7 +147,7 @@ def read(job_dir: str) -> tuple[str, dict[str, Any]]:
   """(experiment name, overrides) recorded in a job dir (clear error when missing)."""
   path = os.path.join(job_dir, METADATA_FILE)
   if not os.path.exists(path):
-    raise FileNotFoundError(
+    raise ValueError(
       f'{job_dir} has no {METADATA_FILE} (written when `pali-pax train`, `demo` or '
       '`convert` start a job); pass experiment=NAME and overrides'
     )

@@ -82,7 +82,7 @@ def test_vocabulary_larger_than_the_model_is_an_error(tmp_path):
 
 
 def test_read_errors_name_the_job_dir(tmp_path):
-  with pytest.raises(FileNotFoundError, match=f'{tmp_path} has no pali_pax.json'):
+  with pytest.raises(ValueError, match=f'{tmp_path} has no pali_pax.json'):
     job_config.read(str(tmp_path))
   (tmp_path / job_config.METADATA_FILE).write_text('{"experiment": ')
   with pytest.raises(FileFormatError, match='pali_pax.json is not valid JSON'):
