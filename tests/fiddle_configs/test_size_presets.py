@@ -57,3 +57,13 @@ def test_decode_inputs_cover_the_whole_split(tmp_path, make_coco_dir):
   # What paxml's compute_metrics matches decodes against (private: no public accessor).
   inp._gen_targets_artifacts()
   assert len(inp._get_targets()) == 48
+
+
+def test_tasks_listing_names_every_family_and_its_layout_without_data_dir():
+  from pali_pax.fiddle_configs import registry
+  from pali_pax.tasks import finetune_tasks
+
+  text = registry.describe_finetune_families()
+  for name, cls in experiments.finetune_families().items():
+    assert name in text and cls.TRAIN_MIXTURE in text
+    assert finetune_tasks.DATASET_LAYOUTS[cls.DATASET] in text
