@@ -29,12 +29,13 @@ def run_paxml_main(argv: list[str]) -> int:
   compile_cache.apply(no_cache)
   experiment, overrides, paxml_argv = job_config.resolve_flags(argv)
   job_dir = _flag_value(argv, 'job_log_dir')
-  if experiment is not None:
-    job_config.build(experiment, overrides)  # fails now on a bad attribute, not in paxml
-    if job_dir and _flag_value(argv, 'host_idx') in (None, '0'):
-      job_config.write(job_dir, experiment, overrides)
+  # Building the experiment (write() does too) fails now on a bad attribute, not in paxml.
+  if experiment is None:
+    logging.warning('pali-pax train: not one of our experiments; no pali_pax.json written')
+  elif job_dir and _flag_value(argv, 'host_idx') in (None, '0'):
+    job_config.write(job_dir, experiment, overrides)
   else:
-    logging.warning('pali-pax train: no experiment of ours named; %s not written', 'pali_pax.json')
+    job_config.build(experiment, overrides)
   sys.argv = ['paxml.main', *paxml_argv]
   try:
     runpy.run_module('paxml.main', run_name='__main__', alter_sys=True)
