@@ -8,7 +8,10 @@ Pali15BPretrain        15b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   froze
 Pali17BPretrain        17b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   1024 TPUv4 chips, 4-way model
 Pali17BHighRes         17b    588  1024   5e-3   [1,128,4] x dcn [1,2,1]   10k steps, all params train
 PaliFinetune*          3b     224  256    1e-4   [1,32,1]                  COCO / VQAv2 / TextVQA / XM3600 / JSONL
-PaliFinetuneJsonlTiny  tiny   32   8      3e-3   [1,1,1]                   your JSONL data on CPU
+PaliFinetune*Tiny      tiny   32   32     3e-3   [1,1,1]                   the same on a CPU (SIZE_PRESETS['tiny']; JSONL batch 8)
+
+Any experiment takes another size with `--fdl.MODEL=SIZE` (see
+`experiment_base.SIZE_PRESETS`).
 """
 
 from typing import Any
@@ -17,7 +20,7 @@ from paxml import experiment_registry
 from praxis import pax_fiddle
 
 from pali_pax import errors
-from pali_pax.fiddle_configs.experiment_base import PaliExperiment
+from pali_pax.fiddle_configs.experiment_base import SIZE_PRESETS, PaliExperiment
 from pali_pax.tasks import finetune_tasks, image_ops, synthetic_tasks, vocab
 
 TINY_SUFFIX = '_32'
@@ -244,25 +247,57 @@ class PaliFinetuneJsonl(_PaliFinetune):
     self.DECODE_TASKS = self.DECODE_TASKS or tasks
 
 
+# CPU-sized fine-tuning: the tiny model with its preset (shipped 2,100-id vocabulary,
+# one device, 32 px), trained from scratch unless INIT_FROM is set.
+_CpuSized = type('_CpuSized', (), {'MODEL': 'tiny', **SIZE_PRESETS['tiny']})
+
+
+class _FinetuneTiny(_CpuSized):
+  NUM_TRAIN_STEPS = 1000
+  CHECKPOINT_EVERY = 500
+  EVAL_EVERY = 500
+  EVAL_BATCHES = 2
+
+
 @experiment_registry.register
-class PaliFinetuneJsonlTiny(PaliFinetuneJsonl):
+class PaliFinetuneCocoCaptionsTiny(_FinetuneTiny, PaliFinetuneCocoCaptions):
+  """PaliFinetuneCocoCaptions at CPU size (tiny model, 32 px, 2,100-id vocabulary)."""
+
+
+@experiment_registry.register
+class PaliFinetuneVqaV2Tiny(_FinetuneTiny, PaliFinetuneVqaV2):
+  """PaliFinetuneVqaV2 at CPU size (tiny model, 32 px, 2,100-id vocabulary)."""
+
+
+@experiment_registry.register
+class PaliFinetuneTextVqaTiny(_FinetuneTiny, PaliFinetuneTextVqa):
+  """PaliFinetuneTextVqa at CPU size (tiny model, 32 px, 2,100-id vocabulary)."""
+
+
+@experiment_registry.register
+class PaliFinetuneXm3600Tiny(_FinetuneTiny, PaliFinetuneXm3600):
+  """PaliFinetuneXm3600 at CPU size (tiny model, 32 px, 2,100-id vocabulary)."""
+
+
+@experiment_registry.register
+class PaliFinetuneJsonlTiny(_FinetuneTiny, PaliFinetuneJsonl):
   """PaliFinetuneJsonl at CPU size: tiny model, 32 px, the shipped 2,100-id vocabulary."""
 
-  MODEL = 'tiny'
-  IMAGE_SIZE = 32
-  VOCAB_SIZE = vocab.SYNTHETIC_VOCAB_SIZE
-  ICI_MESH_SHAPE = (1, 1, 1)
-  INPUT_LEN = 24
-  TARGET_LEN = 16
-  MAX_DECODE_LEN = 16
-  BATCH_SIZE = 8
+  BATCH_SIZE = 8  # small own-data sets: more steps per epoch
   EVAL_BATCH_SIZE = 8
-  OPTIMIZER = 'adam'
-  LEARNING_RATE = 3e-3
   WARMUP_STEPS = 20
   NUM_TRAIN_STEPS = 300
   CHECKPOINT_EVERY = 100
   EVAL_EVERY = 100
+
+
+def finetune_families() -> dict[str, type[PaliExperiment]]:
+  """{experiment name: class} of every fine-tune experiment (pod and CPU sizes)."""
+  return {
+    name: cls
+    for name, cls in globals().items()
+    if isinstance(cls, type) and issubclass(cls, _PaliFinetune) and not name.startswith('_')
+  }
 
 
 # ------------------------------------------- Fiddle entry points (--fdl_config)

@@ -20,17 +20,13 @@ from paxml.checkpoint_types import CheckpointType
 from praxis import base_layer
 
 from pali_pax import batch as batch_lib
-from pali_pax import checkpoint_integrity
+from pali_pax import checkpoint_integrity, job_config
 from pali_pax.convert import tree
+from pali_pax.errors import CheckpointMismatchError, FileFormatError, parsing
 from pali_pax.fiddle_configs import sharding
+from pali_pax.job_config import METADATA_FILE  # noqa: F401  (where the job's metadata lives)
 
-METADATA_FILE = 'pali_pax.json'
-
-
-def _experiment(name: str, overrides: dict[str, Any] | None = None) -> Any:
-  from pali_pax.fiddle_configs import registry
-
-  return registry.get_experiment(name)(**(overrides or {}))
+_PARAMS_PREFIX = 'mdl_vars.params.'  # orbax's folder names of the `params` arrays
 
 
 def _jax_task(exp: Any) -> Any:
@@ -83,7 +79,7 @@ def convert_to_pax(
   """
   from pali_pax.convert import load_mt5, load_vit
 
-  experiment = _experiment(exp, overrides)
+  experiment = job_config.build(exp, overrides)
   ckpt_dir = epath.Path(job_log_dir) / 'checkpoints'
   if ckpt_dir.exists() and any(ckpt_dir.iterdir()):
     raise FileExistsError(f'{ckpt_dir} already holds checkpoints; choose a new job_log_dir')
@@ -115,37 +111,73 @@ def convert_to_pax(
     checkpoint_type=CheckpointType.GDA,
     train_state_unpadded_shape_dtype_struct=meta.unpadded_global_shapes,
   )
-  write_metadata(job_log_dir, exp, overrides, sources={'mt5': mt5, 'vit': vit})
+  job_config.write(job_log_dir, exp, overrides, sources={'mt5': mt5, 'vit': vit})
   return os.fspath(ckpt_dir / 'checkpoint_00000000')
 
 
-def write_metadata(
-  job_log_dir: str, exp: str, overrides: dict | None, sources: dict | None = None
-) -> None:
-  """Records which experiment a job dir belongs to (read by `from_checkpoint`)."""
-  os.makedirs(job_log_dir, exist_ok=True)
-  with open(os.path.join(job_log_dir, METADATA_FILE), 'w') as f:
-    json.dump({'experiment': exp, 'overrides': overrides or {}, 'sources': sources or {}}, f)
+def _saved_shapes(step_dir: str) -> dict[str, tuple[int, ...]]:
+  """{'mt5.token_emb.emb_var': shape} of the `params` arrays saved in one checkpoint.
+
+  Read from the zarr metadata orbax writes (state/mdl_vars.params.<name>/.zarray).
+  """
+  state = os.path.join(step_dir, 'state')
+  if not os.path.isdir(state):
+    raise FileFormatError(f'{step_dir} is not a Pax checkpoint (no state/ folder)')
+  out = {}
+  for name in os.listdir(state):
+    if name.startswith(_PARAMS_PREFIX):
+      path = os.path.join(state, name, '.zarray')
+      with parsing(path, 'zarr array metadata'), open(path) as f:
+        out[name[len(_PARAMS_PREFIX) :]] = tuple(json.load(f)['shape'])
+  return out
 
 
-def load_model_params(job_dir: str, experiment: str | None = None) -> tuple[Any, dict]:
-  """(experiment instance, `params` of the latest checkpoint) of a paxml job dir."""
+def check_params_fit(step_dir: str, expected: Any) -> None:
+  """CheckpointMismatchError naming the first missing / unexpected / mis-shaped variable."""
+  want = {
+    '.'.join(str(getattr(k, 'key', k)) for k in path): tuple(leaf.shape)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(expected)[0]
+  }
+  have = _saved_shapes(step_dir)
+  for name in sorted(want.keys() - have.keys()):
+    raise CheckpointMismatchError(f'{step_dir}: the model variable {name} is not in the checkpoint')
+  for name in sorted(have.keys() - want.keys()):
+    raise CheckpointMismatchError(f'{step_dir}: checkpoint variable {name} is not in the model')
+  for name in sorted(want):
+    if want[name] != have[name]:
+      raise CheckpointMismatchError(
+        f'{step_dir}: variable {name} has shape {have[name]} in the checkpoint but '
+        f'{want[name]} in the model'
+      )
+
+
+def load_model_params(
+  job_dir: str,
+  experiment: str | None = None,
+  step: int | None = None,
+  overrides: dict[str, Any] | None = None,
+) -> tuple[Any, dict]:
+  """(experiment instance, `params` of checkpoint `step` (None: latest)) of a paxml job dir.
+
+  The experiment and its overrides come from JOB/pali_pax.json (`job_config`)
+  unless `experiment` is given. Raises CheckpointMismatchError naming the variable
+  when the checkpoint does not fit that experiment's model.
+  """
   job_dir = job_dir.rstrip('/')
   if os.path.basename(job_dir) == 'checkpoints':
     job_dir = os.path.dirname(job_dir)
-  overrides: dict[str, Any] = {}
-  meta_path = os.path.join(job_dir, METADATA_FILE)
   if experiment is None:
-    if not os.path.exists(meta_path):
-      raise ValueError(f'{job_dir} has no {METADATA_FILE}; pass experiment=NAME')
-    with open(meta_path) as f:
-      meta = json.load(f)
-    experiment, overrides = meta['experiment'], meta.get('overrides', {})
-  exp = _experiment(experiment, overrides)
-  step = intact_latest_step(job_dir)
-  if step is None:
-    raise FileNotFoundError(f'{job_dir} has no checkpoint (looked in {job_dir}/checkpoints)')
+    experiment, overrides = job_config.read(job_dir)
+  exp = job_config.build(experiment, overrides)
+  step = intact_latest_step(job_dir) if step is None else step
+  step_dir = os.path.join(job_dir, 'checkpoints', f'checkpoint_{step or 0:08d}')
+  if step is None or not os.path.isdir(step_dir):
+    raise FileNotFoundError(
+      f'{job_dir} has no {"intact checkpoint" if step is None else f"checkpoint {step}"} '
+      f'(steps: {all_steps(job_dir)})'
+    )
   meta = _state_metadata(_jax_task(exp), exp)
+  check_params_fit(step_dir, meta.unpadded_global_shapes.mdl_vars['params'])
   restored = checkpoints.restore_checkpoint(
     meta.padded_global_shapes,
     os.path.join(job_dir, 'checkpoints'),
@@ -157,10 +189,15 @@ def load_model_params(job_dir: str, experiment: str | None = None) -> tuple[Any,
   return exp, params
 
 
+def all_steps(job_dir: str) -> list[int]:
+  """Steps of the finished checkpoints in a job dir, oldest first (orbax tmp dirs skipped)."""
+  return [step for step, _ in checkpoint_integrity.step_dirs(os.path.join(job_dir, 'checkpoints'))]
+
+
 def latest_step(job_dir: str) -> int | None:
-  """Step of the newest finished checkpoint in a job dir (orbax tmp dirs skipped), or None."""
-  steps = checkpoint_integrity.step_dirs(os.path.join(job_dir, 'checkpoints'))
-  return steps[-1][0] if steps else None
+  """Step of the newest finished checkpoint in a job dir, or None."""
+  steps = all_steps(job_dir)
+  return steps[-1] if steps else None
 
 
 def intact_latest_step(job_dir: str) -> int | None:

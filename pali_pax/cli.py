@@ -2,6 +2,8 @@
 
 pali-pax demo                 train + evaluate + decode the tiny PaLI (main job)
 pali-pax train PAXML_FLAGS    python -m paxml.main with our experiments loaded
+pali-pax eval JOB_DIR --task  decode a whole split: predictions + metrics JSON
+pali-pax predict JOB_DIR ...  caption / answer image files with a trained job dir
 pali-pax experiments          list the registered PaxML experiments
 pali-pax params NAME          parameter counts per component (abstract, no allocation)
 pali-pax tasks [show NAME]    list seqio tasks/mixtures, or show examples of one
@@ -20,7 +22,7 @@ import io
 import sys
 import traceback
 
-from pali_pax import errors, export_cli
+from pali_pax import compile_cache, errors, eval_cli, export_cli, predict
 
 PROG = 'pali-pax'
 _VERBOSE = ('-v', '--verbose')
@@ -53,7 +55,9 @@ def _train(argv: list[str]) -> int:
 def _demo(args: argparse.Namespace) -> int:
   from pali_pax import demo
 
-  return demo.main(job_dir=args.job_dir, steps=args.steps, fresh=args.fresh)
+  return demo.main(
+    job_dir=args.job_dir, steps=args.steps, fresh=args.fresh, no_cache=args.no_compilation_cache
+  )
 
 
 def _experiments(_: argparse.Namespace) -> int:
@@ -78,7 +82,10 @@ def _tasks(args: argparse.Namespace) -> int:
       raise errors.InputValidationError('`tasks show` needs a task name: pali-pax tasks show NAME')
     print(tasks_cli.show_examples(args.name, n=args.n, split=args.split))
   else:
+    from pali_pax.fiddle_configs import registry
+
     print(tasks_cli.list_tasks())
+    print(registry.describe_finetune_families())
   return 0
 
 
@@ -107,9 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     '--steps', type=positive_int, default=None, help='override the number of train steps'
   )
   p.add_argument('--fresh', action='store_true', help='delete job_dir first instead of resuming')
+  compile_cache.add_flag(p)
   p.set_defaults(fn=_demo)
 
   sub.add_parser('train', help='paxml.main with our experiments loaded (all flags passed through)')
+  eval_cli.add_parser(sub)
+  predict.add_parser(sub)
 
   p = sub.add_parser('experiments', help='list registered experiments')
   p.set_defaults(fn=_experiments)

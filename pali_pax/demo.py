@@ -24,7 +24,9 @@ EXPERIMENT = 'PaliTinySynthetic'
 _STEP_RE = re.compile(r'step = (\d+), loss= ([0-9.eE+-]+), steps/sec')  # train lines only
 
 
-def run_training(job_dir: str, steps: int | None, timeout_s: int = 3600) -> list[str]:
+def run_training(
+  job_dir: str, steps: int | None, timeout_s: int = 3600, no_cache: bool = False
+) -> list[str]:
   """Runs paxml.main for the tiny experiment; returns its log lines."""
   from pali_pax.fiddle_configs import registry
 
@@ -44,9 +46,9 @@ def run_training(job_dir: str, steps: int | None, timeout_s: int = 3600) -> list
     '--mode=train',
     '--eval_on_test',  # paxml skips eval / decode during training without these
     '--decode_during_train',
+    *(['--no_compilation_cache'] if no_cache else []),
   ]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  checkpoint.write_metadata(job_dir, EXPERIMENT, {'NUM_TRAIN_STEPS': total, **every})
   start = checkpoint.latest_step(job_dir) or 0
   os.makedirs(job_dir, exist_ok=True)
   log_path = os.path.join(job_dir, 'demo_train.log')
@@ -78,7 +80,12 @@ def run_training(job_dir: str, steps: int | None, timeout_s: int = 3600) -> list
   return lines
 
 
-def main(job_dir: str = 'runs/tiny_pali', steps: int | None = None, fresh: bool = False) -> int:
+def main(
+  job_dir: str = 'runs/tiny_pali',
+  steps: int | None = None,
+  fresh: bool = False,
+  no_cache: bool = False,
+) -> int:
   """Train (or resume), then print eval metrics and decoded samples."""
   from pali_pax import evaluation
 
@@ -90,7 +97,7 @@ def main(job_dir: str = 'runs/tiny_pali', steps: int | None = None, fresh: bool 
   print(
     f'[demo] job dir {job_dir} (latest checkpoint: {done}); training {EXPERIMENT} via paxml.main'
   )
-  run_training(job_dir, steps)
+  run_training(job_dir, steps, no_cache=no_cache)
   print(f'[demo] evaluating the latest checkpoint in {job_dir}')
   print(evaluation.report(job_dir))
   return 0

@@ -54,6 +54,7 @@ class Predictor:
     self.vocab = vocab
     self.vocab_size = model_cfg.mt5_tpl.vocab_size
     self.image_size = model_cfg.vit_tpl.image_size if model_cfg.vit_tpl is not None else None
+    self.experiment: Any = None  # the experiment instance, when built by from_checkpoint
 
   # ------------------------------------------------------------ builders
   @classmethod
@@ -74,21 +75,34 @@ class Predictor:
     return cls(cfg, params, _vocab(vocab))
 
   @classmethod
-  def from_checkpoint(cls, job_dir: str, experiment: str | None = None) -> 'Predictor':
-    """Loads the latest Pax checkpoint of a paxml job dir.
+  def from_checkpoint(
+    cls,
+    job_dir: str,
+    step: int | None = None,
+    experiment: str | None = None,
+    overrides: dict[str, Any] | None = None,
+  ) -> 'Predictor':
+    """Loads a Pax checkpoint of a paxml job dir into the model it was trained as.
 
     Args:
       job_dir: the `--job_log_dir` of a run (or its `checkpoints/` folder).
-      experiment: registered experiment name; read from the job dir's
-        `pali_pax.json` (written by `pali-pax demo/convert`) when omitted.
+      step: checkpoint step; None = the latest.
+      experiment: registered experiment name, with `overrides`; by default both
+        are read from the job dir's `pali_pax.json` (written when `pali-pax
+        train`, `demo` or `convert` start the job), so the model is rebuilt with
+        the same `--fdl.*` overrides and vocabulary.
+
+    Raises:
+      CheckpointMismatchError: a variable is missing, unexpected or mis-shaped (named).
     """
     from pali_pax import checkpoint
-
-    exp, params = checkpoint.load_model_params(job_dir, experiment)
-    cfg = sharding.unsharded(exp.model_config())
     from pali_pax.tasks import vocab as vocab_lib
 
-    return cls(cfg, params, vocab_lib.get_vocabulary(getattr(exp, 'VOCAB_PATH', None)))
+    exp, params = checkpoint.load_model_params(job_dir, experiment, step, overrides)
+    cfg = sharding.unsharded(exp.model_config())
+    predictor = cls(cfg, params, vocab_lib.get_vocabulary(exp.VOCAB_PATH))
+    predictor.experiment = exp
+    return predictor
 
   # ------------------------------------------------------------ helpers
   def _check_ids(self, ids: Any, what: str) -> np.ndarray:

@@ -14,8 +14,8 @@ language list; files are opened when a split is first read.
 | pali_tfrecord_<kind> | caption or VQA prompt, language from each example | as above | as above |
 | pali_jsonl_<task> (+ mixture pali_jsonl) | the line's "prompt" or its task's template | random; most frequent for vqa, textvqa | the line's "task" |
 
-Expected layouts (the usual downloads; override by calling the readers and
-`register_task` yourself):
+Expected layouts (the usual downloads, also in `FAMILIES`, which `pali-pax tasks`
+shows; other layouts: call the readers and `register_task` yourself):
   coco_dir:    dataset_coco.json (Karpathy; images under coco_dir/<filepath>/)
                or annotations/captions_{train,val}2014.json + {train,val}2014/
   vqa_dir:     v2_OpenEnded_mscoco_{train,val}2014_questions.json,

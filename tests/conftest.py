@@ -3,6 +3,8 @@
   mt5_hf_2100   HF mT5 directory: mT5 'tiny' dims (as PaliTinySynthetic), vocab 2100
                 (the shipped synthetic SentencePiece model), 32 buckets / distance 128
   vit_npz_tiny8 big_vision .npz of ViT 'tiny/8' at 32 px (PaliTinySynthetic's ViT)
+  make_coco_dir `tests/fixtures/coco_data.make_coco_dir(root, n_train, n_val)`: a COCO
+                captions 2014 folder (real JPEGs, official annotation JSON)
   mt5_t5x_dir   mt5_hf_2100 as a T5X checkpoint (T5X stores no max distance: its
                 network.py hard-codes mT5's 128, which is what a loader assumes)
 
@@ -72,6 +74,16 @@ def write_random_vit_npz(path, patch=8, seed=0):
     out[name] = (base + 0.3 * rng.standard_normal(shape)).astype(np.float32)
   np.savez(path, **out)
   return str(path)
+
+
+@pytest.fixture(scope='session')
+def make_coco_dir():
+  spec = importlib.util.spec_from_file_location(
+    '_coco_data', os.path.join(FIXTURES, 'coco_data.py')
+  )
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.make_coco_dir
 
 
 @pytest.fixture(scope='session')

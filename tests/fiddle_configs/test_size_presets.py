@@ -1,0 +1,69 @@
+"""Choosing a size with MODEL (SIZE_PRESETS), the CPU-sized fine-tune variants, decode inputs."""
+
+import pytest
+import tensorflow as tf
+
+from pali_pax.fiddle_configs import experiments, sharding
+from pali_pax.fiddle_configs.experiment_base import SIZE_PRESETS
+from pali_pax.tasks import vocab
+
+
+def test_model_override_brings_its_preset_and_explicit_overrides_win():
+  exp = experiments.PaliFinetuneCocoCaptions(MODEL='tiny', DATA_DIR='/d', INPUT_LEN=40)
+  for name, value in SIZE_PRESETS['tiny'].items():
+    if name != 'INPUT_LEN':
+      assert getattr(exp, name) == value, name
+  assert exp.INPUT_LEN == 40
+  back = experiments.PaliFinetuneCocoCaptionsTiny(MODEL='3b')
+  assert (back.VOCAB_SIZE, back.ICI_MESH_SHAPE, back.IMAGE_SIZE) == (250_112, (1, 32, 1), 224)
+  # Same MODEL as the class: nothing else changes.
+  assert experiments.Pali3BPretrain(MODEL='3b').ICI_MESH_SHAPE == (1, 256, 1)
+  with pytest.raises(ValueError, match="MODEL must be one of .* got 'huge'"):
+    experiments.PaliFinetuneVqaV2(MODEL='huge')
+
+
+def test_every_finetune_family_has_a_cpu_variant_matching_the_shipped_vocabulary():
+  families = experiments.finetune_families()
+  pods = [n for n in families if not n.endswith('Tiny')]
+  assert len(pods) >= 4
+  shipped = vocab.get_vocabulary(None).vocab_size
+  for name in pods:
+    tiny = families[f'{name}Tiny']()
+    assert issubclass(type(tiny), families[name])
+    assert tiny.VOCAB_SIZE == shipped == vocab.SYNTHETIC_VOCAB_SIZE
+    assert tiny.ICI_MESH_SHAPE == (1, 1, 1) and tiny.MODEL == 'tiny'
+    cfg = sharding.unsharded(tiny.model_config())
+    assert cfg.mt5_tpl.vocab_size == shipped and cfg.vit_tpl.image_size == tiny.IMAGE_SIZE
+
+
+def test_decode_inputs_cover_the_whole_split(tmp_path, make_coco_dir):
+  """paxml gets targets for every row of the split: 48 rows -> 2 padded batches of 32."""
+  from praxis import base_hyperparams
+
+  data = make_coco_dir(str(tmp_path / 'coco'), n_train=8, n_val=48)
+  exp = experiments.PaliFinetuneCocoCaptionsTiny(DATA_DIR=data)
+  (decode_p,) = exp.decoder_datasets()
+  assert decode_p.eval_loop_num_batches is None and decode_p.reset_for_eval
+  inp = base_hyperparams.instantiate(decode_p)
+  weights = []
+  while True:
+    try:
+      batch = inp.get_next()
+    except (StopIteration, tf.errors.OutOfRangeError):
+      break
+    weights.append(batch.eval_sample_weights)
+  assert [w.shape[0] for w in weights] == [32, 32]
+  assert sum(float(w.sum()) for w in weights) == 48
+  # What paxml's compute_metrics matches decodes against (private: no public accessor).
+  inp._gen_targets_artifacts()
+  assert len(inp._get_targets()) == 48
+
+
+def test_tasks_listing_names_every_family_and_its_layout_without_data_dir():
+  from pali_pax.fiddle_configs import registry
+  from pali_pax.tasks import finetune_tasks
+
+  text = registry.describe_finetune_families()
+  for name, cls in experiments.finetune_families().items():
+    assert name in text and cls.TRAIN_MIXTURE in text
+    assert finetune_tasks.FAMILIES[cls.DATASET][1] in text
