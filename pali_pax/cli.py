@@ -2,6 +2,7 @@
 
 pali-pax demo                 train + evaluate + decode the tiny PaLI (main job)
 pali-pax train PAXML_FLAGS    python -m paxml.main with our experiments loaded
+pali-pax launch-local ...     `train` as N JAX processes on this machine (multi-host)
 pali-pax experiments          list the registered PaxML experiments
 pali-pax params NAME          parameter counts per component (abstract, no allocation)
 pali-pax tasks [show NAME]    list seqio tasks/mixtures, or show examples of one
@@ -10,6 +11,8 @@ pali-pax convert ...          public mT5 / ViT checkpoints -> Pax checkpoint
 
 import argparse
 import sys
+
+from pali_pax import launch_local
 
 
 def _train(argv: list[str]) -> int:
@@ -75,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(fn=_demo)
 
   sub.add_parser('train', help='paxml.main with our experiments loaded (all flags passed through)')
+  launch_local.add_parser(sub)
 
   p = sub.add_parser('experiments', help='list registered experiments')
   p.set_defaults(fn=_experiments)
