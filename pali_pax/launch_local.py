@@ -67,7 +67,9 @@ def process_env(devices_per_process: int, base: dict[str, str] | None = None) ->
   env['JAX_PLATFORMS'] = 'cpu'
   # Keep the user's other XLA flags; ours decides the device count.
   flags = [f for f in env.get('XLA_FLAGS', '').split() if 'host_platform_device_count' not in f]
-  env['XLA_FLAGS'] = ' '.join([*flags, f'--xla_force_host_platform_device_count={devices_per_process}'])
+  env['XLA_FLAGS'] = ' '.join(
+    [*flags, f'--xla_force_host_platform_device_count={devices_per_process}']
+  )
   env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   return env
 
@@ -137,7 +139,7 @@ def supervise(
   previous = signal.getsignal(signal.SIGTERM)
   in_main = threading.current_thread() is threading.main_thread()
 
-  def _on_sigterm(signum, frame):
+  def _on_sigterm(signum: int, frame: object) -> None:
     raise _Interrupted()
 
   if in_main:
