@@ -82,7 +82,8 @@ def test_high_res_init_resamples_posemb_and_copies_everything_else(low_res_job):
 
 def test_another_shape_mismatch_is_an_error_naming_the_variable(low_res_job):
   exp = experiments.PaliTinySynthetic(INIT_FROM=f'{low_res_job}/checkpoints', VOCAB_SIZE=2000)
-  with pytest.raises(CheckpointMismatchError, match=r"'params/mt5/[^']*' has shape \[2100"):
+  wrong = r"variable 'params/mt5/[^']*' has shape \[[0-9, ]*2100[0-9, ]*\] in the checkpoint"
+  with pytest.raises(CheckpointMismatchError, match=wrong + r' but \[[0-9, ]*2000'):
     _initialise(exp)
 
 
