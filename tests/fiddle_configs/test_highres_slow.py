@@ -37,6 +37,7 @@ def _train(job_dir, experiment: str, *flags: str) -> float:
     '--eval_on_test',
   ]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', JAX_PLATFORMS='cpu')
+  os.makedirs(job_dir, exist_ok=True)
   proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
   log = proc.stdout + proc.stderr
   with open(os.path.join(job_dir, 'run.log'), 'w') as f:
@@ -62,7 +63,7 @@ def test_high_res_phase_starts_where_the_low_res_phase_ended(tmp_path):
   high = _train(
     tmp_path / 'high',
     'PaliTinySyntheticHighRes',
-    f'--fdl.INIT_FROM={tmp_path / "low" / "checkpoints"}',
+    f"--fdl.INIT_FROM='{tmp_path / 'low' / 'checkpoints'}'",  # Fiddle flags take literals
     *one_step,
   )
   fresh = _train(tmp_path / 'fresh', 'PaliTinySyntheticHighRes', *one_step)

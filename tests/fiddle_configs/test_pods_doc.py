@@ -5,6 +5,7 @@ Slice facts used as the independent reference (Cloud TPU v4 documentation):
 per chip) and 4 chips per host.
 """
 
+import ast
 import json
 import math
 import os
@@ -123,8 +124,10 @@ def test_17b_without_fsdp_does_not_fit_a_v4_chip():
 def _train_commands() -> list[list[str]]:
   text = _doc().replace('\\\n', ' ')
   cmds = []
-  for m in re.finditer(r"pali-pax train ([^'\n]*)", text):
-    cmds.append(shlex.split(m.group(1)))
+  for line in text.splitlines():
+    if 'pali-pax train ' in line:
+      # The end of a gcloud --command='...' is not part of the train command.
+      cmds.append(shlex.split(line.split('pali-pax train ', 1)[1].rstrip().removesuffix("'")))
   assert len(cmds) >= 2
   return cmds
 
@@ -142,10 +145,11 @@ def test_command_flags_are_paxml_flags_or_experiment_attributes():
       if name.startswith('fdl.'):
         attr = name[len('fdl.') :]
         assert attr.isupper() and hasattr(cls, attr), arg
-        overrides[attr] = value
+        overrides[attr] = ast.literal_eval(value)  # what Fiddle's flags parse
       else:
         assert name in flags.FLAGS, arg
     for flag in ('multiprocess_gpu', 'server_addr', 'num_hosts', 'host_idx'):
       assert f'--{flag}' not in args  # TPU VMs discover their hosts themselves
     assert issubclass(cls, experiments.PaliExperiment)
+    cls(**overrides).model_config()  # the overrides build (unknown attributes would raise)
     assert overrides.get('INIT_FROM', 'gs://').startswith('gs://')
