@@ -3,6 +3,7 @@
 experiment             model  px   batch  lr     mesh [replica,data,mdl]   what
 PaliTinySynthetic      tiny   32   32     3e-3   [1,1,1]                   CPU demo, synthetic mixture
 PaliTinySyntheticSpmd  tiny   32   32     3e-3   [1,2,4] (8 devices)       same, sharded
+PaliTinySyntheticHighRes tiny 48  32     3e-3   [1,1,1]                   phase 2 from a 32 px run
 Pali3BPretrain         3b     224  4096   1e-2   [1,256,1] x dcn [1,2,1]   frozen ViT, Adafactor
 Pali15BPretrain        15b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   frozen ViT
 Pali17BPretrain        17b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   1024 TPUv4 chips, 4-way model
@@ -24,6 +25,7 @@ from pali_pax.fiddle_configs.experiment_base import SIZE_PRESETS, PaliExperiment
 from pali_pax.tasks import finetune_tasks, image_ops, synthetic_tasks, vocab
 
 TINY_SUFFIX = '_32'
+HIGHRES_SUFFIX = '_48'
 
 # --------------------------------------------------------------- CPU scale
 
@@ -66,6 +68,27 @@ class PaliTinySyntheticSpmd(PaliTinySynthetic):
   """The tiny experiment on 8 (emulated) devices: 2-way data, 4-way model."""
 
   ICI_MESH_SHAPE = (1, 2, 4)
+
+
+@experiment_registry.register
+class PaliTinySyntheticHighRes(PaliTinySynthetic):
+  """The tiny two-phase recipe's phase 2: 48 px, from a 32 px run's checkpoint.
+
+  Set INIT_FROM to a PaliTinySynthetic job's checkpoints dir: every variable is
+  copied, the ViT position embedding resampled 4x4 -> 6x6 (`pali_pax.init_from`).
+  """
+
+  IMAGE_SIZE = 48
+  TRAIN_MIXTURE = synthetic_tasks.mixture_name(HIGHRES_SUFFIX)
+  EVAL_TASKS = (synthetic_tasks.mixture_name(HIGHRES_SUFFIX),)
+  DECODE_TASKS = tuple(
+    synthetic_tasks.task_name(t, HIGHRES_SUFFIX) for t in ('caption', 'vqa', 'ocr', 'detection')
+  )
+  NUM_TRAIN_STEPS = 500
+  WARMUP_STEPS = 10
+
+  def register_tasks(self) -> None:
+    synthetic_tasks.register_synthetic_tasks(image_size=self.IMAGE_SIZE, suffix=HIGHRES_SUFFIX)
 
 
 # ---------------------------------------------------------- paper recipes
@@ -130,7 +153,7 @@ class Pali17BHighRes(Pali17BPretrain):
 
   Start it from the 224 px checkpoint with INIT_FROM; the ViT position
   embeddings are resampled 16x16 -> 42x42 when loading (see
-  `pali_pax.checkpoint.resample_for_resolution`).
+  `pali_pax.init_from`).
   """
 
   IMAGE_SIZE = 588

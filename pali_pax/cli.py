@@ -4,6 +4,7 @@ pali-pax demo                 train + evaluate + decode the tiny PaLI (main job)
 pali-pax train PAXML_FLAGS    python -m paxml.main with our experiments loaded
 pali-pax eval JOB_DIR --task  decode a whole split: predictions + metrics JSON
 pali-pax predict JOB_DIR ...  caption / answer image files with a trained job dir
+pali-pax launch-local ...     `train` as N JAX processes on this machine (multi-host)
 pali-pax experiments          list the registered PaxML experiments
 pali-pax params NAME          parameter counts per component (abstract, no allocation)
 pali-pax tasks [show NAME]    list seqio tasks/mixtures, or show examples of one
@@ -22,7 +23,7 @@ import io
 import sys
 import traceback
 
-from pali_pax import compile_cache, errors, eval_cli, export_cli, predict
+from pali_pax import compile_cache, errors, eval_cli, export_cli, launch_local, predict
 
 PROG = 'pali-pax'
 _VERBOSE = ('-v', '--verbose')
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
   sub.add_parser('train', help='paxml.main with our experiments loaded (all flags passed through)')
   eval_cli.add_parser(sub)
   predict.add_parser(sub)
+  launch_local.add_parser(sub)
 
   p = sub.add_parser('experiments', help='list registered experiments')
   p.set_defaults(fn=_experiments)
