@@ -13,10 +13,11 @@ import pytest
 
 from pali_pax import checkpoint
 from pali_pax.convert import components, load_mt5, load_vit
-from pali_pax.convert.tree import CheckpointMismatchError, flatten
+from pali_pax.convert.tree import CheckpointMismatchError
 from pali_pax.fiddle_configs import registry
 from pali_pax.inference import Predictor
 from tests.numerics import assert_f32_close, pali_tiny_chain
+from tests.trees import assert_trees_equal
 
 EXP = 'PaliTinySynthetic'
 # Pinned through the experiment's own overrides (recorded in the job dir and honoured on
@@ -40,14 +41,6 @@ def restored(job_dir):
   return checkpoint.load_model_params(job_dir)
 
 
-def _assert_trees_equal(got, want):
-  got, want = flatten(got), flatten(want)
-  assert set(got) == set(want)
-  for key in want:
-    assert got[key].dtype == np.float32
-    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
-
-
 def test_written_checkpoint_holds_the_converted_weights(
   job_dir, restored, mt5_hf_2100, vit_npz_tiny8
 ):
@@ -60,8 +53,8 @@ def test_written_checkpoint_holds_the_converted_weights(
   assert type(exp).__name__ == EXP and set(params) == {'mt5', 'vit', 'fusion'}
   assert (exp.MODEL, exp.IMAGE_SIZE, exp.VOCAB_SIZE) == ('tiny', 32, 2100)
   cfg = exp.model_config()
-  _assert_trees_equal(params['mt5'], load_mt5(mt5_hf_2100, cfg.mt5_tpl, progress=False))
-  _assert_trees_equal(params['vit'], load_vit(vit_npz_tiny8, cfg.vit_tpl, image_size=32))
+  assert_trees_equal(params['mt5'], load_mt5(mt5_hf_2100, cfg.mt5_tpl, progress=False), np.float32)
+  assert_trees_equal(params['vit'], load_vit(vit_npz_tiny8, cfg.vit_tpl, image_size=32), np.float32)
   # The projection is no checkpoint's: freshly initialised (xavier weights, zero bias).
   w, b = params['fusion']['img_proj']['linear']['w'], params['fusion']['img_proj']['bias']['b']
   assert w.shape == (32, 32) and np.all(np.isfinite(w)) and 0.05 < w.std() < 0.5

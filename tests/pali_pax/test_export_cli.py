@@ -14,25 +14,9 @@ from safetensors import numpy as st_numpy
 from pali_pax import checkpoint, cli
 from pali_pax.convert import components, load_mt5, load_vit
 from pali_pax.convert.export import SPIECE
-from pali_pax.convert.tree import flatten
 from pali_pax.inference import Predictor
 from tests.numerics import assert_f32_close, pali_tiny_chain
-
-POOLING_HEADS = ('vision_model.head.', 'MAPHead_0/', 'head/')  # PaLI's ViT has none
-
-
-def _assert_trees_equal(got, want):
-  got, want = flatten(got), flatten(want)
-  assert set(got) == set(want)
-  for key in want:
-    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
-
-
-def _assert_same_tensors(got, original):
-  kept = {k for k in original if not k.startswith(POOLING_HEADS)}
-  assert set(got) == kept
-  for key in kept:
-    np.testing.assert_array_equal(got[key], original[key], err_msg=key)
+from tests.trees import assert_same_tensors, assert_trees_equal
 
 
 @pytest.mark.slow
@@ -51,11 +35,11 @@ def test_cli_exports_a_job_dir_and_the_exports_give_the_same_logits(
 
   # Through a Pax checkpoint and back out: the source checkpoints' own tensors.
   mt5_src = st_numpy.load_file(os.path.join(mt5_hf_2100, 'model.safetensors'))
-  _assert_same_tensors(st_numpy.load_file(os.path.join(out['mt5'], 'model.safetensors')), mt5_src)
+  assert_same_tensors(st_numpy.load_file(os.path.join(out['mt5'], 'model.safetensors')), mt5_src)
   with np.load(vit_npz_tiny8) as npz:
     vit_src = {k: npz[k] for k in npz.files}
   with np.load(out['npz']) as npz:
-    _assert_same_tensors({k: npz[k] for k in npz.files}, vit_src)
+    assert_same_tensors({k: npz[k] for k in npz.files}, vit_src)
 
   # Our converters read the exports back to the trained params; same logits.
   _, trained = checkpoint.load_model_params(job)
@@ -65,9 +49,9 @@ def test_cli_exports_a_job_dir_and_the_exports_give_the_same_logits(
     'vit': load_vit(out['hf'], cfg.vit_tpl),
     'fusion': trained['fusion'],  # no public format: taken from the job
   }
-  _assert_trees_equal(reloaded['mt5'], trained['mt5'])
-  _assert_trees_equal(reloaded['vit'], trained['vit'])
-  _assert_trees_equal(load_vit(out['npz'], cfg.vit_tpl), trained['vit'])
+  assert_trees_equal(reloaded['mt5'], trained['mt5'])
+  assert_trees_equal(reloaded['vit'], trained['vit'])
+  assert_trees_equal(load_vit(out['npz'], cfg.vit_tpl), trained['vit'])
   ids = np.array([[5, 900, 17, 1, 0], [2000, 3, 1, 0, 0]], np.int32)
   dec = np.array([[0, 7, 8, 9], [0, 11, 0, 0]], np.int32)
   images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)

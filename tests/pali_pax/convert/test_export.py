@@ -13,30 +13,13 @@ import pytest
 from safetensors import numpy as st_numpy
 
 from pali_pax.convert import export_mt5, export_vit, load_mt5, load_vit, mt5_hf, vit
-from pali_pax.convert.tree import flatten
 from pali_pax.errors import CheckpointMismatchError
+from tests.trees import assert_same_tensors, assert_trees_equal
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'fixtures')
 MT5_HF = os.path.join(FIXTURES, 'mt5_hf_tiny')
 VIT_HF = os.path.join(FIXTURES, 'vit_siglip_tiny')
 VIT_NPZ = os.path.join(FIXTURES, 'vit_bigvision_tiny.npz')
-POOLING_HEADS = ('vision_model.head.', 'MAPHead_0/', 'head/')  # PaLI's ViT has none
-
-
-def _assert_trees_equal(got, want):
-  got, want = flatten(got), flatten(want)
-  assert set(got) == set(want)
-  for key in want:
-    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
-
-
-def _assert_same_tensors(got, original):
-  """`got` holds every tensor of `original` except pooling heads, bit for bit."""
-  kept = {k for k in original if not k.startswith(POOLING_HEADS)}
-  assert set(got) == kept
-  for key in kept:
-    assert got[key].dtype == np.float32
-    np.testing.assert_array_equal(got[key], original[key], err_msg=key)
 
 
 @pytest.mark.parametrize('scan', [False, True])
@@ -45,7 +28,7 @@ def test_mt5_fixture_exports_back_to_its_own_tensors(tmp_path, scan):
   params = load_mt5(MT5_HF, cfg, progress=False)
   out = export_mt5.export_mt5_hf(params, cfg, str(tmp_path / 'mt5'))
   original = st_numpy.load_file(os.path.join(MT5_HF, 'model.safetensors'))
-  _assert_same_tensors(st_numpy.load_file(os.path.join(out, 'model.safetensors')), original)
+  assert_same_tensors(st_numpy.load_file(os.path.join(out, 'model.safetensors')), original)
   with open(os.path.join(MT5_HF, 'config.json')) as f:
     want = json.load(f)
   with open(os.path.join(out, 'config.json')) as f:
@@ -54,7 +37,7 @@ def test_mt5_fixture_exports_back_to_its_own_tensors(tmp_path, scan):
     assert got[key] == want[key], key
   for key in ('layer_norm_epsilon', 'pad_token_id', 'eos_token_id', 'decoder_start_token_id'):
     assert got[key] == want[key], key
-  _assert_trees_equal(load_mt5(out, cfg, progress=False), params)
+  assert_trees_equal(load_mt5(out, cfg, progress=False), params)
 
 
 @pytest.mark.parametrize(
@@ -78,9 +61,9 @@ def test_vit_fixtures_export_back_to_their_own_tensors(tmp_path, source, export)
       original = {k: npz[k] for k in npz.files}
     with np.load(out) as npz:
       got = {k: npz[k] for k in npz.files}
-  _assert_same_tensors(got, original)
+  assert_same_tensors(got, original)
   assert vit.vit_config_from_checkpoint(out) == cfg
-  _assert_trees_equal(load_vit(out, cfg), params)
+  assert_trees_equal(load_vit(out, cfg), params)
 
 
 def test_params_that_do_not_fit_are_named(tmp_path):
