@@ -23,8 +23,6 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pali_pax import batch as batch_lib
-
 
 def label_metrics(metrics: dict[str, float]) -> dict[str, float]:
   """Our metric fns report CIDEr x100 as 'cider'; name both scales explicitly."""
@@ -46,6 +44,9 @@ def _example_id(ex: dict[str, Any], index: int) -> str:
 
 def decode_split(predictor: Any, task: Any, split: str) -> list[dict[str, Any]]:
   """[{id, prompt, prediction, references}] of every example of `split` of a seqio Task."""
+  # jax + praxis: imported when decoding, not each time the `pali-pax` CLI starts.
+  from pali_pax import batch as batch_lib
+
   exp = predictor.experiment
   if split not in task.splits:
     raise ValueError(f'{task.name} has no split {split!r}; splits: {", ".join(task.splits)}')

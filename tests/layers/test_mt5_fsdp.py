@@ -8,10 +8,9 @@ everything else (head width H, position buckets, norm scales) replicated.
 The sharded model must also compute what the unsharded one computes.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
+
+from tests.devices import run_on_devices
 
 _SCRIPT = textwrap.dedent(
   """
@@ -78,11 +77,4 @@ _SCRIPT = textwrap.dedent(
 
 
 def test_arrays_land_where_the_layout_says():
-  env = dict(
-    os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', TF_CPP_MIN_LOG_LEVEL='2'
-  )
-  proc = subprocess.run(
-    [sys.executable, '-c', _SCRIPT], env=env, capture_output=True, text=True, timeout=300
-  )
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-  assert 'fsdp True ok' in proc.stdout
+  assert 'fsdp True ok' in run_on_devices(_SCRIPT)

@@ -1,8 +1,5 @@
 """VisionTransformer layer: position embeddings, input checks, scan, sizes, SPMD."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -15,9 +12,8 @@ from pali_pax import param_count
 from pali_pax.fiddle_configs import sharding
 from pali_pax.fiddle_configs.vit import VIT_VARIANTS, parse_variant, vit_config
 from pali_pax.layers import vit
+from tests.devices import run_on_devices
 from tests.numerics import assert_f32_close, vit_chain
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def tiny_cfg(**kw):
@@ -224,14 +220,4 @@ SHARDING_SCRIPT = textwrap.dedent(
 
 
 def test_sharded_forward_matches_unsharded():
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8')
-  env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  proc = subprocess.run(
-    [sys.executable, '-c', SHARDING_SCRIPT],
-    cwd=REPO,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-  assert proc.returncode == 0 and 'SHARDING OK' in proc.stdout, proc.stdout + proc.stderr[-4000:]
+  assert 'SHARDING OK' in run_on_devices(SHARDING_SCRIPT)
