@@ -6,7 +6,13 @@ program (same shapes, same jax/XLA, same machine type) loads the compiled
 executable from disk instead.
 
 Where: $PALI_PAX_CACHE_DIR if set, else ~/.cache/pali_pax/jax (`DEFAULT_DIR`).
-Off: `--no_compilation_cache` on any of those commands. Entries are keyed by the
+Off: `--no_compilation_cache` on any of those commands, and always in a job of
+several processes (`--num_hosts` > 1, as `pali-pax launch-local` runs): JAX writes
+the cache from process 0 only, so process 0 loads programs the others still
+compile, and on CPU the first collective after such a compile fails when one
+process waits more than gloo's fixed 30 s for the others (seen here: process 1
+compiling for 150 s while process 0 loaded). A job runs at its slowest
+process's pace anyway, so the cache buys nothing there. Entries are keyed by the
 program, jax / XLA version and device, so a stale entry is never used; delete the
 folder to reclaim disk.
 """
@@ -50,6 +56,20 @@ def apply(no_cache: bool) -> None:
   """enable() unless the user turned the cache off."""
   if not no_cache:
     enable()
+
+
+def num_hosts(argv: list[str]) -> int:
+  """The process count paxml's `--num_hosts` flag gives (1 when absent)."""
+  value = None
+  for i, arg in enumerate(argv):
+    if arg.startswith('--num_hosts='):
+      value = arg.split('=', 1)[1]
+    elif arg == '--num_hosts' and i + 1 < len(argv):
+      value = argv[i + 1]
+  try:
+    return int(value) if value is not None else 1
+  except ValueError:
+    return 1  # paxml's flag parser reports the bad value
 
 
 def strip_flag(argv: list[str]) -> tuple[bool, list[str]]:

@@ -28,6 +28,9 @@ def run_paxml_main(argv: list[str]) -> int:
   from pali_pax.fiddle_configs import experiments  # noqa: F401  (registers them)
 
   no_cache, argv = compile_cache.strip_flag(argv)
+  if not no_cache and compile_cache.num_hosts(argv) > 1:
+    logging.warning('pali-pax train: compilation cache off in a multi-process job (compile_cache)')
+    no_cache = True
   compile_cache.apply(no_cache)
   experiment, overrides, paxml_argv = job_config.resolve_flags(argv)
   job_dir = _flag_value(argv, 'job_log_dir')

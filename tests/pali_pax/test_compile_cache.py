@@ -46,3 +46,11 @@ def test_flag_handling(monkeypatch, tmp_path):
   assert compile_cache.cache_dir() == str(tmp_path)
   monkeypatch.delenv('PALI_PAX_CACHE_DIR')
   assert compile_cache.cache_dir() == os.path.expanduser('~/.cache/pali_pax/jax')
+
+
+def test_num_hosts_reads_paxml_flag_in_both_forms():
+  assert compile_cache.num_hosts(['--exp=X']) == 1
+  assert compile_cache.num_hosts(['--num_hosts=2', '--host_idx=1']) == 2
+  assert compile_cache.num_hosts(['--num_hosts', '4', '--exp=X']) == 4
+  assert compile_cache.num_hosts(['--num_hosts=1', '--num_hosts=3']) == 3  # absl: last wins
+  assert compile_cache.num_hosts(['--num_hosts=two']) == 1
