@@ -111,11 +111,19 @@ class PaliModel(base_model.BaseModel):
   def compute_loss(
     self, predictions: NestedMap, input_batch: NestedMap
   ) -> tuple[NestedMap, NestedMap]:
-    """Weighted token cross-entropy; returns (weighted scalars, per example)."""
+    """Weighted token cross-entropy; returns (weighted scalars, per example).
+
+    Rows with `eval_sample_weights` 0 (the padding paxml's eval input adds so every
+    host runs the same number of batches: copies of real examples) get no weight,
+    so eval metrics count each example of the split once.
+    """
+    weights = input_batch.decoder_loss_weights
+    if 'eval_sample_weights' in input_batch:
+      weights = weights * input_batch.eval_sample_weights[:, None].astype(weights.dtype)
     out = losses.token_xent(
       predictions.logits,
       input_batch.decoder_target_tokens,
-      input_batch.decoder_loss_weights,
+      weights,
       label_smoothing=self.label_smoothing,
       z_loss_weight=self.z_loss_weight,
     )
@@ -125,7 +133,7 @@ class PaliModel(base_model.BaseModel):
       avg_xent=(out.avg_xent, weight),
       z_loss=(out.avg_z_loss, weight),
       log_pplx=(
-        jnp.sum(out.per_token_nll * input_batch.decoder_loss_weights) / jnp.maximum(weight, 1.0),
+        jnp.sum(out.per_token_nll * weights) / jnp.maximum(weight, 1.0),
         weight,
       ),
       fraction_of_correct_next_step_preds=(out.accuracy, weight),
@@ -244,7 +252,11 @@ class PaliModel(base_model.BaseModel):
           },
         )
       )
-    metrics = NestedMap(decode_length=(np.mean(lengths).astype(np.float32), np.float32(1.0)))
+    # Weighted by the real rows, so the mean over batches is the mean over examples.
+    real = np.asarray(weights) > 0
+    count = np.float32(real.sum())
+    mean = np.float32(lengths[real].mean()) if count else np.float32(0.0)
+    metrics = NestedMap(decode_length=(mean, count))
     return metrics, rows, NestedMap()
 
 
