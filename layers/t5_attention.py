@@ -142,6 +142,19 @@ class T5Attention(base_layer.BaseLayer):
     out = jnp.einsum('...D,DKNH->...KNH', x, w)
     return [out[..., i, :, :] for i in range(len(names))]
 
+  def _output(self, encoded: JTensor) -> JTensor:
+    """Output projection [..., N, H] -> [..., D] with one contracting axis.
+
+    The same product as praxis' `post` ('...NH,DNH->...D'), with heads and head
+    width flattened first: XLA CPU lowers a two-axis contraction with copies of
+    the [D, N, H] weight (on every decoding step), a one-axis one without.
+    """
+    w = self.post.theta.w
+    d, n, h = w.shape
+    encoded = self.post._cast_to_fprop_dtype(encoded)
+    flat = encoded.reshape(*encoded.shape[:-2], n * h)
+    return jnp.einsum('...K,DK->...D', flat, w.reshape(d, n * h))
+
   def _probs(self, logits: JTensor, bias: JTensor | None, mask: JTensor | None) -> JTensor:
     """Softmax over the last axis of float32 `logits` [B, N, T, S] + bias, masked."""
     if bias is not None:
@@ -234,7 +247,7 @@ class T5Attention(base_layer.BaseLayer):
       for name, x in ((KEY_STATE, key), (VALUE_STATE, value)):
         self._update_cache(name, jnp.transpose(x, CACHE_AXES[name]))
     encoded = self._attend(query, key, value, bias, mask)
-    return self._shard(self.post(encoded), ap.bld)
+    return self._shard(self._output(encoded), ap.bld)
 
   def _update_cache(self, name: str, state: JTensor) -> None:
     """Stores cache `name` in its layout (`CACHE_AXES`), sharded like [B, S, N, H]."""
@@ -292,7 +305,7 @@ class T5Attention(base_layer.BaseLayer):
       value = self._write_cache(VALUE_STATE, value, time_step)
     query = self._shard(query, ap.blnh)
     encoded = self._shard(self._attend_cached(query, key, value, bias, mask), ap.blnh)
-    return self._shard(self.post(encoded), ap.bld)
+    return self._shard(self._output(encoded), ap.bld)
 
   def cache_length(self) -> int:
     """Length L of the cached key/value time axis."""
