@@ -116,6 +116,7 @@ LEAN = ModelOptions(mt5_scan=True)
 DECODE_VARIANTS: dict[str, ModelOptions] = {
   'ours_cached_mt5_scanned': ModelOptions(mt5_scan=True, mt5_decode_unrolled=True),
   'ours_cached_mt5_scanned_stacked_decode': ModelOptions(mt5_scan=True),
+  'ours_cached_unfused': ModelOptions(mt5_fused=False),
 }
 # Each change, benchmarked against LIBRARY_DEFAULT (section 'ablation').
 VARIANTS: dict[str, ModelOptions] = {
@@ -125,6 +126,7 @@ VARIANTS: dict[str, ModelOptions] = {
   'ViT scan, remat saves matmul outputs': ModelOptions(vit_remat='dots'),
   'ViT unrolled (no scan, no remat)': ModelOptions(vit_scan=False),
   'bfloat16 activations': ModelOptions(fprop_dtype='bfloat16'),
+  'mT5 projections unfused (separate Q/K/V and wi_0/wi_1 matmuls)': ModelOptions(mt5_fused=False),
 }
 
 
