@@ -9,6 +9,11 @@ a per-layer relative bias and a non-additive mask). The projections are praxis
     query/w, key/w, value/w   [D, N, H]
     post/w                    [D, N, H]   (output projection, 'BTNH,DNH->BTD')
 
+The layer computes with those weights, not through the projection layers'
+calls: Q, K and V as one matmul against the weights stacked at compute time
+(`fuse_qkv`), and the output projection with N and H flattened into one
+contracting axis (XLA CPU copies the weight for a two-axis contraction).
+
 Decoding follows praxis conventions. When the `DECODE_CACHE` collection is
 mutable, `__call__` stores the projected keys and values: `key_state`
 [B, N, H, S] (keys transposed) and `value_state` [B, N, S, H]. These are the
