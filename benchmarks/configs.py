@@ -67,6 +67,9 @@ class ModelOptions:
     mt5_decode_unrolled: scanned mT5 stacks decode over per-layer caches
       (`T5Stack.unroll_in_decode`) rather than with a scan over the stacked
       caches (the default).
+    mt5_fused: mT5 attention projections as one matmul (`T5Attention.fuse_qkv`)
+      and the gated feed-forward's two input projections as one
+      (`GatedFeedForward.fuse_gated_projections`); the library default.
   """
 
   vit_scan: bool = True
@@ -75,6 +78,7 @@ class ModelOptions:
   mt5_remat: str = 'default'
   fprop_dtype: str = 'float32'
   mt5_decode_unrolled: bool = False
+  mt5_fused: bool = True
 
   def label(self) -> str:
     vit = f'vit {"scan" if self.vit_scan else "unrolled"}'
@@ -85,6 +89,8 @@ class ModelOptions:
       mt5 += f' remat={self.mt5_remat}'
     if self.mt5_scan and self.mt5_decode_unrolled:
       mt5 += ' decode unrolled'
+    if not self.mt5_fused:
+      mt5 += ' unfused'
     return f'{vit}, {mt5}, {self.fprop_dtype}'
 
 
@@ -110,6 +116,7 @@ LEAN = ModelOptions(mt5_scan=True)
 DECODE_VARIANTS: dict[str, ModelOptions] = {
   'ours_cached_mt5_scanned': ModelOptions(mt5_scan=True, mt5_decode_unrolled=True),
   'ours_cached_mt5_scanned_stacked_decode': ModelOptions(mt5_scan=True),
+  'ours_cached_unfused': ModelOptions(mt5_fused=False),
 }
 # Each change, benchmarked against LIBRARY_DEFAULT (section 'ablation').
 VARIANTS: dict[str, ModelOptions] = {
@@ -119,6 +126,7 @@ VARIANTS: dict[str, ModelOptions] = {
   'ViT scan, remat saves matmul outputs': ModelOptions(vit_remat='dots'),
   'ViT unrolled (no scan, no remat)': ModelOptions(vit_scan=False),
   'bfloat16 activations': ModelOptions(fprop_dtype='bfloat16'),
+  'mT5 projections unfused (separate Q/K/V and wi_0/wi_1 matmuls)': ModelOptions(mt5_fused=False),
 }
 
 
@@ -132,6 +140,8 @@ def model_config(
   mt5 = mt5_configs.mt5_config(spec.mt5, vocab_size=spec.vocab, scan=opts.mt5_scan)
   for stack in (mt5.encoder_tpl, mt5.decoder_tpl):
     stack.unroll_in_decode = opts.mt5_decode_unrolled
+    stack.block_tpl.attention_tpl.fuse_qkv = opts.mt5_fused
+    stack.block_tpl.ff_tpl.fuse_gated_projections = opts.mt5_fused
   if opts.mt5_remat != 'default':
     for stack in (mt5.encoder_tpl, mt5.decoder_tpl):
       stack.checkpoint_policy = _remat_policy(opts.mt5_remat)

@@ -230,8 +230,9 @@ class Mt5EncoderDecoder(base_layer.BaseLayer):
   def transform_decode_state(self, transform_fn: base_layer.DecodeStateTransformFn) -> None:
     """Applies praxis' `transform_fn(state, batch_dim, time_dim)` to every cache.
 
-    Self-attention K/V get time_dim=1; cross-attention K/V and the encoder
-    paddings get time_dim=-1 (no decoder time axis).
+    Self-attention K/V get their time axis (`t5_attention.CACHE_TIME_DIM`);
+    cross-attention K/V and the encoder paddings get time_dim=-1 (no decoder
+    time axis).
     """
     self.decoder.transform_decode_state(transform_fn)
 

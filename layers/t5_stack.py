@@ -5,7 +5,7 @@ A block is pre-norm: `x + Attn(RmsNorm(x))`, then (decoder only)
 gated-GELU feed-forward `wo(gelu_tanh(wi_0 x) * wi_1 x)`. RMSNorm is praxis
 `RmsNorm` with `direct_scale` (x * rsqrt(mean(x^2) + eps) * scale) and the
 feed-forward is praxis `TransformerFeedForward` (gated, no bias), which computes
-exactly that. A stack computes the relative position bias and the masks once,
+exactly that (as `GatedFeedForward`, which runs wi_0 and wi_1 as one matmul). A stack computes the relative position bias and the masks once,
 runs its blocks and ends with a final RMSNorm.
 
 Parameter tree of a stack (D model, N heads, H head width, F hidden, K buckets):
@@ -34,9 +34,8 @@ import jax
 import jax.numpy as jnp
 from praxis import base_layer, pax_fiddle, pytypes
 from praxis.layers import activations, normalizations, repeats, stochastics
-from praxis.layers import transformers as praxis_transformers
 
-from pali_pax.layers import relative_position, t5_attention
+from pali_pax.layers import gated_feed_forward, relative_position, t5_attention
 
 JTensor = pytypes.JTensor
 SplitDimsMapping = pytypes.SplitDimsMapping
@@ -63,7 +62,8 @@ class T5Block(base_layer.BaseLayer):
       inside the feed-forward (HF `dropout_rate`).
     norm_tpl: RMSNorm template.
     attention_tpl: attention template (`T5Attention`).
-    ff_tpl: feed-forward template (praxis `TransformerFeedForward`).
+    ff_tpl: feed-forward template (praxis `TransformerFeedForward`; by default
+      `GatedFeedForward`, the same with wi_0 and wi_1 fused into one matmul).
     dropout_tpl: residual dropout template.
   """
 
@@ -77,7 +77,7 @@ class T5Block(base_layer.BaseLayer):
   dropout_prob: float = 0.0
   norm_tpl: LayerTpl = template_field(normalizations.RmsNorm)
   attention_tpl: LayerTpl = template_field(t5_attention.T5Attention)
-  ff_tpl: LayerTpl = template_field(praxis_transformers.TransformerFeedForward)
+  ff_tpl: LayerTpl = template_field(gated_feed_forward.GatedFeedForward)
   dropout_tpl: LayerTpl = template_field(stochastics.Dropout)
 
   def setup(self) -> None:
@@ -361,12 +361,13 @@ class T5Stack(base_layer.BaseLayer):
     """Length L of the self-attention K/V caches (filled by `__call__`)."""
     if not self.scan:
       return self.x_layers[0].self_attention.cache_length()
-    # In the Repeat's scope: stacked [num_layers, B, L, N, H] caches, or
-    # per-layer [B, L, N, H] ones under 'layer{i}' (unroll_in_decode).
+    # In the Repeat's scope: stacked [num_layers, ...] caches, or per-layer
+    # ones under 'layer{i}' (unroll_in_decode).
     cache = self.variables[DECODE_CACHE]['repeat']['sub']
+    time_dim = t5_attention.CACHE_TIME_DIM[t5_attention.VALUE_STATE]
     if 'layer0' in cache:
-      return cache['layer0']['self_attention'][t5_attention.KEY_STATE].shape[1]
-    return cache['self_attention'][t5_attention.KEY_STATE].shape[2]
+      return cache['layer0']['self_attention'][t5_attention.VALUE_STATE].shape[time_dim]
+    return cache['self_attention'][t5_attention.VALUE_STATE].shape[1 + time_dim]
 
   def transform_decode_state(self, transform_fn: base_layer.DecodeStateTransformFn) -> None:
     """Transforms every cache of the stack (see `T5Attention`)."""

@@ -134,8 +134,11 @@ def test_transform_decode_state_time_axes(tiny, ref):
   )
   layer = new[DECODE_CACHE]['decoder']['x_layers_1']
   batch, src = enc_ids.shape
-  assert layer['self_attention']['key_state'].shape == (2 * batch, 7, 4, 8)
-  assert layer['cross_attention']['value_state'].shape == (2 * batch, src, 4, 8)
+  # Keys [B, N, H, L], values [B, N, L, H] (t5_attention.CACHE_AXES).
+  assert layer['self_attention']['key_state'].shape == (2 * batch, 4, 8, 7)
+  assert layer['self_attention']['value_state'].shape == (2 * batch, 4, 7, 8)
+  assert layer['cross_attention']['key_state'].shape == (2 * batch, 4, 8, src)
+  assert layer['cross_attention']['value_state'].shape == (2 * batch, 4, src, 8)
   assert new[DECODE_CACHE]['decoder']['cross_paddings'].shape == (2 * batch, src)
 
 

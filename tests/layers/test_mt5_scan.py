@@ -153,8 +153,10 @@ def test_scanned_greedy_decode_matches(models, ref, unroll_in_decode):
   assert_f32_close(got_lp, want_lp, chain + ref['logits'].shape[-1])
   layers = cache['decoder']['repeat']['sub']
   n, b = scan_model.num_decoder_layers, ids.shape[0]
-  if unroll_in_decode:  # per-layer caches [B, seq_len, N, H]
+  if unroll_in_decode:  # per-layer value caches [B, N, seq_len, H]
     assert sorted(layers) == [f'layer{i}' for i in range(n)]
-    assert layers['layer0']['self_attention']['key_state'].shape[:2] == (b, steps + 1)
-  else:  # stacked over layers: [L, B, seq_len, N, H]
-    assert layers['self_attention']['key_state'].shape[:3] == (n, b, steps + 1)
+    shape = layers['layer0']['self_attention']['value_state'].shape
+    assert (shape[0], shape[2]) == (b, steps + 1)
+  else:  # stacked over layers: [L, B, N, seq_len, H]
+    shape = layers['self_attention']['value_state'].shape
+    assert (shape[0], shape[1], shape[3]) == (n, b, steps + 1)
