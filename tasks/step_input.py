@@ -16,6 +16,14 @@ batch is the same for any number of processes. Example k is:
 An example its preprocessors drop (an undecodable image) is replaced by example
 k + j * REPLACEMENT_STRIDE for j = 1, 2, ...: another draw, the same on every run.
 
+Two ways to run a task's preprocessors, with the same result. A task whose
+preprocessing keeps the number of examples (only 1:1 maps, as tf.data's static
+cardinality shows: the synthetic tasks) is streamed: one pipeline over the
+task's indices in order, ~3x cheaper on the host than building one pipeline per
+example. A task that can drop examples (a filter: the readers' image decoding)
+runs per example, with the replacements above. Either way a random preprocessor
+must draw from EXAMPLE_SEED, never from its position in the stream.
+
 The input's state is the next step. paxml sets it on restart: for a train input
 with a `deterministic_input_start_index` field, paxml's executor writes the
 checkpoint step it restores into `_latest_model_step` before building the input
@@ -101,8 +109,8 @@ def _check_random_access(task: seqio.Task, split: str) -> int:
   return n
 
 
-def _task_example_fn(task: seqio.Task, split: str, seed: int, lengths: Mapping[str, int]) -> Any:
-  """k (int64 []) -> one-element dataset: the task's preprocessed example for index k."""
+def _task_stream_fn(task: seqio.Task, split: str, seed: int, lengths: Mapping[str, int]) -> Any:
+  """ks (int64 dataset) -> the task's preprocessed examples for those indices, in order."""
   n = _check_random_access(task, split)
   base = tf.constant([seed, _salt(task.name)], tf.int64)
   keys = list(task.output_features)
@@ -116,12 +124,19 @@ def _task_example_fn(task: seqio.Task, split: str, seed: int, lengths: Mapping[s
     ex[features.EXAMPLE_SEED] = tf.stack([tf.constant(seed, tf.int64), k])
     return ex
 
-  def one(k: tf.Tensor) -> tf.data.Dataset:
-    ds = tf.data.Dataset.from_tensors(k).map(tf.autograph.experimental.do_not_convert(raw))
+  def preprocessed(ks: tf.data.Dataset, parallel: int | None = None) -> tf.data.Dataset:
+    ds = ks.map(tf.autograph.experimental.do_not_convert(raw), num_parallel_calls=parallel)
     ds = task.preprocess_precache(ds, seed=seed)
     ds = task.preprocess_postcache(ds, sequence_length=lengths, seed=seed)
     ds = seqio.utils.trim_dataset(ds, lengths, task.output_features)
     return ds.map(lambda ex: {key: ex[key] for key in keys if key in ex})
+
+  probe = preprocessed(tf.data.Dataset.range(3))
+  if int(probe.cardinality()) == 3:  # only 1:1 maps: nothing is ever dropped
+    return lambda ks: preprocessed(ks, _CYCLE)
+
+  def one(k: tf.Tensor) -> tf.data.Dataset:
+    return preprocessed(tf.data.Dataset.from_tensors(k))
 
   @tf.autograph.experimental.do_not_convert
   def example(k: tf.Tensor) -> tf.data.Dataset:
@@ -131,7 +146,9 @@ def _task_example_fn(task: seqio.Task, split: str, seed: int, lengths: Mapping[s
     # Exactly one example per slot, or an error (never a silently shifted stream).
     return ds.take(1).apply(tf.data.experimental.assert_cardinality(1))
 
-  return example
+  return lambda ks: ks.interleave(
+    example, cycle_length=_CYCLE, block_length=1, num_parallel_calls=_CYCLE, deterministic=True
+  )
 
 
 def examples_dataset(
@@ -155,15 +172,9 @@ def examples_dataset(
   tasks = tasks_and_rates(name)
   if not tasks:
     raise ValueError(f'seqio mixture {name!r} has no task with a rate > 0')
-  per_task = [_task_example_fn(task, split, seed, task_feature_lengths) for task, _ in tasks]
-
-  def stream(fn: Any, ids: tf.data.Dataset) -> tf.data.Dataset:
-    return ids.interleave(
-      fn, cycle_length=_CYCLE, block_length=1, num_parallel_calls=_CYCLE, deterministic=True
-    )
-
+  per_task = [_task_stream_fn(task, split, seed, task_feature_lengths) for task, _ in tasks]
   if len(tasks) == 1:
-    return stream(per_task[0], indices)
+    return per_task[0](indices)
   rates = np.array([r for _, r in tasks], np.float64)
   logits = tf.constant(np.log(rates / rates.sum())[None, :], tf.float32)
 
@@ -173,8 +184,7 @@ def examples_dataset(
     return draw[0, 0]
 
   chosen = [
-    stream(fn, indices.filter(lambda k, i=i: tf.equal(choice(k), i)))
-    for i, fn in enumerate(per_task)
+    fn(indices.filter(lambda k, i=i: tf.equal(choice(k), i))) for i, fn in enumerate(per_task)
   ]
   return tf.data.Dataset.choose_from_datasets(chosen, indices.map(choice))
 
