@@ -5,7 +5,7 @@ B = batch_size * num_infeed_hosts (praxis' `batch_size` is per process). Process
 of P makes the contiguous slice [s*B + h*b, s*B + (h+1)*b), b = B / P, so the global
 batch is the same for any number of processes. Example k is:
 
-  task     t(k): drawn from the mixture rates with the stateless seed (seed, k)
+  task     t(k): drawn from the mixture rates with a hash of (seed, k) (`task_choices`)
   record   r(k): epoch e = k // N over the task's N examples; position k % N through
                  a stateless permutation seeded by (seed, task, e)
   raw      source.example_at(split, r(k)), plus features.EXAMPLE_SEED = (seed, k)
@@ -54,6 +54,7 @@ from pali_pax.tasks import features
 REPLACEMENT_STRIDE = 1 << 40  # far beyond any run's examples (PaLI: 1.6e9 < 2**31)
 MAX_ATTEMPTS = 4  # tries per example slot before the input fails
 _CYCLE = 2  # examples prepared in parallel per task (more only thrashes small CPUs)
+_CHOICE_CHUNK = 256  # example indices per vectorised task draw
 
 
 def host_example_indices(
@@ -176,17 +177,38 @@ def examples_dataset(
   if len(tasks) == 1:
     return per_task[0](indices)
   rates = np.array([r for _, r in tasks], np.float64)
-  logits = tf.constant(np.log(rates / rates.sum())[None, :], tf.float32)
-
-  @tf.autograph.experimental.do_not_convert
-  def choice(k: tf.Tensor) -> tf.Tensor:
-    draw = tf.random.stateless_categorical(logits, 1, seed=tf.stack([seed, k]), dtype=tf.int64)
-    return draw[0, 0]
-
+  # Task ids are drawn a chunk of indices at a time: per-element tf.data calls
+  # in each of the task streams would cost the host more than making the examples.
+  tagged = indices.batch(_CHOICE_CHUNK).map(
+    lambda ks: (ks, task_choices(seed, ks, rates)), num_parallel_calls=None
+  )
   chosen = [
-    fn(indices.filter(lambda k, i=i: tf.equal(choice(k), i))) for i, fn in enumerate(per_task)
+    fn(tagged.map(lambda ks, ts, i=i: tf.boolean_mask(ks, tf.equal(ts, i))).unbatch())
+    for i, fn in enumerate(per_task)
   ]
-  return tf.data.Dataset.choose_from_datasets(chosen, indices.map(choice))
+  return tf.data.Dataset.choose_from_datasets(chosen, tagged.map(lambda ks, ts: ts).unbatch())
+
+
+def _mix64(z: tf.Tensor) -> tf.Tensor:
+  """splitmix64's finaliser on uint64 (a bijection that spreads every input bit)."""
+  for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+    z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, tf.constant(shift, tf.uint64)))
+    z = z * tf.constant(mult, tf.uint64)
+  return tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, tf.constant(31, tf.uint64)))
+
+
+def task_choices(seed: int, ks: tf.Tensor, rates: np.ndarray) -> tf.Tensor:
+  """int64 [n]: the task of each example index in `ks` (int64 [n]), drawn with `rates`.
+
+  Each draw is a function of (seed, k) alone: u(k) = hash(seed, k) / 2**64, uniform
+  in [0, 1), against the cumulative normalised rates.
+  """
+  golden = tf.constant(0x9E3779B97F4A7C15, tf.uint64)
+  key = _mix64(tf.constant(seed % 2**64, tf.uint64) + golden)
+  z = _mix64(tf.cast(ks, tf.uint64) * golden + key)
+  u = tf.cast(tf.bitwise.right_shift(z, tf.constant(11, tf.uint64)), tf.float64) * 2.0**-53
+  cum = np.cumsum(np.asarray(rates, np.float64) / np.sum(rates))[:-1]
+  return tf.searchsorted(tf.constant(cum, tf.float64), u, side='right', out_type=tf.int64)
 
 
 class StepIndexedInput(base_input.BaseInput):
