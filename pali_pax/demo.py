@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from pali_pax import checkpoint
 
-EXPERIMENT = 'PaliMiniSynthetic'
+EXPERIMENT = 'PaliTinySynthetic'
 _STEP_RE = re.compile(r'step = (\d+), loss= ([0-9.eE+-]+), steps/sec')  # train lines only
 
 
