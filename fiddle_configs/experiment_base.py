@@ -33,7 +33,7 @@ from pali_pax.tasks import feature_converter, step_input, vocab
 # paxml 1.4's decode programs call np.unicode_ (xla_passthrough), gone in NumPy 2.
 jax_compat.add_np_unicode()
 
-# The attributes that must change together with MODEL. 'tiny' is the CPU size: the
+# The attributes that must change together with MODEL. 'tiny' / 'mini' are the CPU sizes: the
 # shipped 2,100-id vocabulary (VOCAB_PATH None), one device, 32 px, short texts and
 # the Adam settings the synthetic demo learns with. The pod sizes use mT5's
 # vocabulary (set VOCAB_PATH to mT5's SentencePiece model) on a 32-chip slice
@@ -70,6 +70,7 @@ SIZE_PRESETS: dict[str, dict[str, Any]] = {
     for size, mesh in (('3b', (1, 32, 1)), ('15b', (1, 32, 4)), ('17b', (1, 32, 4)))
   },
 }
+SIZE_PRESETS['mini'] = dict(SIZE_PRESETS['tiny'])  # the demo's size: same CPU row
 
 
 class PaliExperiment(base_experiment.BaseExperiment):

@@ -1,10 +1,11 @@
 """Fiddle configs of the mT5 encoder-decoder (`pali_pax.layers.mt5`).
 
-Sizes follow the mT5 paper / public checkpoints; 'tiny' is for tests:
+Sizes follow the mT5 paper / public checkpoints; 'tiny' is for tests, 'mini' for the CPU demo:
 
 | size  | model_dims | enc/dec layers | hidden_dims | heads | dim_per_head |
 |-------|-----------:|---------------:|------------:|------:|-------------:|
 | tiny  |         32 |            2/2 |          48 |     4 |            8 |
+| mini  |         64 |            2/2 |         128 |     4 |           16 |
 | small |        512 |            8/8 |        1024 |     6 |           64 |
 | base  |        768 |          12/12 |        2048 |    12 |           64 |
 | large |       1024 |          24/24 |        2816 |    16 |           64 |
@@ -24,6 +25,7 @@ __all__ = ['MT5_SIZES', 'mt5_config']
 # size -> (model_dims, num_encoder_layers, num_decoder_layers, hidden_dims, num_heads, dim_per_head)
 MT5_SIZES: dict[str, tuple[int, int, int, int, int, int]] = {
   'tiny': (32, 2, 2, 48, 4, 8),
+  'mini': (64, 2, 2, 128, 4, 16),
   'small': (512, 8, 8, 1024, 6, 64),
   'base': (768, 12, 12, 2048, 12, 64),
   'large': (1024, 24, 24, 2816, 16, 64),

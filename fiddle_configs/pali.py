@@ -1,7 +1,8 @@
 """PaLI model sizes: which ViT and which mT5, as Fiddle graphs.
 
 size    ViT        mT5      published size
-tiny    tiny/8     tiny     (tests and the CPU demo; 32 px images)
+tiny    tiny/8     tiny     (tests; 32 px images)
+mini    mini/8     mini     (the CPU demo, width 64; 32 px images)
 3b      G/14       large    PaLI-3B  = ViT-G (1.8B) + mT5-Large (1.2B)
 15b     G/14       xxl      PaLI-15B = ViT-G (1.8B) + mT5-XXL (13B)
 17b     e/14       xxl      PaLI-17B = ViT-e (3.9B) + mT5-XXL (13B)
@@ -17,6 +18,7 @@ from pali_pax.fiddle_configs import vit as vit_configs
 # size: (ViT variant, mT5 size)
 PALI_SIZES = {
   'tiny': ('tiny/8', 'tiny'),
+  'mini': ('mini/8', 'mini'),
   '3b': ('G/14', 'large'),
   '15b': ('G/14', 'xxl'),
   '17b': ('e/14', 'xxl'),

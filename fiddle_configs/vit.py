@@ -1,7 +1,7 @@
 """Fiddle configs of the ViT image encoder: the big_vision size table.
 
 `vit_config('G/14', image_size=224)` is PaLI-3B/15B's encoder (~1.8B params),
-`vit_config('e/14')` PaLI-17B's (~3.9B). 'tiny' is for tests.
+`vit_config('e/14')` PaLI-17B's (~3.9B). 'tiny' is for tests, 'mini' for the CPU demo.
 """
 
 from typing import NamedTuple
@@ -26,6 +26,7 @@ class ViTSize(NamedTuple):
 # ViT-e: Chen et al. 2022, PaLI).
 VIT_VARIANTS: dict[str, ViTSize] = {
   'tiny': ViTSize(32, 2, 64, 4),
+  'mini': ViTSize(64, 2, 128, 4),
   'Ti': ViTSize(192, 12, 768, 3),
   'S': ViTSize(384, 12, 1536, 6),
   'M': ViTSize(512, 12, 2048, 8),

@@ -39,7 +39,7 @@ def run_training(
     '-m',
     'pali_pax.cli',
     'train',
-    '--fdl_config=pali_pax.fiddle_configs.experiments.tiny_synthetic',
+    f"--fdl_config=pali_pax.fiddle_configs.experiments.experiment_config('{EXPERIMENT}')",
     f'--fdl.NUM_TRAIN_STEPS={total}',
     *(f'--fdl.{k}={v}' for k, v in every.items()),
     f'--job_log_dir={job_dir}',

@@ -151,3 +151,33 @@ def test_global_batch_is_split_over_processes_or_an_error_naming_it(monkeypatch)
   assert pod.per_process_batch('BATCH_SIZE') == 64
   with pytest.raises(ValueError, match=r'BATCH_SIZE=32 .* over the 64 processes'):
     experiments.PaliTinySynthetic().per_process_batch('BATCH_SIZE')
+
+
+def test_mini_experiment_targets_fit_and_its_model_is_the_mini_pali():
+  """PaliMiniSynthetic's TARGET_LEN holds every detection target (2 boxes, digit by digit)."""
+  from pali_pax.tasks import synthetic, vocab
+
+  exp = experiments.PaliMiniSynthetic()
+  tokens = vocab.get_vocabulary(exp.VOCAB_PATH)
+  longest = max(
+    len(tokens.encode(synthetic.generate('detection', 'validation', i, exp.IMAGE_SIZE).targets))
+    for i in range(64)
+  )
+  assert 30 < longest < exp.TARGET_LEN  # + EOS; 2-box targets exceed the tiny 16
+  assert exp.MAX_DECODE_LEN >= longest + 1
+  counts = param_count.component_counts(exp.model_config())
+  # ViT: 2 blocks of width 64 (4*64^2 attention + 2*64*128 MLP, each ~33k) plus the patch
+  # embedding and position table; mT5: two 2,100 x 64 tables (~269k) plus 4 blocks.
+  assert 60_000 < counts['vit'] < 120_000
+  assert 300_000 < counts['mt5'] < 600_000
+  # Its own mixture (other rates than the tiny experiment's), detection weighted most.
+  exp.register_tasks()
+  assert exp.TRAIN_MIXTURE != experiments.PaliTinySynthetic.TRAIN_MIXTURE
+  rates = dict(step_input_rates(exp.TRAIN_MIXTURE))
+  assert max(rates, key=rates.get).endswith('detection_32mini')
+
+
+def step_input_rates(name):
+  from pali_pax.tasks import step_input
+
+  return [(task.name, rate) for task, rate in step_input.tasks_and_rates(name)]

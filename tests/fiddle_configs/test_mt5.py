@@ -40,7 +40,7 @@ def test_large_matches_hf_mt5_large_exactly():
 
 
 def test_unknown_size_lists_valid_sizes():
-  with pytest.raises(ValueError, match='valid sizes: tiny, small, base, large, xl, xxl'):
+  with pytest.raises(ValueError, match='valid sizes: tiny, mini, small, base, large, xl, xxl'):
     mt5_configs.mt5_config('huge')
 
 

@@ -65,6 +65,19 @@ def test_host_example_indices_by_hand():
   assert step_input.host_example_indices(0, 2, 2, 0, offset=5).tolist() == [5, 6]
 
 
+def test_task_choices_follow_the_rates_and_depend_on_seed_and_index_only():
+  rates = np.array([2.0, 1.0, 0.5, 0.5])
+  n = 40_000
+  got = step_input.task_choices(3, np.arange(n, dtype=np.int64), rates).numpy()
+  # Each count is binomial(n, p): 5 standard deviations of slack.
+  p = rates / rates.sum()
+  np.testing.assert_array_less(np.abs(np.bincount(got, minlength=4) - n * p), 5 * np.sqrt(n * p))
+  picked = step_input.task_choices(3, np.array([17, 5, 39_999], np.int64), rates).numpy()
+  assert picked.tolist() == [got[17], got[5], got[39_999]]
+  other = step_input.task_choices(4, np.arange(n, dtype=np.int64), rates).numpy()
+  assert 0.5 < np.mean(other != got) < 0.8  # independent draws differ 1 - sum(p^2) = 0.66
+
+
 @pytest.mark.slow  # ~1-2 min of tf.data tracing on a loaded 2-core CPU
 def test_example_k_does_not_depend_on_the_stream_around_it(mixture):
   run = _examples(mixture, range(100, 124))
