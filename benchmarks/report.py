@@ -145,9 +145,9 @@ def decode_md(recs: list[dict[str, Any]]) -> str:
     '`peer_generate`: HF generate(greedy, use_cache=True). `ours_cached_mt5_scanned`: '
     'ours_cached with scanned mT5 stacks decoding over per-layer caches '
     '(`unroll_in_decode=True`); `..._stacked_decode`: scanned stacks decoding with a scan '
-    'over the stacked caches (the default). `ours_cached_unfused`: ours_cached with the mT5 '
-    'attention and gated feed-forward input projections as separate matmuls '
-    '(`mt5_fused=False`).',
+    'over the stacked caches (the default). `ours_cached_fused`: ours_cached with the mT5 '
+    'attention and gated feed-forward input projections each as one matmul '
+    '(`mt5_fused=True`).',
     '',
     f'| method | 1 token | {head} | {per} | per-token growth {lengths[0]}->{lengths[-1]} |',
     '|---|---|' + '---|' * len(lengths) + '---:|' * len(lengths) + '---:|',

@@ -23,9 +23,12 @@ class GatedFeedForward(praxis_transformers.TransformerFeedForward):
   Attributes:
     fuse_gated_projections: compute `ffn_layer1_gate` and `ffn_layer1` as one
       matmul (gated, bias-free configurations only; otherwise praxis' path).
+      Off by default: on XLA CPU it measured no faster to train and slower to
+      decode, where the weights are stacked again on every step
+      (docs/benchmarks.md); for backends that prefer fewer, larger matmuls.
   """
 
-  fuse_gated_projections: bool = True
+  fuse_gated_projections: bool = False
 
   def _compute_ffns(
     self, inputs: JTensor, paddings: JTensor | None, ap_ff0: pytypes.SplitDimsMapping = None

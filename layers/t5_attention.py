@@ -9,10 +9,11 @@ a per-layer relative bias and a non-additive mask). The projections are praxis
     query/w, key/w, value/w   [D, N, H]
     post/w                    [D, N, H]   (output projection, 'BTNH,DNH->BTD')
 
-The layer computes with those weights, not through the projection layers'
-calls: Q, K and V as one matmul against the weights stacked at compute time
-(`fuse_qkv`), and the output projection with N and H flattened into one
-contracting axis (XLA CPU copies the weight for a two-axis contraction).
+The output projection is computed with `post/w` directly (not through the
+projection layer's call), with N and H flattened into one
+contracting axis (XLA CPU copies the weight for a two-axis contraction). Q, K
+and V can run as one matmul against the weights stacked at compute time
+(`fuse_qkv`, off by default).
 
 Decoding follows praxis conventions. When the `DECODE_CACHE` collection is
 mutable, `__call__` stores the projected keys and values: `key_state`
@@ -66,6 +67,8 @@ class T5Attention(base_layer.BaseLayer):
       three [D, N, H] weights concatenated at compute time, then split the
       result: fewer, larger matmuls (docs/benchmarks.md). The variables keep
       their separate `query`/`key`/`value` layout, so checkpoints do not change.
+      Off by default: on XLA CPU it measured no faster to train and slower to
+      decode (the stacking runs on every step; docs/benchmarks.md).
     proj_tpl: projection template (praxis `AttentionProjection`, no bias).
     dropout_tpl: dropout template for the attention probabilities.
   """
@@ -76,7 +79,7 @@ class T5Attention(base_layer.BaseLayer):
   atten_dropout_prob: float = 0.0
   is_cross_attention: bool = False
   decode_cache: bool = True
-  fuse_qkv: bool = True
+  fuse_qkv: bool = False
   proj_tpl: LayerTpl = template_field(attentions.AttentionProjection)
   dropout_tpl: LayerTpl = template_field(stochastics.Dropout)
 

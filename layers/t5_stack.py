@@ -63,7 +63,7 @@ class T5Block(base_layer.BaseLayer):
     norm_tpl: RMSNorm template.
     attention_tpl: attention template (`T5Attention`).
     ff_tpl: feed-forward template (praxis `TransformerFeedForward`; by default
-      `GatedFeedForward`, the same with wi_0 and wi_1 fused into one matmul).
+      `GatedFeedForward`, which can run wi_0 and wi_1 as one matmul).
     dropout_tpl: residual dropout template.
   """
 
