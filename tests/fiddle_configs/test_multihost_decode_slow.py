@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import pytest
 
-from pali_pax import evaluation
+from pali_pax import evaluation, launch_local
 from tests import numerics
 
 pytestmark = pytest.mark.slow
@@ -46,8 +46,7 @@ def _flags(data_dir) -> list[str]:
 
 
 def _run(job_dir, flags, processes: int = 1) -> str:
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', JAX_PLATFORMS='cpu')
-  env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=1'
+  env = launch_local.process_env(devices_per_process=1)  # launch-local's own, for both runs
   base = [sys.executable, '-m', 'pali_pax.cli']
   flags = [*flags, f'--job_log_dir={job_dir}']
   if processes == 1:
