@@ -87,6 +87,8 @@ class PaliExperiment(base_experiment.BaseExperiment):
       feeds BATCH_SIZE / process_count (see `per_process_batch`).
     OPTIMIZER: 'adafactor' or 'adam'. LEARNING_RATE: peak value.
     WARMUP_STEPS: linear warm-up, then inverse-square-root decay.
+    LOSS_PER_EXAMPLE: each example's token-mean loss counts equally
+      (`PaliModel.loss_per_example`), instead of every target token.
     NUM_TRAIN_STEPS, CHECKPOINT_EVERY, EVAL_EVERY, EVAL_BATCHES.
     DECODE_BATCHES: batches of each decode program; None = the whole split once
       (the last batch padded; padding rows get no metrics).
@@ -118,6 +120,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
   OPTIMIZER = 'adafactor'
   LEARNING_RATE = 1e-2
   WARMUP_STEPS = 1000
+  LOSS_PER_EXAMPLE = False
   NUM_TRAIN_STEPS = 100_000
   CHECKPOINT_EVERY = 1000
   EVAL_EVERY = 1000
@@ -166,6 +169,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
       vocab_size=self.VOCAB_SIZE,
       freeze_vit=self.FREEZE_VIT,
     )
+    cfg.loss_per_example = self.LOSS_PER_EXAMPLE
     cfg.decoder_tpl = decoder_hparams.GreedyDecoderHParams(
       seqlen=self.MAX_DECODE_LEN + 1, eos_id=batch_lib.EOS_ID
     )

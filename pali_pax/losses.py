@@ -14,8 +14,9 @@ def token_xent(
   weights: JTensor,
   label_smoothing: float = 0.0,
   z_loss_weight: float = 0.0,
+  per_example: bool = False,
 ) -> NestedMap:
-  """Weighted per-token cross-entropy, as T5X computes it.
+  """Weighted per-token cross-entropy, as T5X computes it (or averaged per example).
 
   Args:
     logits: [B, T, V] (any float dtype; computed in float32).
@@ -26,12 +27,19 @@ def token_xent(
       still has loss 0 (T5X's convention).
     z_loss_weight: coefficient of `logsumexp(logits) ** 2` per token, which
       keeps the softmax normaliser near 1 (PaLM / T5X z-loss).
+    per_example: total_loss is the mean over examples (rows with weight) of
+      each example's own weighted token mean, as big_vision's PaLI-family
+      trainers do, instead of T5X's mean over all weighted tokens of the batch.
+      In a mixture whose targets range from 1 token (VQA) to 15 (detection),
+      every example then pulls equally, whatever its target length.
 
   Returns:
     NestedMap with per_token_xent [B, T] (label-smoothed, without z-loss),
     per_token_nll [B, T] (plain -log p(label)), per_sequence_logprob [B]
     (sum of log p(label) over weighted tokens), z_loss [B, T], total_loss
-    (scalar, weighted mean of xent + z-loss), total_weight, accuracy and argmax.
+    (scalar, weighted mean of xent + z-loss, per token or per example),
+    loss_weight (what total_loss averages over: weighted tokens, or examples
+    with weight), total_weight (weighted tokens), accuracy and argmax.
   """
   logits = logits.astype(jnp.float32)
   weights = weights.astype(jnp.float32)
@@ -52,12 +60,21 @@ def token_xent(
   total_weight = jnp.sum(weights)
   denom = jnp.maximum(total_weight, 1.0)
   argmax = jnp.argmax(logits, axis=-1).astype(labels.dtype)
+  if per_example:
+    row_weight = jnp.sum(weights, axis=-1)
+    row_loss = jnp.sum((xent + z_loss) * weights, axis=-1) / jnp.maximum(row_weight, 1e-9)
+    loss_weight = jnp.sum((row_weight > 0).astype(jnp.float32))
+    total_loss = jnp.sum(jnp.where(row_weight > 0, row_loss, 0.0)) / jnp.maximum(loss_weight, 1.0)
+  else:
+    loss_weight = total_weight
+    total_loss = jnp.sum((xent + z_loss) * weights) / denom
   return NestedMap(
     per_token_xent=xent,
     per_token_nll=nll,
     per_sequence_logprob=-jnp.sum(nll * weights, axis=-1),
     z_loss=z_loss,
-    total_loss=jnp.sum((xent + z_loss) * weights) / denom,
+    total_loss=total_loss,
+    loss_weight=loss_weight,
     avg_xent=jnp.sum(xent * weights) / denom,
     avg_z_loss=jnp.sum(z_loss * weights) / denom,
     total_weight=total_weight,

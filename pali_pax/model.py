@@ -50,6 +50,9 @@ class PaliModel(base_model.BaseModel):
       the experiment configs) so the ViT also gets no optimizer state.
     label_smoothing: label smoothing of the target distribution.
     z_loss_weight: weight of the softmax normaliser penalty (log Z)^2.
+    loss_per_example: train on the mean over examples of each example's token
+      mean (`losses.token_xent(per_example=True)`) instead of the mean over all
+      target tokens of the batch; for mixtures whose target lengths differ a lot.
     decoder_tpl: praxis decoder hparams: `GreedyDecoderHParams`,
       `BeamSearchHParams` (beam_size, length_norm_alpha) or
       `SampleDecoderHParams` (temperature, k). `seqlen` is the number of
@@ -62,6 +65,7 @@ class PaliModel(base_model.BaseModel):
   freeze_vit: bool = False
   label_smoothing: float = 0.0
   z_loss_weight: float = 0.0
+  loss_per_example: bool = False
   decoder_tpl: decoder_hparams.DecoderHParams = instance_field(
     lambda: decoder_hparams.GreedyDecoderHParams(seqlen=33, eos_id=batch_lib.EOS_ID)
   )
@@ -126,10 +130,11 @@ class PaliModel(base_model.BaseModel):
       weights,
       label_smoothing=self.label_smoothing,
       z_loss_weight=self.z_loss_weight,
+      per_example=self.loss_per_example,
     )
     weight = out.total_weight
     metrics = NestedMap(
-      total_loss=(out.total_loss, weight),
+      total_loss=(out.total_loss, out.loss_weight),
       avg_xent=(out.avg_xent, weight),
       z_loss=(out.avg_z_loss, weight),
       log_pplx=(

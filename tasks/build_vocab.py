@@ -17,7 +17,11 @@ whole Chinese captions become single pieces and nothing is compositional.
 
 Special ids follow mT5: pad 0, eos 1, unk 2, no bos. `byte_fallback` lets any
 script encode (unknown characters become UTF-8 byte pieces instead of unk);
-`split_digits` makes numbers (detection coordinates) digit sequences.
+Digits are not split: like mT5's vocabulary, which has pieces for most numbers
+below 1000, the detection coordinates of the 32 and 48 px tasks (the bins
+floor(1000 * px / side)) are single pieces, so a box is ~6 tokens instead of ~15
+and two boxes fit a 16-token target. Other numbers still encode (shorter pieces,
+or digits via byte fallback).
 """
 
 import argparse
@@ -34,6 +38,9 @@ from pali_pax.tasks import synthetic_words as words
 
 VOCAB_SIZE = 2000  # pieces; seqio adds 100 sentinel ids -> 2100 ids
 _EXAMPLES_PER_TASK = 1000
+# Image sides of the CPU experiments (tiny demo, its high-res phase): their detection
+# coordinates, floor(1000 * px / side), are in the corpus and so become pieces.
+_DETECTION_SIZES = (32, 48)
 _SEED = 20220914  # PaLI's arXiv date; any fixed value
 _DELIMITER = '|'  # not in the corpus; pieces never cross it, and it is no piece itself
 _HAN = re.compile(r'[\u4e00-\u9fff]+')
@@ -102,7 +109,12 @@ def corpus(examples_per_task: int = _EXAMPLES_PER_TASK) -> list[str]:
   """The training sentences, in a fixed order (Chinese words delimited)."""
   lines = _word_table_phrases() + _prompt_texts() + list(words.OCR_WORDS)
   for task in synthetic.TASKS:
-    ds = synthetic.dataset(task, 'train', image_size=32, seed=_SEED, stop=examples_per_task)
+    sizes = _DETECTION_SIZES if task == 'detection' else _DETECTION_SIZES[:1]
+    ds = synthetic.dataset(task, 'train', image_size=sizes[0], seed=_SEED, stop=examples_per_task)
+    for size in sizes[1:]:
+      ds = ds.concatenate(
+        synthetic.dataset(task, 'train', image_size=size, seed=_SEED, stop=examples_per_task)
+      )
     for batch in ds.batch(examples_per_task).as_numpy_iterator():
       for inputs, targets in zip(batch['inputs'], batch['targets'], strict=True):
         lines += [inputs.decode().replace(prompts.SENTINEL_0, ''), targets.decode()]
@@ -120,7 +132,7 @@ def train(vocab_size: int = VOCAB_SIZE, examples_per_task: int = _EXAMPLES_PER_T
     vocab_size=vocab_size,
     character_coverage=1.0,
     byte_fallback=True,
-    split_digits=True,
+    split_digits=False,
     pad_id=batch_lib.PAD_ID,
     eos_id=batch_lib.EOS_ID,
     unk_id=batch_lib.UNK_ID,

@@ -9,7 +9,7 @@ multilingual SentencePiece (BPE) model trained deterministically by
 `python -m pali_pax.tasks.build_vocab` from the synthetic tasks' text in
 en/fr/de/es/zh/hi/ar/ru plus every prompt in every prompt language:
 2,000 pieces (pad, eos, unk ids as mT5's, see `pali_pax.batch`; 256 byte-fallback pieces so any
-script encodes; digits split) + 100 sentinel ids = 2,100 ids. Every synthetic
+script encodes; numbers unsplit) + 100 sentinel ids = 2,100 ids. Every synthetic
 word is one or two pieces; nothing synthetic maps to unk.
 
 Sentinel `<extra_id_k>` has id `vocab_size - 1 - k` and can be written in text

@@ -59,3 +59,21 @@ def test_z_loss_adds_squared_log_normaliser():
   log_z = np.log(np.exp([1.0, 2.0, 3.0]).sum())
   np.testing.assert_allclose(out.avg_z_loss, 1e-2 * log_z**2, rtol=1e-6)
   np.testing.assert_allclose(out.total_loss, out.avg_xent + 1e-2 * log_z**2, rtol=1e-6)
+
+
+def test_per_example_loss_is_the_mean_of_each_rows_token_mean():
+  rng = np.random.default_rng(2)
+  logits = rng.normal(size=(3, 4, 7)).astype(np.float32)
+  labels = rng.integers(0, 7, size=(3, 4))
+  # A 1-token row, a 3-token row, and a row with no weight (eval padding): excluded.
+  weights = np.array([[1, 0, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0]], np.float32)
+  out = losses.token_xent(logits, labels, weights, per_example=True)
+  nll = -np.take_along_axis(_np_log_softmax(logits), labels[..., None], -1)[..., 0]
+  expected = (nll[0, 0] + nll[1, :3].mean()) / 2
+  np.testing.assert_allclose(out.total_loss, expected, rtol=1e-5)
+  assert float(out.loss_weight) == 2.0
+  # The token-level figures are unchanged; only total_loss is averaged per example.
+  by_token = losses.token_xent(logits, labels, weights)
+  np.testing.assert_allclose(out.avg_xent, by_token.avg_xent, rtol=1e-6)
+  np.testing.assert_allclose(by_token.total_loss, (nll * weights).sum() / 4, rtol=1e-5)
+  assert float(by_token.loss_weight) == 4.0

@@ -111,6 +111,31 @@ def test_freeze_vit_stops_gradients(model_and_vars, freeze):
   assert (vit_norm == 0) == freeze
 
 
+@pytest.mark.parametrize('per_example', [False, True])
+def test_loss_averages_tokens_or_examples(model_and_vars, per_example):
+  """Targets of 5, 2 and 1 tokens (+ EOS): per token, or each example's mean counts equally."""
+  _, variables = model_and_vars
+  cfg = _cfg()
+  cfg.loss_per_example = per_example
+  model = base_layer.instantiate(cfg)
+  batch = _batch()
+  logits = _apply(model, variables, batch, method='compute_predictions').logits
+  metrics, _ = _apply(model, variables, NestedMap(logits=logits), batch, method='compute_loss')
+  nll = -np.take_along_axis(
+    np.asarray(jax.nn.log_softmax(logits, -1)),
+    np.asarray(batch.decoder_target_tokens)[..., None],
+    -1,
+  )[..., 0]
+  w = np.asarray(batch.decoder_loss_weights)
+  if per_example:
+    expected, weight = np.mean((nll * w).sum(-1) / w.sum(-1)), 3.0
+  else:
+    expected, weight = (nll * w).sum() / w.sum(), w.sum()
+  loss, loss_weight = metrics.total_loss
+  assert_f32_close(loss, expected, chain=VOCAB + 8)  # softmax over VOCAB, sums over 6 tokens
+  assert float(loss_weight) == weight
+
+
 def test_score_is_sum_of_target_log_probs(model_and_vars):
   model, variables = model_and_vars
   batch = _batch()

@@ -99,3 +99,17 @@ def test_build_is_deterministic_and_matches_shipped_model():
   with open(vocab.DEFAULT_VOCAB_PATH, 'rb') as f:
     shipped = f.read()
   assert build_vocab.train() == shipped
+
+
+@pytest.mark.parametrize('side', [32, 48])
+def test_detection_coordinates_of_the_cpu_image_sizes_are_single_pieces(side):
+  """Numbers are not split into digits: a box of the 32 / 48 px tasks is 4 pieces + its label."""
+  from pali_pax.tasks import metrics_detection
+
+  v = vocab.get_vocabulary()
+  bins = metrics_detection.NUM_BOX_BINS
+  # px = side (999: a box touching the far edge) is rare and may take several pieces.
+  for px in range(side):
+    coordinate = str(bins * px // side)
+    assert len(v.encode(coordinate)) == 1, coordinate
+  assert v.decode(v.encode('93 281 750 999')) == '93 281 750 999'
