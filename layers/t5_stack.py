@@ -5,8 +5,9 @@ A block is pre-norm: `x + Attn(RmsNorm(x))`, then (decoder only)
 gated-GELU feed-forward `wo(gelu_tanh(wi_0 x) * wi_1 x)`. RMSNorm is praxis
 `RmsNorm` with `direct_scale` (x * rsqrt(mean(x^2) + eps) * scale) and the
 feed-forward is praxis `TransformerFeedForward` (gated, no bias), which computes
-exactly that (as `GatedFeedForward`, which runs wi_0 and wi_1 as one matmul). A stack computes the relative position bias and the masks once,
-runs its blocks and ends with a final RMSNorm.
+exactly that (as `GatedFeedForward`, which can also run wi_0 and wi_1 as one
+matmul). A stack computes the relative position bias and the masks once, runs its
+blocks and ends with a final RMSNorm.
 
 Parameter tree of a stack (D model, N heads, H head width, F hidden, K buckets):
 

@@ -62,9 +62,10 @@ def token_xent(
   argmax = jnp.argmax(logits, axis=-1).astype(labels.dtype)
   if per_example:
     row_weight = jnp.sum(weights, axis=-1)
+    # 0 for rows without weight (their sum is 0), which loss_weight does not count.
     row_loss = jnp.sum((xent + z_loss) * weights, axis=-1) / jnp.maximum(row_weight, 1e-9)
     loss_weight = jnp.sum((row_weight > 0).astype(jnp.float32))
-    total_loss = jnp.sum(jnp.where(row_weight > 0, row_loss, 0.0)) / jnp.maximum(loss_weight, 1.0)
+    total_loss = jnp.sum(row_loss) / jnp.maximum(loss_weight, 1.0)
   else:
     loss_weight = total_weight
     total_loss = jnp.sum((xent + z_loss) * weights) / denom

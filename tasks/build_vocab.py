@@ -16,12 +16,11 @@ the word table) with SentencePiece's `pretokenization_delimiter`; otherwise
 whole Chinese captions become single pieces and nothing is compositional.
 
 Special ids follow mT5: pad 0, eos 1, unk 2, no bos. `byte_fallback` lets any
-script encode (unknown characters become UTF-8 byte pieces instead of unk);
+script encode (unknown characters become UTF-8 byte pieces instead of unk).
 Digits are not split: like mT5's vocabulary, which has pieces for most numbers
 below 1000, the detection coordinates of the 32 and 48 px tasks (the bins
 floor(1000 * px / side)) are single pieces, so a box is ~6 tokens instead of ~15
-and two boxes fit a 16-token target. Other numbers still encode (shorter pieces,
-or digits via byte fallback).
+and two boxes fit a 16-token target. Other numbers encode in shorter pieces.
 """
 
 import argparse
@@ -38,9 +37,9 @@ from pali_pax.tasks import synthetic_words as words
 
 VOCAB_SIZE = 2000  # pieces; seqio adds 100 sentinel ids -> 2100 ids
 _EXAMPLES_PER_TASK = 1000
-# Image sides of the CPU experiments (tiny demo, its high-res phase): their detection
-# coordinates, floor(1000 * px / side), are in the corpus and so become pieces.
-_DETECTION_SIZES = (32, 48)
+# Image sides of the CPU experiments (tiny demo, its high-res phase). Every task's text
+# comes from the first; detection's from each, so all their coordinates become pieces.
+_IMAGE_SIZES = (32, 48)
 _SEED = 20220914  # PaLI's arXiv date; any fixed value
 _DELIMITER = '|'  # not in the corpus; pieces never cross it, and it is no piece itself
 _HAN = re.compile(r'[\u4e00-\u9fff]+')
@@ -109,15 +108,11 @@ def corpus(examples_per_task: int = _EXAMPLES_PER_TASK) -> list[str]:
   """The training sentences, in a fixed order (Chinese words delimited)."""
   lines = _word_table_phrases() + _prompt_texts() + list(words.OCR_WORDS)
   for task in synthetic.TASKS:
-    sizes = _DETECTION_SIZES if task == 'detection' else _DETECTION_SIZES[:1]
-    ds = synthetic.dataset(task, 'train', image_size=sizes[0], seed=_SEED, stop=examples_per_task)
-    for size in sizes[1:]:
-      ds = ds.concatenate(
-        synthetic.dataset(task, 'train', image_size=size, seed=_SEED, stop=examples_per_task)
-      )
-    for batch in ds.batch(examples_per_task).as_numpy_iterator():
-      for inputs, targets in zip(batch['inputs'], batch['targets'], strict=True):
-        lines += [inputs.decode().replace(prompts.SENTINEL_0, ''), targets.decode()]
+    for size in _IMAGE_SIZES if task == 'detection' else _IMAGE_SIZES[:1]:
+      ds = synthetic.dataset(task, 'train', image_size=size, seed=_SEED, stop=examples_per_task)
+      for batch in ds.batch(examples_per_task).as_numpy_iterator():
+        for inputs, targets in zip(batch['inputs'], batch['targets'], strict=True):
+          lines += [inputs.decode().replace(prompts.SENTINEL_0, ''), targets.decode()]
   return [segment_han(line.strip()) for line in lines if line.strip()]
 
 
