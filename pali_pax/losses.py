@@ -8,6 +8,36 @@ JTensor = pytypes.JTensor
 NestedMap = py_utils.NestedMap
 
 
+@jax.custom_vjp
+def nll_and_log_z(logits: JTensor, labels: JTensor) -> tuple[JTensor, JTensor]:
+  """-log softmax(logits)[label] and logsumexp(logits), both [B, T], float32 logits [B, T, V].
+
+  The gradient is written out (softmax times the summed cotangents, minus the
+  one-hot): one elementwise pass over [B, T, V]. Autodiff of take_along_axis
+  instead scatters into zeros and adds the logsumexp path, which XLA CPU runs
+  in transposed layouts (the loss backward was the largest op of the demo's step).
+  """
+  return _nll_and_log_z(logits, labels)[0]
+
+
+def _nll_and_log_z(logits: JTensor, labels: JTensor) -> tuple[tuple[JTensor, JTensor], tuple]:
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  picked = jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
+  return (log_z - picked, log_z), (logits, labels, log_z)
+
+
+def _nll_and_log_z_bwd(res: tuple, g: tuple[JTensor, JTensor]) -> tuple[JTensor, None]:
+  logits, labels, log_z = res
+  g_nll, g_log_z = g
+  softmax = jnp.exp(logits - log_z[..., None])
+  onehot = jnp.arange(logits.shape[-1]) == labels[..., None]
+  grad = softmax * (g_nll + g_log_z)[..., None] - jnp.where(onehot, g_nll[..., None], 0.0)
+  return grad, None
+
+
+nll_and_log_z.defvjp(_nll_and_log_z, _nll_and_log_z_bwd)
+
+
 def token_xent(
   logits: JTensor,
   labels: JTensor,
@@ -44,15 +74,13 @@ def token_xent(
   logits = logits.astype(jnp.float32)
   weights = weights.astype(jnp.float32)
   vocab = logits.shape[-1]
-  log_z = jax.nn.logsumexp(logits, axis=-1)
-  log_probs = logits - log_z[..., None]
-  nll = -jnp.take_along_axis(log_probs, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
+  nll, log_z = nll_and_log_z(logits, labels.astype(jnp.int32))
   if label_smoothing > 0.0:
     on = 1.0 - label_smoothing
     off = label_smoothing / (vocab - 1)
     # Entropy of the smoothed target distribution: the loss's minimum.
     normaliser = -(on * jnp.log(on) + (vocab - 1) * off * jnp.log(off + 1e-20))
-    sum_log_prob = jnp.sum(log_probs, axis=-1)
+    sum_log_prob = jnp.sum(logits, axis=-1) - vocab * log_z
     xent = on * nll - off * (sum_log_prob + nll) - normaliser
   else:
     xent = nll

@@ -1,9 +1,12 @@
 """token_xent against hand-computed cross-entropy, smoothing and z-loss."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from pali_pax import losses
+from tests.numerics import assert_f32_close
 
 
 def _np_log_softmax(x):
@@ -77,3 +80,42 @@ def test_per_example_loss_is_the_mean_of_each_rows_token_mean():
   np.testing.assert_allclose(out.avg_xent, by_token.avg_xent, rtol=1e-6)
   np.testing.assert_allclose(by_token.total_loss, (nll * weights).sum() / 4, rtol=1e-5)
   assert float(by_token.loss_weight) == 4.0
+
+
+def _np_grad(logits, labels, weights, eps, z, per_example):
+  """d total_loss / d logits in float64, from the closed form of each term."""
+  x = logits.astype(np.float64)
+  v = x.shape[-1]
+  p = np.exp(_np_log_softmax(x))
+  y = np.zeros_like(p)
+  np.put_along_axis(y, labels[..., None], 1.0, -1)
+  on, off = 1.0 - eps, eps / (v - 1)
+  log_z = np.log(np.exp(x).sum(-1, keepdims=True))
+  # nll' = p - y; (sum of log-probs)' = 1 - V p; (z log_z^2)' = 2 z log_z p.
+  per_token = (on - off) * (p - y) - off * (1.0 - v * p) + 2.0 * z * log_z * p
+  if per_example:
+    rows = weights.sum(-1, keepdims=True)
+    scale = weights / np.maximum(rows, 1e-9) / (rows > 0).sum()
+  else:
+    scale = weights / weights.sum()
+  return per_token * scale[..., None]
+
+
+@pytest.mark.parametrize('per_example', [False, True])
+@pytest.mark.parametrize('eps,z', [(0.0, 0.0), (0.1, 1e-2)])
+def test_gradient_is_softmax_minus_target_per_weighted_token(per_example, eps, z):
+  rng = np.random.default_rng(3)
+  v = 11
+  logits = (3.0 * rng.normal(size=(3, 4, v))).astype(np.float32)
+  labels = rng.integers(0, v, size=(3, 4))
+  weights = np.array([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], np.float32)
+
+  def loss(x):
+    out = losses.token_xent(x, labels, weights, eps, z, per_example=per_example)
+    return out.total_loss
+
+  got = jax.grad(loss)(jnp.asarray(logits))
+  want = _np_grad(logits, labels, weights, eps, z, per_example)
+  # Softmax over V, a sum over V for smoothing, then the weighted mean: ~2V + 8 roundings.
+  assert_f32_close(got, want, chain=2 * v + 8, implementations=1, scale=1.0)
+  assert np.all(np.asarray(got)[2] == 0.0)  # no weight, no gradient

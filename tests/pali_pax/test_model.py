@@ -104,7 +104,7 @@ def test_freeze_vit_stops_gradients(model_and_vars, freeze):
       metrics, _ = model.apply({'params': params}, preds, batch, method=model.compute_loss)
     return metrics.total_loss[0]
 
-  grads = jax.grad(loss)(variables['params'])
+  grads = jax.jit(jax.grad(loss))(variables['params'])
   vit_norm = sum(float(jnp.sum(g**2)) for g in jax.tree_util.tree_leaves(grads['vit']))
   proj_norm = sum(float(jnp.sum(g**2)) for g in jax.tree_util.tree_leaves(grads['fusion']))
   assert proj_norm > 0
@@ -146,30 +146,45 @@ def test_score_is_sum_of_target_log_probs(model_and_vars):
   np.testing.assert_allclose(scores, jnp.sum(picked * batch.decoder_loss_weights, -1), rtol=1e-5)
 
 
+def _decoder(model, params):
+  """Compiled decode (variables, PRNG key) -> praxis DecodeOut; eager decoding is far slower."""
+
+  def run(v, key):
+    (_, result, _), _ = _apply(
+      model,
+      v,
+      _batch(),
+      params,
+      method='decode_with_params',
+      mutable=[base_layer.DECODE_CACHE],
+      rngs={'random': key},
+    )
+    return result
+
+  return jax.jit(run)
+
+
 def _decode(model, variables, params, seed=3):
-  (_, result, _), _ = _apply(
-    model,
-    variables,
-    _batch(),
-    params,
-    method='decode_with_params',
-    mutable=[base_layer.DECODE_CACHE],
-    rngs={'random': jax.random.PRNGKey(seed)},
-  )
-  return result
+  return _decoder(model, params)(variables, jax.random.PRNGKey(seed))
 
 
 def _greedy_by_recomputation(model, variables, steps):
+  """Greedy ids [3, steps + 1] by a full forward per token, no cache.
+
+  The decoder is causal, so the logits at position i see ids[:, :i + 1] only: one
+  compiled forward over the full length serves every step (the zeros after i
+  never reach position i).
+  """
   batch = _batch()
-  ids = jnp.zeros((3, 1), jnp.int32)
-  for _ in range(steps):
+  fwd = jax.jit(lambda v, b: _apply(model, v, b, method='compute_predictions').logits)
+  ids = np.zeros((3, steps + 1), np.int32)
+  for i in range(steps):
     b = NestedMap(batch)
-    b.decoder_input_tokens = ids
-    b.decoder_target_tokens = ids
+    b.decoder_input_tokens = jnp.asarray(ids)
+    b.decoder_target_tokens = jnp.asarray(ids)
     b.decoder_loss_weights = jnp.ones(ids.shape, jnp.float32)
-    logits = _apply(model, variables, b, method='compute_predictions').logits
-    ids = jnp.concatenate([ids, jnp.argmax(logits[:, -1], -1)[:, None].astype(jnp.int32)], 1)
-  return np.asarray(ids)
+    ids[:, i + 1] = np.argmax(np.asarray(fwd(variables, b))[:, i], -1)
+  return ids
 
 
 def test_greedy_decode_equals_argmax_recomputation(model_and_vars):
@@ -210,8 +225,10 @@ def test_sampling_is_seeded_and_within_top_k(model_and_vars):
   k = 3
   params = decoder_hparams.SampleDecoderHParams(seqlen=6, eos_id=1, temperature=1.0, k=k)
 
+  decode = _decoder(model, params)
+
   def sample(seed):
-    return np.asarray(_decode(model, variables, params, seed=seed).output_ids[:, 0])
+    return np.asarray(decode(variables, jax.random.PRNGKey(seed)).output_ids[:, 0])
 
   first, again, other = sample(3), sample(3), sample(4)
   np.testing.assert_array_equal(first, again)
