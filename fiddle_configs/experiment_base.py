@@ -86,7 +86,10 @@ class PaliExperiment(base_experiment.BaseExperiment):
     BATCH_SIZE / EVAL_BATCH_SIZE: global batch sizes; each of the job's processes
       feeds BATCH_SIZE / process_count (see `per_process_batch`).
     OPTIMIZER: 'adafactor' or 'adam'. LEARNING_RATE: peak value.
-    WARMUP_STEPS: linear warm-up, then inverse-square-root decay.
+    WARMUP_STEPS: linear warm-up to LEARNING_RATE, then LR_SCHEDULE.
+    LR_SCHEDULE: 'rsqrt' (inverse square root of the step, T5X's and PaLI's
+      pretraining decay; does not depend on NUM_TRAIN_STEPS) or 'cosine' (to 0
+      at NUM_TRAIN_STEPS, big_vision's fine-tuning decay: short runs end annealed).
     LOSS_PER_EXAMPLE: each example's token-mean loss counts equally
       (`PaliModel.loss_per_example`), instead of every target token.
     NUM_TRAIN_STEPS, CHECKPOINT_EVERY, EVAL_EVERY, EVAL_BATCHES.
@@ -120,6 +123,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
   OPTIMIZER = 'adafactor'
   LEARNING_RATE = 1e-2
   WARMUP_STEPS = 1000
+  LR_SCHEDULE = 'rsqrt'
   LOSS_PER_EXAMPLE = False
   NUM_TRAIN_STEPS = 100_000
   CHECKPOINT_EVERY = 1000
@@ -176,9 +180,21 @@ class PaliExperiment(base_experiment.BaseExperiment):
     return sharding.shard_pali(cfg, self.ICI_MESH_SHAPE, self.DCN_MESH_SHAPE, fsdp=self.FSDP)
 
   def optimizer_config(self) -> pax_fiddle.Config[optimizers.BaseOptimizer]:
-    schedule = pax_fiddle.Config(
-      schedules.LinearRampupSqrtDecay, peak=1.0, warmup_steps=self.WARMUP_STEPS
-    )
+    if self.LR_SCHEDULE == 'rsqrt':
+      schedule = pax_fiddle.Config(
+        schedules.LinearRampupSqrtDecay, peak=1.0, warmup_steps=self.WARMUP_STEPS
+      )
+    elif self.LR_SCHEDULE == 'cosine':
+      schedule = pax_fiddle.Config(
+        schedules.LinearRampupCosineDecay,
+        warmup_steps=self.WARMUP_STEPS,
+        decay_start=self.WARMUP_STEPS,
+        decay_end=max(self.NUM_TRAIN_STEPS, self.WARMUP_STEPS),
+        min_ratio=0.0,
+        max=1.0,
+      )
+    else:
+      raise errors.ConfigError(f"LR_SCHEDULE must be 'rsqrt' or 'cosine', got {self.LR_SCHEDULE!r}")
     if self.OPTIMIZER == 'adafactor':
       return pax_fiddle.Config(
         optimizers.ShardedAdafactor,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from praxis import optimizers, pax_fiddle, schedules
 
-from pali_pax import param_count
+from pali_pax import errors, param_count
 from pali_pax.fiddle_configs import experiments, registry
 from pali_pax.model import PaliModel
 
@@ -82,6 +82,21 @@ def test_schedule_is_linear_warmup_then_inverse_sqrt():
   sched = pax_fiddle.instantiate(experiments.Pali3BPretrain().optimizer_config().lr_schedule)
   values = [float(sched.value_at(np.array(s))) for s in (100, 500, 1000, 4000, 16000)]
   np.testing.assert_allclose(values, [0.1, 0.5, 1.0, 0.5, 0.25], rtol=1e-6)
+
+
+def test_cosine_schedule_reaches_zero_at_the_last_step():
+  exp = experiments.PaliTinySynthetic(LR_SCHEDULE='cosine', WARMUP_STEPS=100, NUM_TRAIN_STEPS=1100)
+  sched = pax_fiddle.instantiate(exp.optimizer_config().lr_schedule)
+  values = [float(sched.value_at(np.array(s))) for s in (50, 100, 350, 600, 850, 1100, 2000)]
+  # Warm-up to 1, then (1 + cos(pi * t)) / 2 over the 1000 decay steps: t = 1/4, 1/2, 3/4, 1.
+  c = np.cos(np.pi / 4)
+  want = [0.5, 1.0, (1 + c) / 2, 0.5, (1 - c) / 2, 0.0, 0.0]
+  np.testing.assert_allclose(values, want, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_schedule_is_an_error_naming_it():
+  with pytest.raises(errors.ConfigError, match="LR_SCHEDULE must be 'rsqrt' or 'cosine'"):
+    experiments.PaliTinySynthetic(LR_SCHEDULE='linear').optimizer_config()
 
 
 def test_pali17b_parameter_counts_are_the_published_sizes():
