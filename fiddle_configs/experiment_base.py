@@ -26,7 +26,7 @@ from paxml import base_experiment, seqio_input, tasks_lib
 from praxis import base_input, decoder_hparams, optimizers, pax_fiddle, schedules
 
 from pali_pax import batch as batch_lib
-from pali_pax import errors, init_from, jax_compat, model, validation
+from pali_pax import errors, init_from, input_specs, jax_compat, model, validation
 from pali_pax.fiddle_configs import pali, sharding
 from pali_pax.tasks import feature_converter, step_input, vocab
 
@@ -334,6 +334,18 @@ class PaliExperiment(base_experiment.BaseExperiment):
         f'DCN_MESH_SHAPE={list(dcn) if self.DCN_MESH_SHAPE is not None else None})'
       )
     return batch // processes
+
+  def get_input_specs_provider_params(
+    self,
+  ) -> pax_fiddle.Config[base_input.BaseInputSpecsProvider]:
+    """The train batch's specs from the sizes (`input_specs`), no pipeline built."""
+    return pax_fiddle.Config(
+      input_specs.BatchSpecsProvider,
+      image_size=self.IMAGE_SIZE,
+      batch_size=self.per_process_batch('BATCH_SIZE'),
+      input_len=self.INPUT_LEN,
+      target_len=self.TARGET_LEN,
+    )
 
   def datasets(self) -> list[pax_fiddle.Config[base_input.BaseInput]]:
     self.register_tasks()
