@@ -57,6 +57,22 @@ _CYCLE = 2  # examples prepared in parallel per task (more only thrashes small C
 _CHOICE_CHUNK = 256  # example indices per vectorised task draw
 
 
+def _options() -> tf.data.Options:
+  """tf.data options of the train input.
+
+  Fusing consecutive maps (the source's example, each seqio preprocessor, the
+  trimming, the feature converter) saves ~20% of the host CPU per example of the
+  synthetic mixture (`benchmarks.input`), CPU the train step shares on small
+  hosts. Fusion keeps the order, so every step's batch is unchanged (test).
+  """
+  options = tf.data.Options()
+  options.experimental_optimization.map_fusion = True
+  return options
+
+
+_OPTIONS = _options()
+
+
 def host_example_indices(
   step: int, batch_size: int, num_hosts: int, host: int, offset: int = 0
 ) -> np.ndarray:
@@ -273,7 +289,7 @@ class StepIndexedInput(base_input.BaseInput):
       self.mixture_name, self.split_name, seed, ids, dict(self.task_feature_lengths)
     )
     ds = self.feature_converter(ds, dict(self.task_feature_lengths))
-    return ds.batch(b, drop_remainder=True).prefetch(2)
+    return ds.batch(b, drop_remainder=True).prefetch(2).with_options(_OPTIONS)
 
   def get_next(self) -> py_utils.NestedMap:
     batch = next(self._iter)

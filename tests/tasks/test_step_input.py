@@ -155,3 +155,16 @@ def test_a_restarted_input_continues_with_the_next_step(coco_task):
   assert restarted.next_step == 2
   assert _same(dict(restarted.get_next()), dict(batches[2]))
   assert not _same(dict(batches[1]), dict(batches[2]))
+
+
+def test_fused_input_gives_the_batches_of_the_plain_pipeline(coco_task):
+  """tf.data map fusion (the train input's option) changes the host cost, not the data."""
+  run = _input(coco_task, 3)
+  assert run._dataset(0).options().experimental_optimization.map_fusion
+  got = [dict(run.get_next()) for _ in range(2)]
+  examples = step_input.examples_dataset(coco_task, 'train', 7, range(6), LENGTHS)
+  plain = feature_converter.PaliFeatureConverter()(examples, LENGTHS).batch(3)
+  assert not plain.options().experimental_optimization.map_fusion
+  want = list(plain.as_numpy_iterator())
+  assert len(want) == 2
+  assert all(_same(g, w) for g, w in zip(got, want, strict=True))
