@@ -82,6 +82,8 @@ class PaliExperiment(base_experiment.BaseExperiment):
     VOCAB_SIZE: vocabulary of the model (mT5: 250,112).
     FREEZE_VIT: no gradient and no optimizer state for the ViT.
     TRAIN_MIXTURE / EVAL_TASKS / DECODE_TASKS: seqio names.
+    EVAL_SPLIT: the split eval and decode programs read ('test' for sets that
+      have no validation split, such as XM3600).
     INPUT_LEN / TARGET_LEN: token lengths of prompt and target.
     BATCH_SIZE / EVAL_BATCH_SIZE: global batch sizes; each of the job's processes
       feeds BATCH_SIZE / process_count (see `per_process_batch`).
@@ -116,6 +118,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
   TRAIN_MIXTURE = 'pali_synthetic_mixture'
   EVAL_TASKS: tuple[str, ...] = ()
   DECODE_TASKS: tuple[str, ...] = ()
+  EVAL_SPLIT = 'validation'
   INPUT_LEN = 64
   TARGET_LEN = 64
   BATCH_SIZE = 4096
@@ -353,7 +356,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
     train = self._input('train', 'train', self.per_process_batch('BATCH_SIZE'), True)
     eval_batch = self.per_process_batch('EVAL_BATCH_SIZE')
     evals = [
-      self._input(t, 'validation', eval_batch, False, self.EVAL_BATCHES) for t in self.EVAL_TASKS
+      self._input(t, self.EVAL_SPLIT, eval_batch, False, self.EVAL_BATCHES) for t in self.EVAL_TASKS
     ]
     return [train, *evals]
 
@@ -362,7 +365,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
     check_registered(self.DECODE_TASKS)
     eval_batch = self.per_process_batch('EVAL_BATCH_SIZE')
     return [
-      self._input(t, 'validation', eval_batch, False, self.DECODE_BATCHES)
+      self._input(t, self.EVAL_SPLIT, eval_batch, False, self.DECODE_BATCHES)
       for t in self.DECODE_TASKS
     ]
 

@@ -9,7 +9,7 @@ Pali3BPretrain         3b     224  4096   1e-2   [1,256,1] x dcn [1,2,1]   froze
 Pali15BPretrain        15b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   frozen ViT
 Pali17BPretrain        17b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   1024 TPUv4 chips, 4-way model
 Pali17BHighRes         17b    588  1024   5e-3   [1,128,4] x dcn [1,2,1]   10k steps, all params train
-PaliFinetune*          3b     224  256    1e-4   [1,32,1]                  COCO / VQAv2 / TextVQA / XM3600 / JSONL
+PaliFinetune*          3b     224  256    1e-4   [1,32,1]                  COCO / VQAv2 / TextVQA / COCO->XM3600 / JSONL
 PaliFinetune*Tiny      tiny   32   32     3e-3   [1,1,1]                   the same on a CPU (SIZE_PRESETS['tiny']; JSONL batch 8)
 
 Any experiment takes another size with `--fdl.MODEL=SIZE` (see
@@ -234,6 +234,8 @@ class _PaliFinetune(PaliExperiment):
 
   DATA_DIR holds the dataset in its usual layout (see
   `pali_pax.tasks.finetune_tasks`); VOCAB_PATH is mT5's SentencePiece model.
+  EVAL_DATASET / EVAL_DATA_DIR: a second dataset, registered for eval and
+  decode only (an evaluation set such as XM3600).
   ALLOW_OUTSIDE_DATA_DIR lets annotation files name images outside DATA_DIR
   (absolute or `..` paths; refused by default). MAX_IMAGE_PIXELS: images whose
   header declares more pixels are dropped undecoded (counted).
@@ -241,6 +243,8 @@ class _PaliFinetune(PaliExperiment):
 
   DATASET = ''  # keyword of `register_finetune_tasks`, e.g. 'coco_dir'
   DATA_DIR: str | None = None
+  EVAL_DATASET = ''
+  EVAL_DATA_DIR: str | None = None
   ALLOW_OUTSIDE_DATA_DIR = False
   MAX_IMAGE_PIXELS: int | None = image_ops.MAX_IMAGE_PIXELS
 
@@ -254,14 +258,26 @@ class _PaliFinetune(PaliExperiment):
   ICI_MESH_SHAPE = (1, 32, 1)
 
   def register_tasks(self) -> None:
-    if not self.DATA_DIR:
-      raise errors.ConfigError(f'{type(self).__name__} needs DATA_DIR (--fdl.DATA_DIR=/path)')
-    finetune_tasks.register_finetune_tasks(
-      **{self.DATASET: self.DATA_DIR},
+    self._register_finetune_tasks()
+
+  def _register_finetune_tasks(self, **extra: Any) -> list[str]:
+    """Registers the tasks of DATA_DIR (and EVAL_DATA_DIR); returns their names."""
+    dirs = {self.DATASET: self.DATA_DIR}
+    if self.EVAL_DATASET:
+      dirs[self.EVAL_DATASET] = self.EVAL_DATA_DIR
+    for attr, dataset in (('DATA_DIR', self.DATASET), ('EVAL_DATA_DIR', self.EVAL_DATASET)):
+      if dataset and not dirs[dataset]:
+        layout = finetune_tasks.FAMILIES[dataset][1]
+        raise errors.ConfigError(
+          f'{type(self).__name__} needs {attr} (--fdl.{attr}=/path holding {layout})'
+        )
+    return finetune_tasks.register_finetune_tasks(
+      **dirs,
       image_size=self.IMAGE_SIZE,
       vocab_path=self.VOCAB_PATH,
       allow_outside_data_dir=self.ALLOW_OUTSIDE_DATA_DIR,
       max_image_pixels=self.MAX_IMAGE_PIXELS,
+      **extra,
     )
 
 
@@ -299,12 +315,25 @@ class PaliFinetuneTextVqa(_PaliFinetune):
 
 @experiment_registry.register
 class PaliFinetuneXm3600(_PaliFinetune):
-  """Fine-tune on Crossmodal-3600 multilingual captions (CIDEr) from INIT_FROM."""
+  """Fine-tune on COCO captions (DATA_DIR), score on Crossmodal-3600 (EVAL_DATA_DIR).
 
-  DATASET = 'xm3600_dir'
-  TRAIN_MIXTURE = 'pali_xm3600'
-  EVAL_TASKS = ('pali_xm3600',)
-  DECODE_TASKS = ('pali_xm3600',)
+  XM3600 is an evaluation set (one 'test' split), scored as in PaLI after
+  training on COCO captions: eval and decode read its test split language by
+  language (pali_xm3600_<lang>; paxml computes seqio metrics of tasks, not of
+  mixtures). XM3600_LANGS limits the languages: each is one decode program.
+  """
+
+  DATASET = 'coco_dir'
+  TRAIN_MIXTURE = 'pali_coco_captions'
+  EVAL_DATASET = 'xm3600_dir'
+  EVAL_SPLIT = 'test'
+  XM3600_LANGS: tuple[str, ...] = ()
+
+  def register_tasks(self) -> None:
+    names = self._register_finetune_tasks(xm3600_langs=self.XM3600_LANGS or None)
+    per_lang = tuple(n for n in names if n.startswith('pali_xm3600_'))
+    self.EVAL_TASKS = self.EVAL_TASKS or per_lang
+    self.DECODE_TASKS = self.DECODE_TASKS or per_lang
 
 
 @experiment_registry.register

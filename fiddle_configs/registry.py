@@ -43,9 +43,10 @@ def describe_finetune_families() -> str:
   lines = ['fine-tune experiments (their tasks are registered from DATA_DIR when they run):']
   for name, cls in sorted(experiments.finetune_families().items()):
     _, layout = finetune_tasks.FAMILIES[cls.DATASET]
-    lines.append(
-      f'  {name:<30} task {cls.TRAIN_MIXTURE:<20} model {cls.MODEL:<5} DATA_DIR: {layout}'
-    )
+    line = f'  {name:<30} task {cls.TRAIN_MIXTURE:<20} model {cls.MODEL:<5} DATA_DIR: {layout}'
+    if cls.EVAL_DATASET:
+      line += f'; EVAL_DATA_DIR ({cls.EVAL_SPLIT}): {finetune_tasks.FAMILIES[cls.EVAL_DATASET][1]}'
+    lines.append(line)
   lines.append(
     'run: pali-pax train --exp=PaliFinetuneCocoCaptionsTiny --fdl.DATA_DIR=/data/coco '
     '--job_log_dir=runs/coco  (pod sizes: also --fdl.VOCAB_PATH=mt5.spm --fdl.INIT_FROM=...)'

@@ -91,7 +91,7 @@ def score(task: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
 def evaluate(
   job_dir: str,
   task: str,
-  split: str = 'validation',
+  split: str | None = None,
   step: int | None = None,
   out: str | None = None,
 ) -> dict[str, dict[str, Any]]:
@@ -105,6 +105,7 @@ def evaluate(
   predictor = Predictor.from_checkpoint(job_dir, step)
   exp = predictor.experiment
   exp.register_tasks()
+  split = exp.EVAL_SPLIT if split is None else split
   try:
     provider = seqio.get_mixture_or_task(task)
   except ValueError as e:
@@ -159,7 +160,7 @@ def add_parser(sub: Any) -> None:
   )
   p.add_argument('job_dir', help='a paxml job dir written by pali-pax train / demo')
   p.add_argument('--task', required=True, help='seqio task or mixture (see pali-pax tasks)')
-  p.add_argument('--split', default='validation')
+  p.add_argument('--split', default=None, help="default: the experiment's EVAL_SPLIT")
   p.add_argument('--step', type=int, default=None, help='checkpoint step (default: latest)')
   p.add_argument('--out', default=None, help='output folder (default: JOB_DIR/eval)')
   compile_cache.add_flag(p)
