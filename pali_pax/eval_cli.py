@@ -63,7 +63,12 @@ def decode_split(predictor: Any, task: Any, split: str) -> list[dict[str, Any]]:
     padded = chunk + [chunk[-1]] * (size - len(chunk))
     ids = batch_lib.pad_ids([ex['inputs'] for ex in padded], exp.INPUT_LEN, 'inputs')
     images = np.stack([ex['image'] for ex in padded])
-    outs = predictor.generate_ids(ids, images=images, max_decode_steps=exp.MAX_DECODE_LEN)
+    # Text-only rows (span corruption, text tasks of a JSONL set) carry a blank image
+    # that the model must not see, as in paxml's decode of the same examples.
+    has_image = np.stack([ex['has_image'] for ex in padded])
+    outs = predictor.generate_ids(
+      ids, images=images, max_decode_steps=exp.MAX_DECODE_LEN, has_image=has_image
+    )
     for k, (ex, out) in enumerate(zip(chunk, outs, strict=False)):
       text = vocab.decode([int(t) for t in out if t != batch_lib.EOS_ID])
       refs = task.postprocess_fn(ex['targets_pretokenized'], example=ex, is_target=True)

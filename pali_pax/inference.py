@@ -109,18 +109,27 @@ class Predictor:
     return validation.check_token_ids(ids, what, self.vocab_size)
 
   def _batch(
-    self, input_ids: Any, input_mask: Any, images: Any, dec_ids: Any = None, targets: Any = None
+    self,
+    input_ids: Any,
+    input_mask: Any,
+    images: Any,
+    dec_ids: Any = None,
+    targets: Any = None,
+    has_image: Any = None,
   ) -> NestedMap:
     """The model batch (`batch.make_batch`): decoder ids for teacher forcing, targets to score."""
     ids = validation.check_prompt_ids(input_ids, input_mask, self.vocab_size, self.max_input_len)
     if images is not None:
       self._require_vit()
       images = normalise_images(images, self.image_size)
+    if has_image is not None:
+      has_image = validation.check_has_image(has_image, len(ids), images is not None)
     return batch_lib.make_batch(
       ids,
       None if targets is None else self._check_ids(targets, 'target ids'),
       decoder_input_tokens=None if dec_ids is None else self._check_ids(dec_ids, 'decoder ids'),
       images=images,
+      has_image=has_image,
       image_size=self.image_size or 1,
     )
 
@@ -189,10 +198,16 @@ class Predictor:
     images: Any = None,
     max_decode_steps: int = 32,
     beam_size: int = 1,
+    has_image: Any = None,
   ) -> list[np.ndarray]:
-    """Greedy (beam_size 1) or beam search; int32 ids per example ending at eos 1."""
+    """Greedy (beam_size 1) or beam search; int32 ids per example ending at eos 1.
+
+    has_image: [B] of 0 / 1 for a batch mixing image and text-only rows (the
+    images of text-only rows are ignored, as in training); None = every row has
+    an image when `images` is given, none otherwise.
+    """
     steps, beams = validation.check_decoding(max_decode_steps, beam_size)
-    batch = self._batch(input_ids, input_mask, images)
+    batch = self._batch(input_ids, input_mask, images, has_image=has_image)
     out = np.asarray(self._jit_decode(steps, beams)(self.params, batch))
     return [_until_eos(row) for row in out]
 

@@ -106,17 +106,30 @@ def check_token_ids(ids: Any, what: str, vocab_size: int) -> np.ndarray:
   return arr.astype(np.int32)
 
 
-def check_input_mask(mask: Any, shape: tuple[int, ...]) -> np.ndarray:
-  """A 0/1 mask of exactly `shape` (the input_ids shape), as a bool array."""
-  arr = _as_array(mask, 'input_mask')
+def _zero_one(value: Any, what: str, shape: tuple[int, ...], other: str) -> np.ndarray:
+  """`value` as a bool array of exactly `shape` (`other`'s shape), holding only 0 and 1."""
+  arr = _as_array(value, what)
   if arr.shape != shape:
-    raise _fail(f'input_mask has shape {arr.shape}, but input_ids has shape {shape}')
+    raise _fail(f'{what} has shape {arr.shape}, but {other} has shape {shape}')
   if not (arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.number)):
-    raise _fail(f'input_mask must be 0/1 numbers or booleans, got dtype {arr.dtype}')
+    raise _fail(f'{what} must be 0/1 numbers or booleans, got dtype {arr.dtype}')
   if not np.isin(arr, (0, 1)).all():
     bad = arr[~np.isin(arr, (0, 1))]
-    raise _fail(f'input_mask must hold only 0 and 1, got e.g. {bad.flat[0]!r}')
+    raise _fail(f'{what} must hold only 0 and 1, got e.g. {bad.flat[0]!r}')
   return arr.astype(bool)
+
+
+def check_input_mask(mask: Any, shape: tuple[int, ...]) -> np.ndarray:
+  """A 0/1 mask of exactly `shape` (the input_ids shape), as a bool array."""
+  return _zero_one(mask, 'input_mask', shape, 'input_ids')
+
+
+def check_has_image(has_image: Any, batch: int, images_given: bool) -> np.ndarray:
+  """float32 [B] of 0 / 1; a 1 needs `images` (a row cannot have an image nobody gave)."""
+  arr = _zero_one(has_image, 'has_image', (batch,), 'the [B] prompts')
+  if arr.any() and not images_given:
+    raise _fail('has_image marks rows with an image, but no images were given')
+  return arr.astype(np.float32)
 
 
 def check_prompt_ids(

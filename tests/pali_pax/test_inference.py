@@ -200,6 +200,24 @@ def test_generate_with_vocabulary(vocab_model):
     vocab_model.generate(IMAGES_32, PROMPTS[:1])
 
 
+def test_has_image_mixes_image_and_text_only_rows(vocab_model):
+  enc, _, _ = _string_batch(vocab_model.vocab)
+  with_images = vocab_model.generate_ids(enc, images=IMAGES_32, max_decode_steps=6)
+  text_only = vocab_model.generate_ids(enc, max_decode_steps=6)
+  assert any(not np.array_equal(a, b) for a, b in zip(with_images, text_only, strict=True))
+  mixed = vocab_model.generate_ids(
+    enc, images=IMAGES_32, max_decode_steps=6, has_image=np.array([1, 0, 1])
+  )
+  for got, want in zip(mixed, [with_images[0], text_only[1], with_images[2]], strict=True):
+    np.testing.assert_array_equal(got, want)
+  with pytest.raises(ValueError, match='no images were given'):
+    vocab_model.generate_ids(enc, has_image=[1, 0, 0])
+  with pytest.raises(ValueError, match=r'has_image has shape \(2,\)'):
+    vocab_model.generate_ids(enc, images=IMAGES_32, has_image=[1, 0])
+  with pytest.raises(ValueError, match='only 0 and 1'):
+    vocab_model.generate_ids(enc, images=IMAGES_32, has_image=[1, 0, 0.5])
+
+
 def test_score_is_sum_of_target_log_probs(vocab_model):
   enc, dec, tgt = _string_batch(vocab_model.vocab)
   logits = vocab_model.text_logits(enc, dec, images=IMAGES_32).astype(np.float64)
