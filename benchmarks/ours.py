@@ -16,12 +16,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from paxml import learners, tasks_lib, trainer_lib
-from praxis import base_layer, optimizers, pax_fiddle, py_utils, schedules
+from paxml import tasks_lib, trainer_lib
+from praxis import base_layer, pax_fiddle, py_utils
 
 from benchmarks import configs, flops
 from benchmarks.timing import Timing, progress, time_calls
 from pali_pax import batch as batch_lib
+from pali_pax.fiddle_configs import learner
 
 NestedMap = py_utils.NestedMap
 
@@ -47,16 +48,7 @@ def task_config(
   """SingleTask with the model of (spec, opts) and a praxis Adam learner."""
   task_p = pax_fiddle.Config(tasks_lib.SingleTask, name='bench')
   task_p.model = configs.model_config(spec, opts)
-  task_p.train.learner = pax_fiddle.Config(
-    learners.Learner,
-    name='learner',
-    loss_name='total_loss',
-    optimizer=pax_fiddle.Config(
-      optimizers.Adam,
-      learning_rate=learning_rate,
-      lr_schedule=pax_fiddle.Config(schedules.Constant),
-    ),
-  )
+  task_p.train.learner = learner.constant_adam_learner('total_loss', learning_rate)
   # Summaries cost host work every step and paxml's trainer skips them on
   # most steps; the benchmark never writes them.
   task_p.summary_verbosity = 0

@@ -16,10 +16,11 @@ Start the ViT from a PaLI / big_vision checkpoint with
 are the `network/layers_0` subtree.
 """
 
-from paxml import learners, tasks_lib
-from praxis import optimizers, pax_fiddle, schedules
+from paxml import tasks_lib
+from praxis import pax_fiddle
 from praxis.layers import embedding_softmax, models, poolings, sequential
 
+from pali_pax.fiddle_configs import learner
 from pali_pax.fiddle_configs import vit as vit_configs
 
 
@@ -47,14 +48,5 @@ def vit_classifier_task(
 ) -> pax_fiddle.Config[tasks_lib.SingleTask]:
   """paxml SingleTask training `model` with praxis Adam (constant rate) on `avg_xent`."""
   task = pax_fiddle.Config(tasks_lib.SingleTask, name='vit_classifier_task', model=model)
-  task.train.learner = pax_fiddle.Config(
-    learners.Learner,
-    name='learner',
-    loss_name='avg_xent',
-    optimizer=pax_fiddle.Config(
-      optimizers.Adam,
-      learning_rate=learning_rate,
-      lr_schedule=pax_fiddle.Config(schedules.Constant),
-    ),
-  )
+  task.train.learner = learner.constant_adam_learner('avg_xent', learning_rate)
   return task
