@@ -28,7 +28,7 @@ from praxis import base_input, decoder_hparams, optimizers, pax_fiddle, schedule
 from pali_pax import batch as batch_lib
 from pali_pax import errors, init_from, input_specs, jax_compat, model, validation
 from pali_pax.fiddle_configs import pali, sharding
-from pali_pax.tasks import feature_converter, step_input, vocab
+from pali_pax.tasks import eval_input, feature_converter, step_input, vocab
 
 # paxml 1.4's decode programs call np.unicode_ (xla_passthrough), gone in NumPy 2.
 jax_compat.add_np_unicode()
@@ -263,9 +263,11 @@ class PaliExperiment(base_experiment.BaseExperiment):
   ) -> pax_fiddle.Config[base_input.BaseInput]:
     """Train: the step-indexed input (exact resume); eval / decode: paxml's SeqIOInput.
 
-    Evaluation inputs read the split once per program (reset_for_eval), the last
-    batch padded (SeqIOInput's eval_auto_pad; padding rows get no metrics);
-    num_batches None: paxml takes targets from the whole split, so metrics cover it.
+    Eval / decode use it without tf.data autotuning (`eval_input`: a reset no longer
+    waits up to a minute for the autotuner). They read the split once per program
+    (reset_for_eval), the last batch padded (SeqIOInput's eval_auto_pad; padding
+    rows get no metrics); num_batches None: paxml takes targets from the whole
+    split, so metrics cover it.
 
     A training mixture with a streaming-only source (TFRecord / TFDS: no random
     access by index) falls back to a shuffled, repeated SeqIOInput, with a warning:
@@ -294,7 +296,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
         input_random_seed=self.SEED,
       )
     return pax_fiddle.Config(
-      seqio_input.SeqIOInput,
+      seqio_input.SeqIOInput if is_training else eval_input.SeqIOEvalInput,
       name=name,
       mixture_name=self.TRAIN_MIXTURE if is_training else name,
       split_name=split,
