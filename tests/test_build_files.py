@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 def test_build_files_match_the_sources():
   problems = check_build.check(ROOT)
-  assert not problems, 'BUILD files out of date (python tools/check_build.py):\n' + '\n'.join(
+  assert not problems, 'BUILD files out of date (python -m tools.check_build):\n' + '\n'.join(
     problems
   )
 

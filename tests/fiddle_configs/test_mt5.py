@@ -26,8 +26,7 @@ def _formula(size: str, vocab: int = 250_112, buckets: int = 32) -> int:  # mT5 
 
 @pytest.mark.parametrize(
   'size, published',
-  # xxl traces 48 layers (~14 s): slow; test_experiments' PaLI-17B count builds mT5-XXL.
-  [('large', 1.2e9), pytest.param('xxl', 13e9, marks=pytest.mark.slow)],
+  [('large', 1.2e9), ('xxl', 13e9)],
 )
 def test_parameter_counts(size, published):
   count = _count(size)
