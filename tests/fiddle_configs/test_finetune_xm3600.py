@@ -4,13 +4,13 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 from praxis import base_hyperparams
 
 from pali_pax import errors
 from pali_pax.fiddle_configs import experiments, registry
 from pali_pax.tasks import step_input
+from tests.inputs import drain
 
 # Two images; 'de' and 'en' caption both, 'zh' only the second.
 XM3600_ROWS = [
@@ -40,15 +40,6 @@ def dirs(tmp_path_factory, make_coco_dir):
   return make_coco_dir(str(root / 'coco'), n_train=8, n_val=4), _write_xm3600(root / 'xm3600')
 
 
-def _drain(inp) -> list:
-  batches = []
-  while True:
-    try:
-      batches.append(inp.get_next())
-    except (StopIteration, tf.errors.OutOfRangeError):
-      return batches
-
-
 def test_trains_on_coco_and_decodes_each_xm3600_language_from_its_test_split(dirs):
   coco, xm = dirs
   exp = experiments.PaliFinetuneXm3600Tiny(DATA_DIR=coco, EVAL_DATA_DIR=xm)
@@ -61,7 +52,7 @@ def test_trains_on_coco_and_decodes_each_xm3600_language_from_its_test_split(dir
   assert [d.mixture_name for d in decodes] == want
   # The zh decode program reads the one zh caption of XM3600's test split.
   zh = base_hyperparams.instantiate(decodes[2])
-  batches = _drain(zh)
+  batches = drain(zh)
   assert sum(float(b.eval_sample_weights.sum()) for b in batches) == 1
   zh._gen_targets_artifacts()  # what paxml scores decodes against (no public accessor)
   (target,) = zh._get_targets().values()

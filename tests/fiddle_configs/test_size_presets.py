@@ -1,11 +1,11 @@
 """Choosing a size with MODEL (SIZE_PRESETS), the CPU-sized fine-tune variants, decode inputs."""
 
 import pytest
-import tensorflow as tf
 
 from pali_pax.fiddle_configs import experiments, sharding
 from pali_pax.fiddle_configs.experiment_base import SIZE_PRESETS
 from pali_pax.tasks import vocab
+from tests.inputs import drain
 
 
 def test_model_override_brings_its_preset_and_explicit_overrides_win():
@@ -45,13 +45,7 @@ def test_decode_inputs_cover_the_whole_split(tmp_path, make_coco_dir):
   (decode_p,) = exp.decoder_datasets()
   assert decode_p.eval_loop_num_batches is None and decode_p.reset_for_eval
   inp = base_hyperparams.instantiate(decode_p)
-  weights = []
-  while True:
-    try:
-      batch = inp.get_next()
-    except (StopIteration, tf.errors.OutOfRangeError):
-      break
-    weights.append(batch.eval_sample_weights)
+  weights = [batch.eval_sample_weights for batch in drain(inp)]
   assert [w.shape[0] for w in weights] == [32, 32]
   assert sum(float(w.sum()) for w in weights) == 48
   # What paxml's compute_metrics matches decodes against (private: no public accessor).

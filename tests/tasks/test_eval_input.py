@@ -1,21 +1,12 @@
 """SeqIOEvalInput: paxml's SeqIOInput batches and targets, without tf.data autotuning."""
 
 import numpy as np
-import tensorflow as tf
 from paxml import seqio_input
 from praxis import base_hyperparams
 
 from pali_pax.fiddle_configs import experiments
 from pali_pax.tasks import eval_input
-
-
-def _drain(inp) -> list:
-  out = []
-  while True:
-    try:
-      out.append(inp.get_next())
-    except (StopIteration, tf.errors.OutOfRangeError):
-      return out
+from tests.inputs import drain
 
 
 def test_same_batches_and_targets_as_paxml_input_across_resets():
@@ -32,7 +23,7 @@ def test_same_batches_and_targets_as_paxml_input_across_resets():
   assert not ours.targets_ds.options().autotune.enabled
   assert theirs.dataset.options().autotune.enabled is not False  # paxml's default
   for _ in range(2):  # a decode round, then paxml's reset before the next one
-    got, want = _drain(ours), _drain(theirs)
+    got, want = drain(ours), drain(theirs)
     assert len(got) == len(want) == 16  # the 512-example split, whatever DECODE_BATCHES
     for g, w in zip(got, want, strict=True):
       for key in w:
