@@ -6,8 +6,8 @@ tf.data iterator whose pipeline is autotuned (any `AUTOTUNE` map or prefetch:
 the readers', seqio's and paxml's own) waits for the autotuning thread, which
 sleeps between optimisation passes for a period that doubles up to a minute as
 the iterator ages. So a round could stall for up to a minute on a deletion
-(25-50 s in the demo's last round; `benchmarks`-free reproduction: build the
-demo's decode inputs, train input running, reset each a few times).
+(25-50 s in the demo's last round; `python -m benchmarks.eval_reset` measures
+both classes side by side).
 
 Without autotuning, `AUTOTUNE` parallelism falls back to tf.data's static
 default (the machine's cores) and nothing waits on deletion. Eval and decode
