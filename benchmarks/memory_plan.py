@@ -112,7 +112,7 @@ def plan(
   from paxml import trainer_lib
   from praxis import base_layer
 
-  from pali_pax import batch as batch_lib
+  from pali_pax.core import batch as batch_lib
   from pali_pax.fiddle_configs import sharding
 
   assert jax.device_count() == devices, (jax.device_count(), devices)

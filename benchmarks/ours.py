@@ -21,14 +21,14 @@ from praxis import base_layer, pax_fiddle, py_utils
 
 from benchmarks import configs, flops
 from benchmarks.timing import Timing, progress, time_calls
-from pali_pax import batch as batch_lib
+from pali_pax.core import batch as batch_lib
 from pali_pax.fiddle_configs import learner
 
 NestedMap = py_utils.NestedMap
 
 
 def random_batch(spec: configs.BenchSpec, seed: int = 0) -> NestedMap:
-  """A batch in the model's format (`pali_pax.batch`) with random ids/pixels.
+  """A batch in the model's format (`pali_pax.core.batch`) with random ids/pixels.
 
   Random rather than constant inputs so no data-dependent shortcut can make a
   step cheaper than a real one.

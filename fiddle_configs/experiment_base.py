@@ -25,8 +25,9 @@ from absl import logging
 from paxml import base_experiment, seqio_input, tasks_lib
 from praxis import base_input, decoder_hparams, optimizers, pax_fiddle, schedules
 
-from pali_pax import batch as batch_lib
-from pali_pax import errors, init_from, input_specs, jax_compat, model, validation
+from pali_pax import init_from, input_specs, model, validation
+from pali_pax.core import batch as batch_lib
+from pali_pax.core import errors, jax_compat
 from pali_pax.fiddle_configs import pali, sharding
 from pali_pax.tasks import eval_input, feature_converter, step_input, vocab
 

@@ -21,7 +21,7 @@ from typing import Any
 from paxml import experiment_registry
 from praxis import pax_fiddle
 
-from pali_pax import errors
+from pali_pax.core import errors
 from pali_pax.fiddle_configs.experiment_base import SIZE_PRESETS, PaliExperiment
 from pali_pax.tasks import finetune_tasks, image_ops, synthetic_tasks, vocab
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from praxis import pax_fiddle
 
-from pali_pax import batch as batch_lib
+from pali_pax.core import batch as batch_lib
 from pali_pax.layers import mt5
 
 __all__ = ['MT5_SIZES', 'mt5_config']

@@ -10,8 +10,8 @@ mini    mini/8     mini     (the CPU demo, width 64; 32 px images)
 
 from praxis import pax_fiddle
 
-from pali_pax import batch as batch_lib
 from pali_pax import model
+from pali_pax.core import batch as batch_lib
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 from pali_pax.fiddle_configs import vit as vit_configs
 

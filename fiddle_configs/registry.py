@@ -2,7 +2,7 @@
 
 from paxml import experiment_registry
 
-from pali_pax import errors
+from pali_pax.core import errors
 from pali_pax.fiddle_configs import experiments
 from pali_pax.tasks import finetune_tasks
 

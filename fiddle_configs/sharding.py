@@ -18,16 +18,13 @@ dcn_mesh_shape=None, *, fsdp=False) -> cfg` (modified in place). Given a mesh
 shape it also sets the mesh on `cfg`; without one the mesh is left to a parent
 layer (praxis children inherit `ici_mesh_shape` / `mesh_axis_names`).
 
-`unsharded(cfg)` is the way back: a copy with no mesh anywhere, for code that
+`pali_pax.core.params.unsharded(cfg)` is the way back: a copy with no mesh anywhere, for code that
 runs on one device or only traces shapes (checkpoint conversion, parameter
 counts, the Predictor).
 """
 
-import copy
 from collections.abc import Sequence
 
-import fiddle as fdl
-from fiddle import daglish
 from praxis import base_layer, pax_fiddle
 
 from pali_pax import model
@@ -40,14 +37,12 @@ __all__ = [
   'shard_mt5',
   'shard_pali',
   'shard_vit',
-  'unsharded',
 ]
 
 MESH_AXIS_NAMES = ('replica', 'data', 'mdl')
 BATCH_AXES = ('replica', 'data')
 DATA_AXIS = 'data'
 MDL_AXIS = 'mdl'
-_MESH_FIELDS = ('ici_mesh_shape', 'dcn_mesh_shape', 'mesh_axis_names')
 
 LayerTpl = pax_fiddle.Config[base_layer.BaseLayer]
 MeshShape = Sequence[int] | None
@@ -151,20 +146,4 @@ def shard_pali(
   proj = cfg.fusion_tpl.projection_tpl
   proj.weight_split_dims_mapping.wt = [_fsdp_axis(fsdp), m]
   proj.activation_split_dims_mapping.out = [b, None, m]
-  return cfg
-
-
-def unsharded(cfg: pax_fiddle.Config) -> pax_fiddle.Config:
-  """A copy of `cfg` without a device mesh on any layer in it.
-
-  The split annotations stay, but praxis ignores them when a layer has no
-  `mesh_axis_names`: the copy runs on one device and traces without a mesh
-  context (shapes never depend on the mesh). `cfg` itself is not changed.
-  """
-  cfg = copy.deepcopy(cfg)
-  for value, _ in daglish.iterate(cfg):
-    fn = fdl.get_callable(value) if isinstance(value, fdl.Buildable) else None
-    if isinstance(fn, type) and issubclass(fn, base_layer.BaseLayer):
-      for name in _MESH_FIELDS:
-        setattr(value, name, None)
   return cfg

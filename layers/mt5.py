@@ -29,7 +29,7 @@ import numpy as np
 from praxis import base_layer, pax_fiddle, pytypes
 from praxis.layers import embedding_softmax
 
-from pali_pax import batch as batch_lib
+from pali_pax.core import batch as batch_lib
 from pali_pax.layers import relative_position, t5_stack
 
 JTensor = pytypes.JTensor

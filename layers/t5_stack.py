@@ -25,7 +25,7 @@ Parameter tree of a stack (D model, N heads, H head width, F hidden, K buckets):
 With `scan=True` (opt-in) the blocks run under praxis `repeats.Repeat`: one
 compiled block, rematerialised per `checkpoint_policy`, and every
 `x_layers_{i}/<path>` above becomes one `repeat/sub/<path>` leaf with a
-leading [num_layers] axis (`pali_pax.convert.tree.stack_layer_params` /
+leading [num_layers] axis (`pali_pax.core.tree.stack_layer_params` /
 `unstack_layer_params` convert between the two layouts; the checkpoint
 converters do it for you).
 Decoding caches then carry the same leading layer axis.

@@ -19,11 +19,11 @@ from paxml import checkpoints, trainer_lib
 from paxml.checkpoint_types import CheckpointType
 from praxis import base_layer
 
-from pali_pax import batch as batch_lib
 from pali_pax import checkpoint_integrity, job_config
-from pali_pax.convert import tree
-from pali_pax.errors import CheckpointMismatchError, FileFormatError, parsing
-from pali_pax.fiddle_configs import sharding
+from pali_pax.core import batch as batch_lib
+from pali_pax.core import params as params_lib
+from pali_pax.core import tree
+from pali_pax.core.errors import CheckpointMismatchError, FileFormatError, parsing
 from pali_pax.job_config import METADATA_FILE  # noqa: F401  (where the job's metadata lives)
 
 _PARAMS_PREFIX = 'mdl_vars.params.'  # orbax's folder names of the `params` arrays
@@ -32,7 +32,7 @@ _PARAMS_PREFIX = 'mdl_vars.params.'  # orbax's folder names of the `params` arra
 def _jax_task(exp: Any) -> Any:
   """The experiment's SingleTask on one device (saved arrays are global anyway)."""
   task_p = exp.task()
-  task_p.model = sharding.unsharded(task_p.model)
+  task_p.model = params_lib.unsharded(task_p.model)
   task_p.train.init_from_checkpoint_rules = {}
   return base_layer.instantiate(task_p)
 

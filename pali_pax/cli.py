@@ -23,7 +23,8 @@ import io
 import sys
 import traceback
 
-from pali_pax import compile_cache, errors, eval_cli, export_cli, launch_local, predict
+from pali_pax import compile_cache, eval_cli, export_cli, launch_local, predict
+from pali_pax.core import errors
 
 PROG = 'pali-pax'
 _VERBOSE = ('-v', '--verbose')

@@ -45,7 +45,7 @@ def _example_id(ex: dict[str, Any], index: int) -> str:
 def decode_split(predictor: Any, task: Any, split: str) -> list[dict[str, Any]]:
   """[{id, prompt, prediction, references}] of every example of `split` of a seqio Task."""
   # jax + praxis: imported when decoding, not each time the `pali-pax` CLI starts.
-  from pali_pax import batch as batch_lib
+  from pali_pax.core import batch as batch_lib
 
   exp = predictor.experiment
   if split not in task.splits:

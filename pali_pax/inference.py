@@ -7,7 +7,7 @@
     p = Predictor.from_checkpoint('runs/tiny_pali')        # a paxml job dir
 
 Images are float32 [B, H, W, 3] in [-1, 1] (uint8 [0, 255] is normalised).
-Batches, token ids and the image range follow `pali_pax.batch`.
+Batches, token ids and the image range follow `pali_pax.core.batch`.
 Inputs are checked by `pali_pax.validation` (InputValidationError naming the
 argument): NaN/inf images, float ids, batch 0, empty prompts, unknown language
 codes, beam_size < 1, mis-shaped input_mask; prompts longer than `max_input_len`
@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from praxis import base_layer, decoder_hparams, pax_fiddle, py_utils
 
-from pali_pax import batch as batch_lib
-from pali_pax import errors, validation
-from pali_pax.fiddle_configs import sharding
+from pali_pax import validation
+from pali_pax.core import batch as batch_lib
+from pali_pax.core import errors
+from pali_pax.core import params as params_lib
 
 NestedMap = py_utils.NestedMap
 
@@ -99,7 +100,7 @@ class Predictor:
     from pali_pax.tasks import vocab as vocab_lib
 
     exp, params = checkpoint.load_model_params(job_dir, experiment, step, overrides)
-    cfg = sharding.unsharded(exp.model_config())
+    cfg = params_lib.unsharded(exp.model_config())
     predictor = cls(cfg, params, vocab_lib.get_vocabulary(exp.VOCAB_PATH))
     predictor.experiment = exp
     return predictor

@@ -29,7 +29,7 @@ from etils import epath
 from paxml import tasks_lib
 from paxml.checkpoint_types import CheckpointType
 
-from pali_pax.errors import CheckpointMismatchError, FileFormatError
+from pali_pax.core.errors import CheckpointMismatchError, FileFormatError
 from pali_pax.layers.vit import resample_posemb
 
 POSEMB = 'params/vit/pos_embedding'

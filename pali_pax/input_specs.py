@@ -9,7 +9,7 @@ batch is still checked against these specs (`enforce_input_specs`, on by default
 
 from praxis import base_input, py_utils
 
-from pali_pax import batch as batch_lib
+from pali_pax.core import batch as batch_lib
 
 
 class BatchSpecsProvider(base_input.BaseInputSpecsProvider):

@@ -25,7 +25,7 @@ import os
 import re
 from typing import Any
 
-from pali_pax.errors import FileFormatError
+from pali_pax.core.errors import FileFormatError
 
 METADATA_FILE = 'pali_pax.json'
 EXPERIMENTS_MODULE = 'pali_pax.fiddle_configs.experiments'

@@ -19,8 +19,9 @@ from praxis import (
   sample_decode,
 )
 
-from pali_pax import batch as batch_lib
-from pali_pax import jax_compat, losses
+from pali_pax import losses
+from pali_pax.core import batch as batch_lib
+from pali_pax.core import jax_compat
 from pali_pax.layers import fusion, mt5, vit
 
 # praxis 1.4 beam search (decoder_utils.two_stage_topk) calls jnp.reshape(newshape=), gone in jax 0.8.
@@ -35,7 +36,7 @@ instance_field = base_layer.instance_field
 class PaliModel(base_model.BaseModel):
   """PaLI: image-and-text to text.
 
-  The input batch follows `pali_pax.batch`: `image` [B, H, W, 3] in [-1, 1],
+  The input batch follows `pali_pax.core.batch`: `image` [B, H, W, 3] in [-1, 1],
   `has_image` [B], `encoder_input_tokens` [B, Ti], `decoder_input_tokens`,
   `decoder_target_tokens`, `decoder_loss_weights` [B, To].
 

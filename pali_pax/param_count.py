@@ -1,14 +1,10 @@
 """Parameter counts per component, computed abstractly (jax.eval_shape, no allocation)."""
 
-import math
-from typing import Any
-
-import jax
 import numpy as np
-from praxis import base_layer, pax_fiddle
+from praxis import pax_fiddle
 
-from pali_pax import batch as batch_lib
-from pali_pax.fiddle_configs import sharding
+from pali_pax.core import batch as batch_lib
+from pali_pax.core import params as params_lib
 
 # Published sizes (PaLI paper, Table 1) used as the reference column.
 PUBLISHED = {
@@ -17,46 +13,14 @@ PUBLISHED = {
 }
 
 
-def abstract_params(
-  cfg: pax_fiddle.Config[base_layer.BaseLayer] | base_layer.BaseLayer,
-  *inputs: Any,
-  method: str | None = None,
-) -> dict:
-  """Shapes of a layer's `params` collection (jax.ShapeDtypeStruct leaves), nothing allocated.
-
-  The one helper for abstract parameter trees (counts, converters' strict checks).
-
-  Args:
-    cfg: a layer config, or an unbound layer.
-    *inputs: example inputs of `method` (arrays or jax.ShapeDtypeStruct).
-    method: name of the layer method `init` runs; default `__call__`.
-  """
-  # Shapes do not depend on the mesh; dropping it lets a pod-scale config trace on 1 CPU
-  # without a mesh context.
-  if isinstance(cfg, pax_fiddle.Config):
-    layer = base_layer.instantiate(sharding.unsharded(cfg))
-  else:
-    layer = cfg.clone(ici_mesh_shape=None, dcn_mesh_shape=None, mesh_axis_names=None)
-
-  def init(*args: Any) -> Any:
-    with base_layer.JaxContext.new_context():
-      return layer.init(jax.random.PRNGKey(0), *args, method=method)
-
-  return jax.eval_shape(init, *inputs)[base_layer.PARAMS]
-
-
-def count(tree: dict) -> int:
-  return int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(tree)))
-
-
 def component_counts(model_cfg: pax_fiddle.Config) -> dict[str, int]:
   """{'vit': n, 'fusion': n, 'mt5': n, 'mt5/<child>': n, 'total': n}."""
   batch = batch_lib.dummy_batch(model_cfg.vit_tpl.image_size)
-  params = abstract_params(model_cfg, batch, method='compute_predictions')
-  out = {name: count(sub) for name, sub in params.items()}
+  params = params_lib.abstract_params(model_cfg, batch, method='compute_predictions')
+  out = {name: params_lib.count(sub) for name, sub in params.items()}
   for name, sub in params.get('mt5', {}).items():
-    out[f'mt5/{name}'] = count(sub)
-  out['total'] = count(params)
+    out[f'mt5/{name}'] = params_lib.count(sub)
+  out['total'] = params_lib.count(params)
   return out
 
 

@@ -1,6 +1,6 @@
 """Checks at the edges: what users pass to the Predictor, and experiment attributes.
 
-Every check raises a `pali_pax.errors` class whose message names the argument
+Every check raises a `pali_pax.core.errors` class whose message names the argument
 or attribute and the offending value, before anything is computed:
 
   Predictor inputs (InputValidationError)
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pali_pax import errors
+from pali_pax.core import errors
 
 # Default longest prompt (tokens) a Predictor accepts: PaLI's fine-tuning prompts are
 # far shorter; mT5's relative attention has no hard limit, but memory grows with T^2.

@@ -31,7 +31,7 @@ import re
 
 import sentencepiece as spm
 
-from pali_pax import batch as batch_lib
+from pali_pax.core import batch as batch_lib
 from pali_pax.tasks import prompts, synthetic, vocab
 from pali_pax.tasks import synthetic_words as words
 

@@ -7,7 +7,7 @@ show_examples(name, n=3, split='validation') -> str decoded examples of a task o
 import numpy as np
 import seqio
 
-from pali_pax import errors
+from pali_pax.core import errors
 from pali_pax.tasks import (
   finetune_tasks,  # registers the synthetic tasks
   synthetic_tasks,  # registers the default synthetic tasks

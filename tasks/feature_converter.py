@@ -1,4 +1,4 @@
-"""seqio feature converter from PaLI task features to the model batch (`pali_pax.batch`).
+"""seqio feature converter from PaLI task features to the model batch (`pali_pax.core.batch`).
 
   task features (per example)            model features (per example)
   inputs     int32 [<= Ti]       ->   encoder_input_tokens   int32   [Ti]   0-padded
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import seqio
 import tensorflow as tf
 
-from pali_pax import batch as batch_lib
+from pali_pax.core import batch as batch_lib
 
 Spec = seqio.FeatureConverter.FeatureSpec
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 
 import tensorflow as tf
 
-from pali_pax import batch as batch_lib
+from pali_pax.core import batch as batch_lib
 from pali_pax.tasks import drop_counts
 
 # Largest image (width x height, from its header) decoded by default: 25 MP, e.g.

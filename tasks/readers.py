@@ -57,7 +57,7 @@ first read, so registering tasks for absent data does not fail at import):
       relative to data_dir, task or prompt, lang, targets. `question` holds the
       finished prompt. `jsonl_task_counts(paths, data_dir)` counts lines per task.
 
-Errors (all `pali_pax.errors.PaliPaxError`s): a missing file or folder raises
+Errors (all `pali_pax.core.errors.PaliPaxError`s): a missing file or folder raises
 `MissingFileError` (a FileNotFoundError) naming it and what it should hold;
 malformed JSON, non-UTF-8 bytes or missing fields raise `DataFormatError` (a
 ValueError) naming the file and the offending entry (e.g. "annotations[3] has no

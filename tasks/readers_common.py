@@ -36,7 +36,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from pali_pax import errors
+from pali_pax.core import errors
 
 # The one raw schema every reader emits (name -> (dtype, shape)).
 RAW_FEATURES: dict[str, tuple[tf.DType, list[int | None]]] = {

@@ -8,7 +8,7 @@ Without a path it loads `tasks/data/pali_synthetic_spm.model`, a small
 multilingual SentencePiece (BPE) model trained deterministically by
 `python -m pali_pax.tasks.build_vocab` from the synthetic tasks' text in
 en/fr/de/es/zh/hi/ar/ru plus every prompt in every prompt language:
-2,000 pieces (pad, eos, unk ids as mT5's, see `pali_pax.batch`; 256 byte-fallback pieces so any
+2,000 pieces (pad, eos, unk ids as mT5's, see `pali_pax.core.batch`; 256 byte-fallback pieces so any
 script encodes; numbers unsplit) + 100 sentinel ids = 2,100 ids. Every synthetic
 word is one or two pieces; nothing synthetic maps to unk.
 
@@ -23,8 +23,8 @@ import seqio
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from pali_pax import batch as batch_lib
-from pali_pax import errors
+from pali_pax.core import batch as batch_lib
+from pali_pax.core import errors
 
 DEFAULT_VOCAB_PATH = os.path.join(os.path.dirname(__file__), 'data', 'pali_synthetic_spm.model')
 DEFAULT_EXTRA_IDS = 100

@@ -1,7 +1,7 @@
 """Shared parts of the seeded fuzz tests (tests/pali_pax/test_fuzz_*.py).
 
 Each case feeds one malformed input to a real entry point. Whatever it does, a
-failure must be a `pali_pax.errors.PaliPaxError` whose message names the input:
+failure must be a `pali_pax.core.errors.PaliPaxError` whose message names the input:
 the file, the argument, or the offending value (`fails`). Inputs that happen to
 stay valid must simply work. The cases are drawn from fixed seeds (`SEED`, plus a
 per-category offset), so a failure reproduces exactly.
@@ -11,7 +11,7 @@ import copy
 import json
 import os
 
-from pali_pax import errors
+from pali_pax.core import errors
 
 SEED = 20261201
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pali_pax.convert.tree import flatten
+from pali_pax.core.tree import flatten
 
 # The pooling heads of SigLIP / big_vision checkpoints: PaLI's ViT has none, so a
 # round trip through our converters drops them.

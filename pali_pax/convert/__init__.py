@@ -9,7 +9,7 @@ pali_pax.checkpoint.convert_to_pax   both -> a Pax checkpoint paxml.main starts 
 Each side has one shape: a dispatcher (mt5.py, vit.py) over per-format readers
 (mt5_hf.py, mt5_t5x.py; vit_hf.py, vit_big_vision.py) and a common module
 (mt5_common.py, vit_common.py), on tree.py (strict filling, scan stacking) and
-hf_files.py. Errors: `pali_pax.errors.CheckpointMismatchError` (a tensor does
+hf_files.py. Errors: `pali_pax.core.errors.CheckpointMismatchError` (a tensor does
 not fit, named) and `FileFormatError` (a file cannot be parsed, named).
 """
 

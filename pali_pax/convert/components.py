@@ -15,10 +15,10 @@ import jax
 import numpy as np
 from praxis import base_layer, pax_fiddle
 
-from pali_pax import batch as batch_lib
 from pali_pax import model as model_lib
 from pali_pax.convert.mt5 import load_mt5, mt5_config_from_checkpoint
 from pali_pax.convert.vit import load_vit, vit_config_from_checkpoint
+from pali_pax.core import batch as batch_lib
 
 
 def model_config(mt5: str, vit: str | None = None) -> pax_fiddle.Config[model_lib.PaliModel]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from pali_pax.convert import hf_files, vit_big_vision, vit_hf
 from pali_pax.convert.vit_common import ViTConfigOrLayer, as_layer, params_to_canonical
-from pali_pax.errors import CheckpointMismatchError
+from pali_pax.core.errors import CheckpointMismatchError
 
 HF_PREFIX = 'vision_model.'
 

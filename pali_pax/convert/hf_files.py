@@ -26,7 +26,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from pali_pax import errors
+from pali_pax.core import errors
 
 _SAFETENSORS = 'model.safetensors'
 _TORCH_BIN = 'pytorch_model.bin'

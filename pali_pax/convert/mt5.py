@@ -14,7 +14,7 @@ from praxis import pax_fiddle
 
 from pali_pax.convert.mt5_hf import load_mt5_hf, mt5_config_from_hf
 from pali_pax.convert.mt5_t5x import find_checkpoint_file, load_mt5_t5x, mt5_config_from_t5x
-from pali_pax.errors import FileFormatError
+from pali_pax.core.errors import FileFormatError
 from pali_pax.layers import mt5
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Both converters name each source tensor's place in the Pax tree through the
 `PaxTarget` helpers below and leave the strict structural check to
-`pali_pax.convert.tree.fill_tree`.
+`pali_pax.core.tree.fill_tree`.
 """
 
 import copy
@@ -15,9 +15,9 @@ import numpy as np
 from praxis import pax_fiddle
 from tqdm import tqdm
 
-from pali_pax import param_count
-from pali_pax.convert import tree
-from pali_pax.errors import CheckpointMismatchError
+from pali_pax.core import params as params_lib
+from pali_pax.core import tree
+from pali_pax.core.errors import CheckpointMismatchError
 from pali_pax.layers import mt5
 
 EMBEDDING = 'token_emb/emb_var'
@@ -69,7 +69,7 @@ def expected_params(cfg: pax_fiddle.Config[mt5.Mt5EncoderDecoder]) -> dict[str, 
   """Abstract `params` tree (shapes only, nothing allocated) of `cfg`."""
   ids = jax.ShapeDtypeStruct((1, 2), jnp.int32)
   paddings = jax.ShapeDtypeStruct((1, 2), jnp.float32)
-  return param_count.abstract_params(cfg, ids, paddings, ids, paddings)
+  return params_lib.abstract_params(cfg, ids, paddings, ids, paddings)
 
 
 def check_vocab(

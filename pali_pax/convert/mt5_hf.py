@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from praxis import pax_fiddle
 
-from pali_pax import errors
 from pali_pax.convert import hf_files
 from pali_pax.convert import mt5_common as common
+from pali_pax.core import errors
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 from pali_pax.layers import mt5
 

@@ -34,8 +34,8 @@ import numpy as np
 from flax import serialization, traverse_util
 from praxis import pax_fiddle
 
-from pali_pax import errors
 from pali_pax.convert import mt5_common as common
+from pali_pax.core import errors
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 from pali_pax.layers import mt5
 

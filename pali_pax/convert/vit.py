@@ -18,7 +18,7 @@ from pali_pax.convert import hf_files
 from pali_pax.convert.vit_big_vision import load_vit_big_vision, vit_config_from_big_vision
 from pali_pax.convert.vit_common import ViTConfigOrLayer
 from pali_pax.convert.vit_hf import load_vit_hf, vit_config_from_hf
-from pali_pax.errors import FileFormatError
+from pali_pax.core.errors import FileFormatError
 from pali_pax.layers.vit import VisionTransformer
 
 __all__ = [

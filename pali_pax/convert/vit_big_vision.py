@@ -31,7 +31,6 @@ import numpy as np
 from praxis import pax_fiddle
 from tqdm import tqdm
 
-from pali_pax import errors
 from pali_pax.convert.vit_common import (
   ViTConfigOrLayer,
   build_params,
@@ -39,7 +38,8 @@ from pali_pax.convert.vit_common import (
   dims_from_canonical,
   split_cls_posemb,
 )
-from pali_pax.errors import CheckpointMismatchError
+from pali_pax.core import errors
+from pali_pax.core.errors import CheckpointMismatchError
 from pali_pax.layers.vit import VisionTransformer
 
 log = logging.getLogger(__name__)

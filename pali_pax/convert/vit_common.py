@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from praxis import base_layer, pax_fiddle
 
-from pali_pax import param_count
-from pali_pax.convert import tree
-from pali_pax.errors import CheckpointMismatchError
+from pali_pax.core import params as params_lib
+from pali_pax.core import tree
+from pali_pax.core.errors import CheckpointMismatchError
 from pali_pax.layers.vit import VisionTransformer, resample_posemb
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def as_layer(cfg_or_layer: ViTConfigOrLayer, **overrides: Any) -> VisionTransfor
 def param_shapes(layer: VisionTransformer) -> dict[str, Any]:
   """Abstract `params` tree of `layer` (jax.ShapeDtypeStruct leaves; nothing allocated)."""
   images = jax.ShapeDtypeStruct((1, layer.image_size, layer.image_size, 3), jnp.float32)
-  return param_count.abstract_params(layer, images)
+  return params_lib.abstract_params(layer, images)
 
 
 def canonical_to_pax(name: str) -> str:

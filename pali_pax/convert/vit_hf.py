@@ -37,7 +37,7 @@ from pali_pax.convert.vit_common import (
   canonical_to_source,
   split_cls_posemb,
 )
-from pali_pax.errors import CheckpointMismatchError
+from pali_pax.core.errors import CheckpointMismatchError
 from pali_pax.layers.vit import VisionTransformer
 
 log = logging.getLogger(__name__)

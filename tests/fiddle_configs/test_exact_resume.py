@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from pali_pax import checkpoint, checkpoint_integrity
-from pali_pax.convert import tree
+from pali_pax.core import tree
 
 STEPS = 12
 OVERRIDES = {'CHECKPOINT_EVERY': 4, 'EVAL_EVERY': 1}  # EVAL_EVERY=1: a loss line every step

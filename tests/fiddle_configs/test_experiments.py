@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from praxis import optimizers, pax_fiddle, schedules
 
-from pali_pax import errors, param_count
+from pali_pax import param_count
+from pali_pax.core import errors
 from pali_pax.fiddle_configs import experiments, registry
 from pali_pax.model import PaliModel
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from praxis import base_hyperparams
 
-from pali_pax import errors
+from pali_pax.core import errors
 from pali_pax.fiddle_configs import experiments, registry
 from pali_pax.tasks import step_input
 from tests.inputs import drain

@@ -17,6 +17,8 @@ import pytest
 import tensorstore as ts
 from flax import traverse_util
 
+from pali_pax.core import params as params_lib
+
 PARAMS_PREFIX = 'mdl_vars.params.'
 
 
@@ -83,10 +85,9 @@ def untrained(experiment):
   import jax
   from praxis import base_layer
 
-  from pali_pax import batch as batch_lib
-  from pali_pax.fiddle_configs import sharding
+  from pali_pax.core import batch as batch_lib
 
-  cfg = sharding.unsharded(experiment.model_config())
+  cfg = params_lib.unsharded(experiment.model_config())
   model = base_layer.instantiate(cfg)
   batch = batch_lib.dummy_batch(cfg.vit_tpl.image_size)
   init = model.init({'params': jax.random.PRNGKey(7)}, batch, method=model.compute_predictions)

@@ -6,8 +6,8 @@ import pytest
 from fiddle import daglish
 from praxis import base_layer
 
-from pali_pax import batch as batch_lib
-from pali_pax import param_count
+from pali_pax.core import batch as batch_lib
+from pali_pax.core import params as params_lib
 from pali_pax.fiddle_configs import pali, sharding
 
 
@@ -44,7 +44,7 @@ def test_unsharded_removes_every_mesh_and_keeps_the_input():
   cfg = sharding.shard_pali(_tiny(), [1, 2, 4], [1, 2, 1])
   cfg.mt5_tpl.ici_mesh_shape = [1, 2, 4]  # a mesh set lower in the graph goes too
   cfg.mt5_tpl.mesh_axis_names = list(sharding.MESH_AXIS_NAMES)
-  plain = sharding.unsharded(cfg)
+  plain = params_lib.unsharded(cfg)
   layers = dict(_layer_configs(plain))
   assert {'', '.vit_tpl', '.mt5_tpl', '.mt5_tpl.encoder_tpl.block_tpl'} <= set(layers)
   for path, c in layers.items():
@@ -59,5 +59,5 @@ def test_unsharded_removes_every_mesh_and_keeps_the_input():
       lambda: layer.init(jax.random.PRNGKey(0), batch, method=layer.compute_predictions)
     )
   shapes = jax.tree_util.tree_map(lambda x: x.shape, got[base_layer.PARAMS])
-  want = param_count.abstract_params(_tiny(), batch, method='compute_predictions')
+  want = params_lib.abstract_params(_tiny(), batch, method='compute_predictions')
   assert shapes == jax.tree_util.tree_map(lambda x: x.shape, want)

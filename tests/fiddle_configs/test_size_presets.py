@@ -2,7 +2,8 @@
 
 import pytest
 
-from pali_pax.fiddle_configs import experiments, sharding
+from pali_pax.core import params as params_lib
+from pali_pax.fiddle_configs import experiments
 from pali_pax.fiddle_configs.experiment_base import SIZE_PRESETS
 from pali_pax.tasks import vocab
 from tests.inputs import drain
@@ -32,7 +33,7 @@ def test_every_finetune_family_has_a_cpu_variant_matching_the_shipped_vocabulary
     assert issubclass(type(tiny), families[name])
     assert tiny.VOCAB_SIZE == shipped == vocab.SYNTHETIC_VOCAB_SIZE
     assert tiny.ICI_MESH_SHAPE == (1, 1, 1) and tiny.MODEL == 'tiny'
-    cfg = sharding.unsharded(tiny.model_config())
+    cfg = params_lib.unsharded(tiny.model_config())
     assert cfg.mt5_tpl.vocab_size == shipped and cfg.vit_tpl.image_size == tiny.IMAGE_SIZE
 
 

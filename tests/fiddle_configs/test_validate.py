@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import sentencepiece as spm
 
-from pali_pax import errors
+from pali_pax.core import errors
 from pali_pax.fiddle_configs import experiment_base, experiments
 
 

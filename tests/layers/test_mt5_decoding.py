@@ -15,7 +15,7 @@ from praxis import (
   sample_decode,
 )
 
-from pali_pax import jax_compat
+from pali_pax.core import jax_compat
 from tests.numerics import assert_f32_close, hf_config, mt5_chains
 
 HF_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures', 'mt5_hf_tiny')

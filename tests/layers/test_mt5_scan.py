@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from praxis import base_layer, pax_fiddle, sample_decode
 
-from pali_pax.convert import tree
 from pali_pax.convert.mt5 import load_mt5, mt5_config_from_hf
+from pali_pax.core import tree
 from tests.numerics import assert_f32_close, hf_config, mt5_chains
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')

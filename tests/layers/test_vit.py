@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from praxis import base_layer, pax_fiddle
 
-from pali_pax import param_count
+from pali_pax.core import params as params_lib
 from pali_pax.fiddle_configs import sharding
 from pali_pax.fiddle_configs.vit import VIT_VARIANTS, parse_variant, vit_config
 from pali_pax.layers import vit
@@ -157,7 +157,7 @@ def test_variant_parsing():
 @pytest.mark.parametrize('variant, billions', [('G/14', 1.8), ('e/14', 3.9)])
 def test_param_counts(variant, billions):
   images = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
-  n = param_count.count(param_count.abstract_params(vit_config(variant, image_size=224), images))
+  n = params_lib.count(params_lib.abstract_params(vit_config(variant, image_size=224), images))
   assert abs(n / (billions * 1e9) - 1) < 0.03, n
 
 

@@ -1,4 +1,4 @@
-"""pali_pax.batch: the numpy batch builder against hand-written batches, and the docs table."""
+"""pali_pax.core.batch: the numpy batch builder against hand-written batches, and the docs table."""
 
 import os
 import re
@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from pali_pax import batch as batch_lib
+from pali_pax.core import batch as batch_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -13,7 +13,7 @@ import pytest
 
 from pali_pax import checkpoint
 from pali_pax.convert import components, load_mt5, load_vit
-from pali_pax.convert.tree import CheckpointMismatchError
+from pali_pax.core.tree import CheckpointMismatchError
 from pali_pax.fiddle_configs import registry
 from pali_pax.inference import Predictor
 from tests.numerics import assert_f32_close, pali_tiny_chain

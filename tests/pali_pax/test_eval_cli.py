@@ -7,8 +7,8 @@ import pytest
 import seqio
 from PIL import Image
 
-from pali_pax import batch as batch_lib
 from pali_pax import eval_cli
+from pali_pax.core import batch as batch_lib
 from pali_pax.fiddle_configs import experiments
 from pali_pax.inference import Predictor
 from pali_pax.tasks import finetune_tasks

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pali_pax.convert import load_mt5
-from pali_pax.convert.tree import flatten
+from pali_pax.core.tree import flatten
 from pali_pax.inference import Predictor
 from pali_pax.tasks import vocab as vocab_lib
 from tests.numerics import (

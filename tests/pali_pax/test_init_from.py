@@ -15,9 +15,9 @@ from paxml import trainer_lib
 from paxml.checkpoint_types import CheckpointType
 from praxis import base_layer
 
-from pali_pax import batch as batch_lib
 from pali_pax import checkpoint, init_from
-from pali_pax.errors import CheckpointMismatchError
+from pali_pax.core import batch as batch_lib
+from pali_pax.core.errors import CheckpointMismatchError
 from pali_pax.fiddle_configs import experiments
 from pali_pax.layers.vit import resample_posemb
 

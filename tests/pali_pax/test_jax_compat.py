@@ -19,13 +19,13 @@ SCRIPT = textwrap.dedent(
     def state():
       return hasattr(jax, 'tree_map'), accepts_newshape(), hasattr(np, 'unicode_')
 
-    import pali_pax, pali_pax.errors
+    import pali_pax, pali_pax.core.errors
     assert state() == (False, False, False), state()
     import pali_pax.layers
     assert state() == (True, False, False), state()
     assert jax.tree_map(lambda x: x + 1, {'a': 1}) == {'a': 2}
     import pali_pax.model
-    from pali_pax import jax_compat
+    from pali_pax.core import jax_compat
     assert state() == (True, True, False), state()
     assert jnp.reshape(jnp.arange(6), (3, 2)).shape == (3, 2)
     reshape = jnp.reshape

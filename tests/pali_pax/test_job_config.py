@@ -6,7 +6,7 @@ import os
 import pytest
 
 from pali_pax import job_config
-from pali_pax.errors import FileFormatError
+from pali_pax.core.errors import FileFormatError
 
 PREFIX = 'pali_pax.fiddle_configs.experiments.'
 

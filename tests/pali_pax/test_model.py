@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from praxis import base_layer, decoder_hparams, py_utils
 
-from pali_pax import batch as batch_lib
+from pali_pax.core import batch as batch_lib
 from pali_pax.fiddle_configs import pali
 from tests.numerics import assert_f32_close, pali_tiny_chain
 

@@ -144,7 +144,7 @@ def test_from_checkpoint_and_predict_rebuild_the_trained_model(road):
 
 
 def test_a_mismatched_model_is_an_error_naming_the_variable(road, tmp_path):
-  from pali_pax.errors import CheckpointMismatchError
+  from pali_pax.core.errors import CheckpointMismatchError
   from pali_pax.inference import Predictor
 
   other = tmp_path / 'job'

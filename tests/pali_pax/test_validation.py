@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from pali_pax import errors, validation
+from pali_pax import validation
+from pali_pax.core import errors
 from pali_pax.inference import Predictor
 from pali_pax.tasks import vocab as vocab_lib
 

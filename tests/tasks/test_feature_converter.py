@@ -1,10 +1,10 @@
-"""PaliFeatureConverter: the model batch of `pali_pax.batch`, directly and through SeqIOInput."""
+"""PaliFeatureConverter: the model batch of `pali_pax.core.batch`, directly and through SeqIOInput."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pali_pax import batch as batch_lib
+from pali_pax.core import batch as batch_lib
 from pali_pax.tasks import feature_converter, synthetic_tasks
 
 MODEL_KEYS = {

@@ -7,7 +7,7 @@ import pytest
 import seqio
 from PIL import Image
 
-from pali_pax import errors
+from pali_pax.core import errors
 from pali_pax.tasks import drop_counts, finetune_tasks, image_ops, readers
 
 

@@ -6,7 +6,7 @@ import pytest
 import sentencepiece as spm
 import tensorflow as tf
 
-from pali_pax import errors
+from pali_pax.core import errors
 from pali_pax.tasks import build_vocab, synthetic_words, vocab
 
 TEXTS = [

@@ -13,7 +13,7 @@ import pytest
 from safetensors import numpy as st_numpy
 
 from pali_pax.convert import export_mt5, export_vit, load_mt5, load_vit, mt5_hf, vit
-from pali_pax.errors import CheckpointMismatchError
+from pali_pax.core.errors import CheckpointMismatchError
 from tests.trees import assert_same_tensors, assert_trees_equal
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'fixtures')

@@ -16,7 +16,7 @@ from flax import serialization
 from safetensors import numpy as st_numpy
 
 from pali_pax.convert import components, load_mt5, load_vit
-from pali_pax.errors import CheckpointMismatchError, FileFormatError, PaliPaxError
+from pali_pax.core.errors import CheckpointMismatchError, FileFormatError, PaliPaxError
 from pali_pax.fiddle_configs.vit import vit_config
 
 FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'fixtures')

@@ -13,8 +13,8 @@ from safetensors import numpy as st_numpy
 
 from pali_pax.convert import hf_files, mt5_common, mt5_hf
 from pali_pax.convert import mt5 as convert_mt5
-from pali_pax.convert.tree import flatten
-from pali_pax.errors import CheckpointMismatchError, FileFormatError
+from pali_pax.core.errors import CheckpointMismatchError, FileFormatError
+from pali_pax.core.tree import flatten
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'fixtures')

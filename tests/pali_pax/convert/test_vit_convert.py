@@ -11,14 +11,14 @@ import pytest
 from praxis import base_layer
 from safetensors.numpy import load_file, save_file
 
-from pali_pax.convert.tree import flatten
 from pali_pax.convert.vit import (
   load_vit,
   load_vit_big_vision,
   load_vit_hf,
   vit_config_from_checkpoint,
 )
-from pali_pax.errors import CheckpointMismatchError, FileFormatError
+from pali_pax.core.errors import CheckpointMismatchError, FileFormatError
+from pali_pax.core.tree import flatten
 from pali_pax.fiddle_configs.vit import vit_config
 from pali_pax.layers.vit import resample_posemb
 from tests.numerics import assert_f32_close, vit_chain

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 from praxis import py_utils
 
-from pali_pax import errors
+from pali_pax.core import errors
 
 NestedMap = py_utils.NestedMap
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 
-from pali_pax.errors import CheckpointMismatchError
+from pali_pax.core.errors import CheckpointMismatchError
 
 # mT5 stacks under praxis `Repeat`: '<stack>/repeat/sub/<path>'.
 SCAN_PREFIX = 'repeat/sub/'
@@ -88,7 +88,7 @@ def fill_tree(
 
   Args:
     expected: nested tree whose leaves have `.shape` (e.g.
-      `param_count.abstract_params(cfg, ...)`).
+      `params_lib.abstract_params(cfg, ...)`).
     loaded: flat {pax_path: array} built by a converter.
     source: checkpoint path, used in error messages.
     source_names: optional {pax_path: name in the source checkpoint}, so an
