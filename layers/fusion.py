@@ -12,6 +12,8 @@ import jax.numpy as jnp
 from praxis import base_layer, pax_fiddle, pytypes
 from praxis.layers import activations, linears
 
+from pali_pax.core import errors
+
 JTensor = pytypes.JTensor
 template_field = pax_fiddle.template_field
 
@@ -42,7 +44,7 @@ class PaliFusion(base_layer.BaseLayer):
 
   def setup(self) -> None:
     if self.vit_dims <= 0 or self.model_dims <= 0:
-      raise ValueError(
+      raise errors.ConfigError(
         f'PaliFusion needs positive vit_dims and model_dims, got {self.vit_dims}, {self.model_dims}'
       )
     proj = self.projection_tpl.clone()

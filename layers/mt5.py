@@ -30,6 +30,7 @@ from praxis import base_layer, pax_fiddle, pytypes
 from praxis.layers import embedding_softmax
 
 from pali_pax.core import batch as batch_lib
+from pali_pax.core import errors
 from pali_pax.layers import relative_position, t5_stack
 
 JTensor = pytypes.JTensor
@@ -47,10 +48,10 @@ def check_token_ids(ids: JTensor | np.ndarray, vocab_size: int, name: str = 'ids
     return
   arr = np.asarray(ids)
   if not np.issubdtype(arr.dtype, np.integer):
-    raise ValueError(f'{name} must be integer token ids, got dtype {arr.dtype}')
+    raise errors.InputValidationError(f'{name} must be integer token ids, got dtype {arr.dtype}')
   if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
     bad = arr[(arr < 0) | (arr >= vocab_size)]
-    raise ValueError(
+    raise errors.InputValidationError(
       f'{name} contains token ids outside [0, {vocab_size}): e.g. {bad[:5].tolist()}'
     )
 
@@ -78,11 +79,11 @@ def validate_mt5_hparams(
     ('hidden_dims', hidden_dims),
   ):
     if not isinstance(value, (int, np.integer)) or value <= 0:
-      raise ValueError(f'mT5 {field} must be a positive integer, got {value!r}')
+      raise errors.ConfigError(f'mT5 {field} must be a positive integer, got {value!r}')
   if num_heads > model_dims:
-    raise ValueError(f'mT5 num_heads ({num_heads}) cannot exceed model_dims ({model_dims})')
+    raise errors.ConfigError(f'mT5 num_heads ({num_heads}) cannot exceed model_dims ({model_dims})')
   if not 0.0 <= dropout_prob < 1.0:
-    raise ValueError(f'mT5 dropout_prob must be in [0, 1), got {dropout_prob}')
+    raise errors.ConfigError(f'mT5 dropout_prob must be in [0, 1), got {dropout_prob}')
   relative_position.validate_buckets(
     relative_attention_num_buckets, relative_attention_max_distance
   )

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from praxis import base_layer, pytypes
 
+from pali_pax.core import errors
+
 JTensor = pytypes.JTensor
 SplitDimsMapping = pytypes.SplitDimsMapping
 WeightHParams = base_layer.WeightHParams
@@ -26,9 +28,11 @@ WeightHParams = base_layer.WeightHParams
 def validate_buckets(num_buckets: int, max_distance: int) -> None:
   """Raises ValueError for bucket settings the T5 bucketing is undefined for."""
   if num_buckets < 4 or num_buckets % 2:
-    raise ValueError(f'relative_attention_num_buckets must be even and >= 4, got {num_buckets}')
+    raise errors.ConfigError(
+      f'relative_attention_num_buckets must be even and >= 4, got {num_buckets}'
+    )
   if max_distance <= num_buckets // 2:
-    raise ValueError(
+    raise errors.ConfigError(
       f'relative_attention_max_distance ({max_distance}) must exceed '
       f'relative_attention_num_buckets // 2 ({num_buckets // 2})'
     )
@@ -115,7 +119,7 @@ class RelativePositionBias(base_layer.BaseLayer):
   def setup(self) -> None:
     validate_buckets(self.num_buckets, self.max_distance)
     if self.num_heads <= 0:
-      raise ValueError(f'num_heads must be positive, got {self.num_heads}')
+      raise errors.ConfigError(f'num_heads must be positive, got {self.num_heads}')
     wp = self.weight_split_dims_mapping
     self.create_variable(
       'emb_var',

@@ -36,6 +36,8 @@ import jax.numpy as jnp
 from praxis import base_layer, pax_fiddle, py_utils, pytypes
 from praxis.layers import attentions, stochastics
 
+from pali_pax.core import errors
+
 JTensor = pytypes.JTensor
 SplitDimsMapping = pytypes.SplitDimsMapping
 LayerTpl = pax_fiddle.Config[base_layer.BaseLayer]
@@ -108,7 +110,7 @@ class T5Attention(base_layer.BaseLayer):
   def setup(self) -> None:
     for field in ('input_dim', 'num_heads', 'dim_per_head'):
       if getattr(self, field) <= 0:
-        raise ValueError(f'{field} must be positive, got {getattr(self, field)}')
+        raise errors.ConfigError(f'{field} must be positive, got {getattr(self, field)}')
     wp = self.weight_split_dims_mapping
 
     def proj(is_output: bool) -> LayerTpl:

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 from praxis import base_layer, pax_fiddle, pytypes
 from praxis.layers import activations, normalizations, repeats, stochastics
 
+from pali_pax.core import errors
 from pali_pax.layers import gated_feed_forward, relative_position, t5_attention
 
 JTensor = pytypes.JTensor
@@ -311,7 +312,7 @@ class T5Stack(base_layer.BaseLayer):
     cross_mask = None
     if self.is_decoder:
       if cross_inputs is None or cross_paddings is None:
-        raise ValueError('a decoder stack needs cross_inputs and cross_paddings')
+        raise errors.InputValidationError('a decoder stack needs cross_inputs and cross_paddings')
       mask = jnp.logical_and(mask, (positions[None, :] <= positions[:, None])[None, None])
       cross_mask = (cross_paddings == 0)[:, None, None, :]
       if self.is_mutable_collection(DECODE_CACHE):
@@ -335,12 +336,14 @@ class T5Stack(base_layer.BaseLayer):
       [B, D] after the final RMSNorm.
     """
     if not self.is_decoder:
-      raise ValueError('extend_step is only defined for the decoder stack')
+      raise errors.InputValidationError('extend_step is only defined for the decoder stack')
     time_step = jnp.asarray(time_step, jnp.int32)
     cache_len = self._cache_length()
     if not isinstance(time_step, jax.core.Tracer) and int(jnp.max(time_step)) >= cache_len:
       # Under jit this cannot be checked (dynamic_update_slice would clamp).
-      raise ValueError(f'time_step {time_step} is beyond the decode cache length {cache_len}')
+      raise errors.InputValidationError(
+        f'time_step {time_step} is beyond the decode cache length {cache_len}'
+      )
     key_pos = jnp.arange(cache_len, dtype=jnp.int32)
     query_pos = time_step.reshape(-1, 1)  # [1|B, 1]
     bias = self.relative_bias(query_pos, key_pos)  # [1|B, N, 1, L]

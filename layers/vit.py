@@ -40,6 +40,7 @@ from praxis import base_layer, pax_fiddle, pytypes
 from praxis.layers import activations, normalizations, repeats, stochastics
 from praxis.layers import transformers as praxis_transformers
 
+from pali_pax.core import errors
 from pali_pax.layers.vit_embedding import PatchEmbedding, posemb_sincos_2d, resample_posemb
 
 __all__ = [
@@ -135,21 +136,23 @@ class VisionTransformer(base_layer.BaseLayer):
 
   def _check_hparams(self) -> None:
     if self.image_size <= 0 or self.patch_size <= 0:
-      raise ValueError(
+      raise errors.ConfigError(
         f'image_size and patch_size must be positive, got {self.image_size}, {self.patch_size}'
       )
     if self.image_size % self.patch_size:
-      raise ValueError(
+      raise errors.ConfigError(
         f'image_size {self.image_size} is not divisible by patch_size {self.patch_size}'
       )
     if self.num_heads <= 0 or self.width % self.num_heads:
-      raise ValueError(f'width {self.width} is not divisible by num_heads {self.num_heads}')
+      raise errors.ConfigError(f'width {self.width} is not divisible by num_heads {self.num_heads}')
     if self.posemb not in POSEMB_TYPES:
-      raise ValueError(f'unknown posemb {self.posemb!r}; valid: {POSEMB_TYPES}')
+      raise errors.ConfigError(f'unknown posemb {self.posemb!r}; valid: {POSEMB_TYPES}')
     if self.posemb == 'sincos2d' and self.width % 4:
-      raise ValueError(f'posemb sincos2d needs width % 4 == 0, got width {self.width}')
+      raise errors.ConfigError(f'posemb sincos2d needs width % 4 == 0, got width {self.width}')
     if self.depth <= 0 or self.mlp_dim <= 0:
-      raise ValueError(f'depth and mlp_dim must be positive, got {self.depth}, {self.mlp_dim}')
+      raise errors.ConfigError(
+        f'depth and mlp_dim must be positive, got {self.depth}, {self.mlp_dim}'
+      )
 
   def _transformer_p(self) -> LayerTpl:
     """`transformer_tpl` set to compute big_vision's encoder blocks at this size."""
@@ -214,17 +217,19 @@ class VisionTransformer(base_layer.BaseLayer):
 
   def _check_images(self, images: JTensor) -> tuple[int, int]:
     if images.ndim != 4:
-      raise ValueError(
+      raise errors.InputValidationError(
         f'images must have shape [B, H, W, 3], got rank {images.ndim}: {images.shape}'
       )
     if images.shape[-1] != 3:
-      raise ValueError(f'images must have 3 channels (RGB, last axis), got shape {images.shape}')
+      raise errors.InputValidationError(
+        f'images must have 3 channels (RGB, last axis), got shape {images.shape}'
+      )
     h, w = images.shape[1:3]
     p = self.patch_size
     if h % p or w % p:
-      raise ValueError(f'image size {h}x{w} is not divisible by patch_size {p}')
+      raise errors.InputValidationError(f'image size {h}x{w} is not divisible by patch_size {p}')
     if self.posemb == 'learn' and (h // p, w // p) != self.grid_size:
-      raise ValueError(
+      raise errors.InputValidationError(
         f'images are {h}x{w} but the learned position embedding is for {self.image_size}x'
         f'{self.image_size} (grid {self.grid_size}); set image_size and resample the '
         "checkpoint with resample_posemb / the converters' image_size argument"

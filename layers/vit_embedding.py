@@ -10,6 +10,8 @@ import numpy as np
 import scipy.ndimage
 from praxis import base_layer, pytypes
 
+from pali_pax.core import errors
+
 JTensor = pytypes.JTensor
 SplitDimsMapping = pytypes.SplitDimsMapping
 WeightHParams = base_layer.WeightHParams
@@ -33,7 +35,7 @@ def posemb_sincos_2d(h: int, w: int, width: int, temperature: float = 10_000.0) 
     float32 array [1, h * w, width].
   """
   if width % 4:
-    raise ValueError(f'sincos2d position embedding needs width % 4 == 0, got width={width}')
+    raise errors.ConfigError(f'sincos2d position embedding needs width % 4 == 0, got width={width}')
   quarter = width // 4
   omega = 1.0 / temperature ** (np.arange(quarter, dtype=np.float64) / max(quarter - 1, 1))
   rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing='ij')
@@ -66,15 +68,15 @@ def resample_posemb(
   """
   posemb = np.asarray(posemb)
   if posemb.ndim != 3 or posemb.shape[0] != 1:
-    raise ValueError(f'posemb must have shape [1, N, D], got {posemb.shape}')
+    raise errors.InputValidationError(f'posemb must have shape [1, N, D], got {posemb.shape}')
   n, d = posemb.shape[1:]
   if old_grid is None:
     side = int(round(np.sqrt(n)))
     if side * side != n:
-      raise ValueError(f'posemb has {n} tokens, not a square grid; pass old_grid')
+      raise errors.InputValidationError(f'posemb has {n} tokens, not a square grid; pass old_grid')
     old_grid = (side, side)
   if old_grid[0] * old_grid[1] != n:
-    raise ValueError(f'old_grid {old_grid} does not hold {n} tokens')
+    raise errors.InputValidationError(f'old_grid {old_grid} does not hold {n} tokens')
   new_grid = (int(new_grid[0]), int(new_grid[1]))
   if tuple(old_grid) == new_grid:
     return posemb.astype(np.float32)

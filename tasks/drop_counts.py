@@ -16,6 +16,8 @@ reason one of `REASONS`, and is logged (absl warning) when it happens.
 import tensorflow as tf
 from absl import logging
 
+from pali_pax.core import errors
+
 # Why an example was dropped (what the logs and counters say).
 REASONS = {
   'empty': 'the image file is empty (0 bytes)',
@@ -30,7 +32,7 @@ _COUNTERS: dict[tuple[str, str], tf.Variable] = {}
 def counter(name: str, reason: str) -> tf.Variable:
   """The int64 counter of (name, reason), created on first use."""
   if reason not in REASONS:
-    raise ValueError(f'unknown drop reason {reason!r}; known: {sorted(REASONS)}')
+    raise errors.ConfigError(f'unknown drop reason {reason!r}; known: {sorted(REASONS)}')
   key = (name, reason)
   if key not in _COUNTERS:
     with tf.init_scope():  # a variable created eagerly even if first asked for inside a trace

@@ -21,6 +21,7 @@ import seqio
 import tensorflow as tf
 
 from pali_pax.core import batch as batch_lib
+from pali_pax.core import errors
 
 Spec = seqio.FeatureConverter.FeatureSpec
 
@@ -54,7 +55,9 @@ class PaliFeatureConverter(seqio.FeatureConverter):
     pack: bool = False,
   ):
     if pack:
-      raise ValueError('PaliFeatureConverter does not pack: every example carries its own image')
+      raise errors.ConfigError(
+        'PaliFeatureConverter does not pack: every example carries its own image'
+      )
     super().__init__(pack=False, apply_length_check=apply_length_check, bos_id=bos_id)
     self._image_size = image_size
     self._seen_image_size: int | None = None
@@ -84,16 +87,16 @@ class PaliFeatureConverter(seqio.FeatureConverter):
     for key in ('image', 'has_image'):
       rank = self.MODEL_FEATURES[key].rank
       if key not in spec:
-        raise ValueError(
+        raise errors.ConfigError(
           f"PaliFeatureConverter: the dataset has no '{key}' feature; got {sorted(spec)}"
         )
       if len(spec[key].shape) != rank:
-        raise ValueError(
+        raise errors.ConfigError(
           f"PaliFeatureConverter: '{key}' must have rank {rank}, got shape {spec[key].shape}"
         )
     self._seen_image_size = spec['image'].shape[0]
     if self._image_size is not None and self._seen_image_size not in (None, self._image_size):
-      raise ValueError(
+      raise errors.ConfigError(
         f'PaliFeatureConverter(image_size={self._image_size}) got images of height {self._seen_image_size}'
       )
     ds = seqio.utils.trim_and_pad_dataset(ds, task_feature_lengths)
@@ -103,7 +106,7 @@ class PaliFeatureConverter(seqio.FeatureConverter):
     """Lengths of the model features ('image': its height H; 'has_image' is a scalar)."""
     image_size = self._image_size or self._seen_image_size
     if image_size is None:
-      raise ValueError(
+      raise errors.ConfigError(
         'PaliFeatureConverter needs image_size (constructor) when the image shape is not static'
       )
     ti, to = task_feature_lengths['inputs'], task_feature_lengths['targets']

@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 import seqio
 import tensorflow as tf
 
+from pali_pax.core import errors
 from pali_pax.tasks import features, image_ops, metrics, prompts, readers
 from pali_pax.tasks import vocab as vocab_lib
 
@@ -93,7 +94,7 @@ def text_preprocessor(
     prompt_given: the 'question' field holds the finished prompt (JSONL data).
   """
   if kind not in ('caption', 'vqa'):
-    raise ValueError(f'Unknown kind {kind!r}; valid kinds: caption, vqa')
+    raise errors.ConfigError(f'Unknown kind {kind!r}; valid kinds: caption, vqa')
   if lang is not None:
     prompts.check_language(lang)
 

@@ -30,6 +30,7 @@ import numpy as np
 import sacrebleu
 from pycocoevalcap.cider.cider import Cider
 
+from pali_pax.core import errors
 from pali_pax.tasks.metrics_detection import detection_metrics, parse_boxes
 
 MetricFn = Callable[[Sequence[Any], Sequence[Any]], dict[str, float]]
@@ -50,7 +51,7 @@ def _refs(target: Any) -> list[str]:
 
 def _checked(targets: Sequence[Any], predictions: Sequence[Any]) -> tuple[list, list]:
   if len(targets) != len(predictions):
-    raise ValueError(f'{len(targets)} targets but {len(predictions)} predictions')
+    raise errors.InputValidationError(f'{len(targets)} targets but {len(predictions)} predictions')
   return [_refs(t) for t in targets], [_text(p) for p in predictions]
 
 
@@ -161,7 +162,7 @@ def cider(targets: Sequence[Any], predictions: Sequence[Any]) -> dict[str, float
     return {'cider': 0.0}
   for i, r in enumerate(refs):
     if not r:
-      raise ValueError(f'cider: example {i} has no reference captions')
+      raise errors.InputValidationError(f'cider: example {i} has no reference captions')
   gts = {i: [cider_tokenize(x) for x in r] for i, r in enumerate(refs)}
   res = {i: [cider_tokenize(p)] for i, p in enumerate(preds)}
   score, _ = Cider().compute_score(gts, res)
@@ -366,7 +367,7 @@ METRICS_BY_TASK: dict[str, tuple[MetricFn, ...]] = {
 def metrics_for(kind: str) -> list[MetricFn]:
   """The metric fns of a task kind (a key of METRICS_BY_TASK); ValueError listing them."""
   if kind not in METRICS_BY_TASK:
-    raise ValueError(f'unknown task kind {kind!r}; known: {sorted(METRICS_BY_TASK)}')
+    raise errors.ConfigError(f'unknown task kind {kind!r}; known: {sorted(METRICS_BY_TASK)}')
   return list(METRICS_BY_TASK[kind])
 
 

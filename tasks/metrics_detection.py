@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from pali_pax.core import errors
+
 NUM_BOX_BINS = 1000  # coordinates are integers in [0, NUM_BOX_BINS - 1]: floor(1000 * px / size)
 OBJECT_SEPARATOR = ' ; '
 # Up to 3 digits: the bins 0..999 of NUM_BOX_BINS.
@@ -132,7 +134,7 @@ def detection_metrics(
     boxes (micro), all 0-100, and 'malformed_predictions': number of dropped chunks.
   """
   if len(targets) != len(predictions):
-    raise ValueError(f'{len(targets)} targets but {len(predictions)} predictions')
+    raise errors.InputValidationError(f'{len(targets)} targets but {len(predictions)} predictions')
   n_gt: dict[str, int] = defaultdict(int)
   n_pred: dict[str, int] = defaultdict(int)
   n_tp: dict[str, int] = defaultdict(int)

@@ -28,6 +28,8 @@ Span corruption itself works on token ids and lives in `span_corruption.py`.
 
 import tensorflow as tf
 
+from pali_pax.core import errors
+
 # Language codes usable in prompts (code -> English name). The 36 languages of
 # Crossmodal-3600 (which include the 8 of the synthetic tasks); PaLI's ~100
 # WebLI languages are added by extending this table.
@@ -79,7 +81,9 @@ def check_language(lang: str) -> str:
   """Returns the normalised (lower-case) code; ValueError listing valid codes."""
   code = str(lang).strip().lower()
   if code not in LANGUAGES:
-    raise ValueError(f'Unknown language code {lang!r}; valid codes: {", ".join(sorted(LANGUAGES))}')
+    raise errors.InputValidationError(
+      f'Unknown language code {lang!r}; valid codes: {", ".join(sorted(LANGUAGES))}'
+    )
   return code
 
 

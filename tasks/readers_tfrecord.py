@@ -19,6 +19,7 @@ import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from pali_pax.core import errors
 from pali_pax.tasks import drop_counts
 from pali_pax.tasks.readers_common import RAW_FEATURES
 
@@ -192,7 +193,7 @@ def _find(node: Any, path: str, what: str) -> tuple[Any, list[str]]:
         taken.append(key)
         break
     else:
-      raise KeyError(f'{what}: no feature {path!r} (keys at that level: {sorted(keys)})')
+      raise errors.ConfigError(f'{what}: no feature {path!r} (keys at that level: {sorted(keys)})')
   return node, taken
 
 

@@ -49,6 +49,7 @@ import tensorflow as tf
 from paxml import seqio_input
 from praxis import base_input, pax_fiddle, py_utils
 
+from pali_pax.core import errors
 from pali_pax.tasks import features
 
 REPLACEMENT_STRIDE = 1 << 40  # far beyond any run's examples (PaLI: 1.6e9 < 2**31)
@@ -115,14 +116,14 @@ def random_access(name: str) -> bool:
 def _check_random_access(task: seqio.Task, split: str) -> int:
   source = task.source
   if not _has_random_access(task):
-    raise ValueError(
+    raise errors.ConfigError(
       f'seqio task {task.name!r}: its source {type(source).__name__} has no random access '
       '(num_examples / example_at), which the step-indexed train input needs; use a '
       'JSON/JSONL reader or the synthetic tasks'
     )
   n = int(source.num_examples(split))
   if n <= 0:
-    raise ValueError(f'seqio task {task.name!r}: split {split!r} has no examples')
+    raise errors.ConfigError(f'seqio task {task.name!r}: split {split!r} has no examples')
   return n
 
 
@@ -188,7 +189,7 @@ def examples_dataset(
     indices = tf.data.Dataset.from_tensor_slices(np.asarray(indices, np.int64).reshape(-1))
   tasks = tasks_and_rates(name)
   if not tasks:
-    raise ValueError(f'seqio mixture {name!r} has no task with a rate > 0')
+    raise errors.ConfigError(f'seqio mixture {name!r} has no task with a rate > 0')
   per_task = [_task_stream_fn(task, split, seed, task_feature_lengths) for task, _ in tasks]
   if len(tasks) == 1:
     return per_task[0](indices)
@@ -254,9 +255,9 @@ class StepIndexedInput(base_input.BaseInput):
     super().__post_init__()
     for field in ('mixture_name', 'task_feature_lengths', 'feature_converter'):
       if getattr(self, field) is None:
-        raise ValueError(f'StepIndexedInput {self.name!r} needs {field}')
+        raise errors.ConfigError(f'StepIndexedInput {self.name!r} needs {field}')
     if not 0 <= self.infeed_host_index < self.num_infeed_hosts:
-      raise ValueError(
+      raise errors.ConfigError(
         f'StepIndexedInput {self.name!r}: infeed_host_index {self.infeed_host_index} is not in '
         f'[0, num_infeed_hosts={self.num_infeed_hosts})'
       )
@@ -270,7 +271,7 @@ class StepIndexedInput(base_input.BaseInput):
 
   def _seek(self, step: int) -> None:
     if step < 0:
-      raise ValueError(f'StepIndexedInput {self.name!r}: start step {step} < 0')
+      raise errors.ConfigError(f'StepIndexedInput {self.name!r}: start step {step} < 0')
     self._step = step
     self._iter = self._dataset(step).as_numpy_iterator()
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from pali_pax.core import errors
 from pali_pax.tasks import metrics_detection, prompts
 from pali_pax.tasks import synthetic_scene as scene_lib
 from pali_pax.tasks import synthetic_words as words
@@ -90,13 +91,13 @@ class SyntheticExample:
 def check_task(task: str) -> str:
   """Returns `task`; ValueError listing the synthetic tasks otherwise."""
   if task not in TASKS:
-    raise ValueError(f'Unknown synthetic task {task!r}; valid tasks: {", ".join(TASKS)}')
+    raise errors.ConfigError(f'Unknown synthetic task {task!r}; valid tasks: {", ".join(TASKS)}')
   return task
 
 
 def _check_split(split: str) -> str:
   if split not in _SPLIT_ID:
-    raise ValueError(f'Unknown split {split!r}; valid splits: {", ".join(SPLITS)}')
+    raise errors.ConfigError(f'Unknown split {split!r}; valid splits: {", ".join(SPLITS)}')
   return split
 
 

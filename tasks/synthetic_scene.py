@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFont
 
+from pali_pax.core import errors
 from pali_pax.tasks import synthetic_words as words
 
 
@@ -40,7 +41,7 @@ def randint(seed: tf.Tensor, lo: int | tf.Tensor, hi: int | tf.Tensor) -> tf.Ten
 def sample_scene(seed: tf.Tensor, size: int, max_objects: int) -> dict[str, tf.Tensor]:
   """Draws the objects of one scene (see the module docstring for the tensors)."""
   if not 1 <= max_objects <= len(words.SHAPES):
-    raise ValueError(f'max_objects must be in [1, {len(words.SHAPES)}], got {max_objects}')
+    raise errors.ConfigError(f'max_objects must be in [1, {len(words.SHAPES)}], got {max_objects}')
   m = max_objects
   s = split_seed(seed, 6)
   n = randint(s[0], 1, m + 1)

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import seqio
 import tensorflow as tf
 
+from pali_pax.core import errors
 from pali_pax.tasks import features, image_ops, metrics, span_corruption, synthetic
 from pali_pax.tasks import vocab as vocab_lib
 
@@ -119,7 +120,9 @@ class SyntheticSource(seqio.DataSource):
   ) -> tf.data.Dataset:
     del sequence_length, use_cached, num_epochs
     if split not in self._num_examples:
-      raise ValueError(f'Unknown split {split!r}; valid splits: {", ".join(self._num_examples)}')
+      raise errors.ConfigError(
+        f'Unknown split {split!r}; valid splits: {", ".join(self._num_examples)}'
+      )
     n = self._num_examples[split]
     index, shards = (shard_info.index, shard_info.num_shards) if shard_info else (0, 1)
     offset = (int(seed) * 7919) % n if shuffle and seed is not None else 0
@@ -139,7 +142,9 @@ class SyntheticSource(seqio.DataSource):
   def example_at(self, split: str, index: tf.Tensor) -> dict[str, tf.Tensor]:
     """Raw example `index` (int64 [], in [0, num_examples)) of `split`, for the step input."""
     if split not in self._num_examples:
-      raise ValueError(f'Unknown split {split!r}; valid splits: {", ".join(self._num_examples)}')
+      raise errors.ConfigError(
+        f'Unknown split {split!r}; valid splits: {", ".join(self._num_examples)}'
+      )
     fn = synthetic.example_fn(self._task, split, self._image_size, self._seed, self._max_objects)
     return fn(index)
 
@@ -207,7 +212,7 @@ def register_synthetic_tasks(
   if suffix in _REGISTERED:
     if _REGISTERED[suffix] == config:
       return mixture_name(suffix)
-    raise ValueError(
+    raise errors.ConfigError(
       f'synthetic tasks with suffix {suffix!r} are already registered with {_REGISTERED[suffix]}; '
       f'use another suffix for {config}'
     )

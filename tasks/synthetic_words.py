@@ -10,6 +10,8 @@ templates for captions, alt-text and questions.
 
 import dataclasses
 
+from pali_pax.core import errors
+
 LANGS: tuple[str, ...] = ('en', 'fr', 'de', 'es', 'zh', 'hi', 'ar', 'ru')
 
 COLOURS: tuple[str, ...] = ('red', 'green', 'blue', 'yellow', 'white')
@@ -204,7 +206,7 @@ TABLES: dict[str, LanguageTable] = {
 def table(lang: str) -> LanguageTable:
   """The word table of `lang`; ValueError listing the synthetic languages."""
   if lang not in TABLES:
-    raise ValueError(
+    raise errors.InputValidationError(
       f'No synthetic word table for {lang!r}; synthetic languages: {", ".join(LANGS)}'
     )
   return TABLES[lang]

@@ -76,5 +76,7 @@ def _load(path: str, extra_ids: int) -> seqio.SentencePieceVocabulary:
 def sentinel_id(vocab: seqio.Vocabulary, k: int) -> int:
   """Id of `<extra_id_k>`: counted down from the end of the vocabulary."""
   if not 0 <= k < vocab.extra_ids:
-    raise ValueError(f'sentinel {k} out of range: the vocabulary has {vocab.extra_ids} extra ids')
+    raise errors.InputValidationError(
+      f'sentinel {k} out of range: the vocabulary has {vocab.extra_ids} extra ids'
+    )
   return vocab.vocab_size - 1 - k
