@@ -17,6 +17,9 @@ One section only, keeping the others' stored results (`docs/benchmarks.json`):
     python -m benchmarks.run --sections decode --write-docs
     python -m benchmarks.run --docs-only           # rewrite this file from the JSON
 
+A rewrite keeps this file's start-up section and hand-written analysis (from
+'## Start-up' on): edit those here, they have no other copy.
+
 Optional dependencies (torch, transformers, matplotlib; `requirements/bench-lock.txt`)
 are needed only for the peer and the plot. `python -m benchmarks.profile --spec small`
 prints where the train step's time goes (jax profiler + XLA op attribution).
@@ -343,6 +346,22 @@ def profile_md(prof: dict[str, Any]) -> str:
   return '\n'.join(lines)
 
 
+# The sections of docs/benchmarks.md that this module does not generate: the start-up
+# section (written by benchmarks.startup) and the hand-written analysis. The committed
+# file is their only copy, so a regeneration keeps them, from the first of these on.
+KEPT_HEADS = ('## Start-up', '## Analysis')
+
+
+def kept_tail(path: str) -> str:
+  """The part of an existing benchmarks.md from its first `KEPT_HEADS` heading on ('' if none)."""
+  if not os.path.exists(path):
+    return ''
+  with open(path) as f:
+    lines = f.read().splitlines(keepends=True)
+  at = next((i for i, line in enumerate(lines) if line.startswith(KEPT_HEADS)), len(lines))
+  return ''.join(lines[at:])
+
+
 def write_docs(results: dict[str, Any], docs_dir: str) -> str:
   """Writes benchmarks.md (+ the PNG when matplotlib is there); returns the md path."""
   peak = matmul.peak(results.get('matmul', [])) if results.get('matmul') else float('nan')
@@ -364,11 +383,8 @@ def write_docs(results: dict[str, Any], docs_dir: str) -> str:
     parts.append(scaling_md(results['scaling'], png if ok else None))
   if results.get('memory_plan'):
     parts.append(memory_md(results['memory_plan']))
-  notes = os.path.join(os.path.dirname(__file__), 'analysis.md')
-  if os.path.exists(notes):
-    with open(notes) as f:
-      parts.append(f.read())
   path = os.path.join(docs_dir, 'benchmarks.md')
+  parts.append(kept_tail(path))
   os.makedirs(docs_dir, exist_ok=True)
   with open(path, 'w') as f:
     f.write('\n'.join(parts).rstrip() + '\n')

@@ -26,7 +26,7 @@ def test_sharded_training_on_8_devices_matches_one_device(tmp_path, run_tiny):
 
 
 def test_demo_budget_reaches_high_accuracy(tmp_path, run_tiny):
-  """The README's figures: the demo experiment's budget, measured by paxml's decode."""
+  """The demo's figures (docs/demo_recipe.md): its budget, measured by paxml's decode."""
   from pali_pax import evaluation
   from pali_pax.fiddle_configs import experiments
 
@@ -37,7 +37,7 @@ def test_demo_budget_reaches_high_accuracy(tmp_path, run_tiny):
   def final(task, metric):
     return scalars[f'decode_test_pali_synthetic_{task}_32'][f'decoder/{metric}'][1]
 
-  # 64 held-out examples per task; bounds well below the README's figures, well above chance.
+  # 64 held-out examples per task; bounds well below docs/demo_recipe.md, well above chance.
   assert final('vqa', 'exact_match') > 50.0  # chance is below 15% (5 colours, 3 shapes, counts)
   assert final('caption', 'cider') > 200.0
   assert final('caption', 'exact_match') > 15.0
