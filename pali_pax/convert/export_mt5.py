@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 from praxis import pax_fiddle
 
-from pali_pax.convert import hf_files, mt5_hf, tree
+from pali_pax.convert import hf_files, mt5_hf
 from pali_pax.convert import mt5_common as common
 from pali_pax.core import batch as batch_lib
+from pali_pax.core import tree
 from pali_pax.layers import mt5
 
 

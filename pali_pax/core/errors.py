@@ -3,12 +3,20 @@
 Every error whose cause is something the user gave (a file, a config, an
 argument) is a `PaliPaxError` whose message names that input, so callers (the
 CLI, a fuzz test) can tell "your input is wrong" from a bug with one `except`.
-Both subclasses also derive from ValueError, what these errors were raised as
+Each subclass also derives from the built-in type such errors were raised as
 before, so an existing `except ValueError` still catches them.
 
     PaliPaxError
-    ├── CheckpointMismatchError   a readable checkpoint that does not fit the model
-    └── FileFormatError           a checkpoint / config / vocabulary file that cannot be parsed
+    ├── CheckpointMismatchError   a readable checkpoint that does not fit the model (names the tensor)
+    ├── CorruptCheckpointError    a checkpoint whose bytes fail their checksums, with no intact step
+    ├── FileFormatError           a checkpoint / config / vocabulary / data file that cannot be parsed
+    │   └── tasks.readers_common.DataFormatError   a data set file (COCO, VQA, JSONL) in a bad format
+    ├── InputValidationError      an argument of the Predictor, a layer call or the CLI (names it)
+    ├── ConfigError               an experiment attribute or layer setting (names the attribute)
+    └── MissingFileError          a file or folder named by the user or a data file does not exist
+
+All but MissingFileError (a FileNotFoundError) also derive from ValueError. A test
+(tests/pali_pax/core/test_errors.py) checks that this tree names every subclass.
 """
 
 import contextlib
@@ -23,6 +31,10 @@ class PaliPaxError(Exception):
 
 class CheckpointMismatchError(PaliPaxError, ValueError):
   """A checkpoint does not fit the model it is being loaded into (names the tensor)."""
+
+
+class CorruptCheckpointError(PaliPaxError, ValueError):
+  """A checkpoint is corrupt or incomplete and no intact step remains (names the step)."""
 
 
 class FileFormatError(PaliPaxError, ValueError):
