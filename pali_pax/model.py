@@ -21,7 +21,7 @@ from praxis import (
 
 from pali_pax import losses
 from pali_pax.core import batch as batch_lib
-from pali_pax.core import jax_compat
+from pali_pax.core import errors, jax_compat
 from pali_pax.layers import fusion, mt5, vit
 
 # praxis 1.4 beam search (decoder_utils.two_stage_topk) calls jnp.reshape(newshape=), gone in jax 0.8.
@@ -84,7 +84,9 @@ class PaliModel(base_model.BaseModel):
   def image_features(self, images: JTensor) -> JTensor:
     """[B, H, W, 3] in [-1, 1] -> ViT tokens [B, N, vit width] (no projection)."""
     if self.vit_tpl is None:
-      raise ValueError('this PaliModel has no ViT (vit_tpl=None): it accepts text only')
+      raise errors.InputValidationError(
+        'this PaliModel has no ViT (vit_tpl=None): it accepts text only'
+      )
     tokens = self.vit(images)
     return jax.lax.stop_gradient(tokens) if self.freeze_vit else tokens
 
@@ -172,7 +174,9 @@ class PaliModel(base_model.BaseModel):
       [B, S], `logprobs`, clu metrics).
     """
     if params.seqlen <= 1:
-      raise ValueError(f'decoder seqlen must be > 1 (start token + outputs), got {params.seqlen}')
+      raise errors.ConfigError(
+        f'decoder seqlen must be > 1 (start token + outputs), got {params.seqlen}'
+      )
     batch_size = input_batch.encoder_input_tokens.shape[0]
     prefix_ids = jnp.full((batch_size, 1), batch_lib.DECODER_START_ID, jnp.int32)
     prefix_paddings = jnp.zeros((batch_size, 1), jnp.float32)

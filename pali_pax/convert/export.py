@@ -18,6 +18,7 @@ from praxis import pax_fiddle
 from pali_pax import model as model_lib
 from pali_pax.convert.export_mt5 import export_mt5_hf
 from pali_pax.convert.export_vit import export_vit_big_vision, export_vit_hf
+from pali_pax.core import errors
 
 SPIECE = 'spiece.model'  # the file name transformers' T5Tokenizer looks for
 
@@ -46,9 +47,11 @@ def export_pali(
     CheckpointMismatchError: `params` does not fit `cfg` (names the tensor).
   """
   if not (mt5_out or vit_npz or vit_hf):
-    raise ValueError('nothing to export: give mt5_out, vit_npz and/or vit_hf')
+    raise errors.InputValidationError('nothing to export: give mt5_out, vit_npz and/or vit_hf')
   if (vit_npz or vit_hf) and (cfg.vit_tpl is None or 'vit' not in params):
-    raise ValueError('this model has no ViT (vit_tpl is None); export only its mT5')
+    raise errors.InputValidationError(
+      'this model has no ViT (vit_tpl is None); export only its mT5'
+    )
   written = []
   if mt5_out:
     written.append(export_mt5_hf(params['mt5'], cfg.mt5_tpl, mt5_out))

@@ -14,6 +14,7 @@ from praxis import pax_fiddle
 
 from pali_pax.convert.mt5_hf import load_mt5_hf, mt5_config_from_hf
 from pali_pax.convert.mt5_t5x import find_checkpoint_file, load_mt5_t5x, mt5_config_from_t5x
+from pali_pax.core import errors
 from pali_pax.core.errors import FileFormatError
 from pali_pax.layers import mt5
 
@@ -83,5 +84,5 @@ def load_mt5(
   if fmt == 'hf':
     return load_mt5_hf(path, cfg, progress=progress)
   if cfg is None:
-    raise ValueError(f'{path}: a T5X checkpoint carries no model config; pass cfg')
+    raise errors.InputValidationError(f'{path}: a T5X checkpoint carries no model config; pass cfg')
   return load_mt5_t5x(path, cfg, progress=progress)
