@@ -38,6 +38,7 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tools.lint_imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .
