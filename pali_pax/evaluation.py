@@ -18,7 +18,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from pali_pax import checkpoint
+from pali_pax.checkpoint import layout
 
 
 def summary_scalars(job_dir: str) -> dict[str, dict[str, tuple[int, float]]]:
@@ -99,7 +99,7 @@ def report(job_dir: str) -> str:
     for row in rows:
       ref = row.get('seqio_targets', row.get('target', ''))
       lines.append(f'  [{task}] {row.get("prefix", "")} -> {row.get("decoded_substr", "")} | {ref}')
-  step = checkpoint.latest_step(job_dir)
+  step = layout.latest_step(job_dir)
   lines.append(f'latest checkpoint: step {step} in {os.path.join(job_dir, "checkpoints")}')
   return '\n'.join(lines)
 

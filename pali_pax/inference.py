@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from praxis import base_layer, decoder_hparams, pax_fiddle, py_utils
 
-from pali_pax import validation
+from pali_pax import job_config, validation
 from pali_pax.core import batch as batch_lib
 from pali_pax.core import errors
 from pali_pax.core import params as params_lib
@@ -96,10 +96,9 @@ class Predictor:
     Raises:
       CheckpointMismatchError: a variable is missing, unexpected or mis-shaped (named).
     """
-    from pali_pax import checkpoint
     from pali_pax.tasks import vocab as vocab_lib
 
-    exp, params = checkpoint.load_model_params(job_dir, experiment, step, overrides)
+    exp, params = job_config.load_model_params(job_dir, experiment, step, overrides)
     cfg = params_lib.unsharded(exp.model_config())
     predictor = cls(cfg, params, vocab_lib.get_vocabulary(exp.VOCAB_PATH))
     predictor.experiment = exp

@@ -4,7 +4,7 @@ load_mt5(path, cfg)                  HF mT5 directory or T5X checkpoint director
 load_vit(path, cfg, image_size=None) big_vision .npz or HF SigLIP directory
 mt5_config_from_checkpoint(path)     the sizes a checkpoint gives, as a layer config
 vit_config_from_checkpoint(path)     (both formats of each)
-pali_pax.checkpoint.convert_to_pax   both -> a Pax checkpoint paxml.main starts from
+to_pax.convert_to_pax(exp, job)   both -> a Pax checkpoint paxml.main starts from
 
 Each side has one shape: a dispatcher (mt5.py, vit.py) over per-format readers
 (mt5_hf.py, mt5_t5x.py; vit_hf.py, vit_big_vision.py) and a common module

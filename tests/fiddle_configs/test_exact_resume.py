@@ -19,7 +19,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from pali_pax import checkpoint, checkpoint_integrity
+from pali_pax import job_config
+from pali_pax.checkpoint import integrity, layout
 from pali_pax.core import tree
 
 STEPS = 12
@@ -61,7 +62,7 @@ def test_kill_9_and_rerun_is_bit_identical_to_an_uninterrupted_run(
   resumed = tmp_path / 'resumed'
   cmd, env = tiny_train_command(resumed, STEPS, **OVERRIDES)
   _run_killed(cmd, env, tmp_path / 'killed.log')
-  restart_step = checkpoint.latest_step(str(resumed))
+  restart_step = layout.latest_step(str(resumed))
   assert restart_step is not None and 0 < restart_step < STEPS
   proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
   rerun_log = proc.stdout + proc.stderr
@@ -75,9 +76,9 @@ def test_kill_9_and_rerun_is_bit_identical_to_an_uninterrupted_run(
   assert rerun_lines <= straight_lines, sorted(rerun_lines - straight_lines)
 
   # Same parameters, bit for bit.
-  _, want = checkpoint.load_model_params(str(straight), 'PaliTinySynthetic')
-  _, got = checkpoint.load_model_params(str(resumed), 'PaliTinySynthetic')
-  assert checkpoint.latest_step(str(straight)) == checkpoint.latest_step(str(resumed)) == STEPS
+  _, want = job_config.load_model_params(str(straight), 'PaliTinySynthetic')
+  _, got = job_config.load_model_params(str(resumed), 'PaliTinySynthetic')
+  assert layout.latest_step(str(straight)) == layout.latest_step(str(resumed)) == STEPS
   flat_want = tree.flatten(want)
   flat_got = tree.flatten(got)
   assert flat_want.keys() == flat_got.keys()
@@ -86,5 +87,5 @@ def test_kill_9_and_rerun_is_bit_identical_to_an_uninterrupted_run(
 
   # Every checkpoint the train loop wrote has checksums, and they verify.
   for job in (straight, resumed):
-    for _, path in checkpoint_integrity.step_dirs(job / 'checkpoints'):
-      assert checkpoint_integrity.verify_step(path) == ([], True), path
+    for _, path in layout.step_dirs(job / 'checkpoints'):
+      assert integrity.verify_step(path) == ([], True), path

@@ -68,12 +68,12 @@ def converted(experiment, mt5_hf_2100, vit_npz_tiny8):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, run_tiny, mt5_hf_2100, vit_npz_tiny8):
-  from pali_pax import checkpoint
+  from pali_pax.convert import to_pax
 
   job = tmp_path_factory.mktemp('tiny') / 'job'
   # Start from converted public-format checkpoints, as a user of the paper's
   # recipe would: paxml.main must pick up this step-0 Pax checkpoint.
-  checkpoint.convert_to_pax('PaliTinySynthetic', str(job), mt5=mt5_hf_2100, vit=vit_npz_tiny8)
+  to_pax.convert_to_pax('PaliTinySynthetic', str(job), mt5=mt5_hf_2100, vit=vit_npz_tiny8)
   first, _ = run_tiny(job, 120, '--eval_on_test', EVAL_EVERY=60, CHECKPOINT_EVERY=60)
   resumed, log = run_tiny(job, 180, EVAL_EVERY=60, CHECKPOINT_EVERY=60)
   return job, first, resumed, log

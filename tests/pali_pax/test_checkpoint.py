@@ -11,8 +11,9 @@ import os
 import numpy as np
 import pytest
 
-from pali_pax import checkpoint
-from pali_pax.convert import components, load_mt5, load_vit
+from pali_pax import job_config
+from pali_pax.checkpoint import job_meta, layout
+from pali_pax.convert import components, load_mt5, load_vit, to_pax
 from pali_pax.core.tree import CheckpointMismatchError
 from pali_pax.fiddle_configs import registry
 from pali_pax.inference import Predictor
@@ -29,7 +30,7 @@ FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
 @pytest.fixture(scope='module')
 def job_dir(tmp_path_factory, mt5_hf_2100, vit_npz_tiny8):
   job = str(tmp_path_factory.mktemp('job'))
-  written = checkpoint.convert_to_pax(
+  written = to_pax.convert_to_pax(
     EXP, job, mt5=mt5_hf_2100, vit=vit_npz_tiny8, seed=5, overrides=OVERRIDES
   )
   assert written == os.path.join(job, 'checkpoints', 'checkpoint_00000000')
@@ -38,14 +39,14 @@ def job_dir(tmp_path_factory, mt5_hf_2100, vit_npz_tiny8):
 
 @pytest.fixture(scope='module')
 def restored(job_dir):
-  return checkpoint.load_model_params(job_dir)
+  return job_config.load_model_params(job_dir)
 
 
 def test_written_checkpoint_holds_the_converted_weights(
   job_dir, restored, mt5_hf_2100, vit_npz_tiny8
 ):
-  assert checkpoint.latest_step(job_dir) == 0
-  with open(os.path.join(job_dir, checkpoint.METADATA_FILE)) as f:
+  assert layout.latest_step(job_dir) == 0
+  with open(os.path.join(job_dir, job_meta.METADATA_FILE)) as f:
     meta = json.load(f)
   assert meta['experiment'] == EXP and meta['overrides'] == OVERRIDES
   assert meta['sources'] == {'mt5': mt5_hf_2100, 'vit': vit_npz_tiny8}
@@ -77,18 +78,18 @@ def test_from_checkpoint_equals_components_predictor(job_dir, restored, mt5_hf_2
 
 def test_existing_checkpoints_are_not_overwritten(job_dir, mt5_hf_2100):
   with pytest.raises(FileExistsError, match='already holds checkpoints'):
-    checkpoint.convert_to_pax(EXP, job_dir, mt5=mt5_hf_2100, overrides=OVERRIDES)
+    to_pax.convert_to_pax(EXP, job_dir, mt5=mt5_hf_2100, overrides=OVERRIDES)
 
 
 def test_mismatched_checkpoints_name_the_tensor(tmp_path, vit_npz_tiny8):
   # The committed mT5 fixture has vocabulary 128, the experiment 2100.
   with pytest.raises(CheckpointMismatchError, match=r'size 128 \(from shared\.weight\).*2100'):
-    checkpoint.convert_to_pax(
+    to_pax.convert_to_pax(
       EXP, str(tmp_path / 'a'), mt5=os.path.join(FIXTURES, 'mt5_hf_tiny'), overrides=OVERRIDES
     )
   # The committed ViT fixture has 7x7 patches, the experiment 8x8.
   with pytest.raises(CheckpointMismatchError, match=r'embedding/kernel'):
-    checkpoint.convert_to_pax(
+    to_pax.convert_to_pax(
       EXP,
       str(tmp_path / 'b'),
       vit=os.path.join(FIXTURES, 'vit_bigvision_tiny.npz'),
@@ -99,7 +100,7 @@ def test_mismatched_checkpoints_name_the_tensor(tmp_path, vit_npz_tiny8):
 
 def test_unknown_experiment_and_missing_metadata(tmp_path):
   with pytest.raises(ValueError, match='unknown experiment'):
-    checkpoint.convert_to_pax('NoSuchExperiment', str(tmp_path))
+    to_pax.convert_to_pax('NoSuchExperiment', str(tmp_path))
   with pytest.raises(ValueError, match='pass experiment=NAME'):
-    checkpoint.load_model_params(str(tmp_path))
+    job_config.load_model_params(str(tmp_path))
   assert EXP in registry.names()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from safetensors import numpy as st_numpy
 
-from pali_pax import checkpoint, cli
-from pali_pax.convert import components, load_mt5, load_vit
+from pali_pax import cli, job_config
+from pali_pax.convert import components, load_mt5, load_vit, to_pax
 from pali_pax.convert.export import SPIECE
 from pali_pax.inference import Predictor
 from tests.numerics import assert_f32_close, pali_tiny_chain
@@ -25,7 +25,7 @@ def test_cli_exports_a_job_dir_and_the_exports_give_the_same_logits(
 ):
   job = str(tmp_path / 'job')
   overrides = {'MODEL': 'tiny', 'IMAGE_SIZE': 32, 'VOCAB_SIZE': 2100}
-  checkpoint.convert_to_pax(
+  to_pax.convert_to_pax(
     'PaliTinySynthetic', job, mt5=mt5_hf_2100, vit=vit_npz_tiny8, seed=3, overrides=overrides
   )
   out = {k: str(tmp_path / v) for k, v in (('mt5', 'mt5'), ('npz', 'vit.npz'), ('hf', 'vit'))}
@@ -42,7 +42,7 @@ def test_cli_exports_a_job_dir_and_the_exports_give_the_same_logits(
     assert_same_tensors({k: npz[k] for k in npz.files}, vit_src)
 
   # Our converters read the exports back to the trained params; same logits.
-  _, trained = checkpoint.load_model_params(job)
+  _, trained = job_config.load_model_params(job)
   cfg = components.model_config(out['mt5'], out['hf'])
   reloaded = {
     'mt5': load_mt5(out['mt5'], cfg.mt5_tpl, progress=False),

@@ -1,4 +1,4 @@
-"""INIT_FROM across resolutions through paxml's own SPMD initialisation (`pali_pax.init_from`).
+"""INIT_FROM across resolutions through paxml's own SPMD initialisation (`fiddle_configs.task.PaliTask`).
 
 A random 32 px PaliTinySynthetic checkpoint (step 0, written by paxml's
 checkpointer) initialises the 48 px PaliTinySyntheticHighRes exactly as
@@ -6,6 +6,8 @@ checkpointer) initialises the 48 px PaliTinySyntheticHighRes exactly as
 the experiment's init rules): the posemb is the bilinear resample of the saved
 one (4x4 -> 6x6 grid) and every other variable is the saved one, bit for bit.
 """
+
+import shutil
 
 import jax
 import numpy as np
@@ -15,10 +17,12 @@ from paxml import trainer_lib
 from paxml.checkpoint_types import CheckpointType
 from praxis import base_layer
 
-from pali_pax import checkpoint, init_from
+from pali_pax import job_config
+from pali_pax.checkpoint import layout, reading
+from pali_pax.convert import to_pax
 from pali_pax.core import batch as batch_lib
 from pali_pax.core.errors import CheckpointMismatchError
-from pali_pax.fiddle_configs import experiments
+from pali_pax.fiddle_configs import experiments, task
 from pali_pax.layers.vit import resample_posemb
 
 
@@ -33,7 +37,7 @@ def _absl_flags_parsed():
 def low_res_job(tmp_path_factory):
   """A 32 px PaliTinySynthetic job dir with a random step-0 checkpoint."""
   job = tmp_path_factory.mktemp('low_res')
-  checkpoint.convert_to_pax('PaliTinySynthetic', str(job), seed=0)
+  to_pax.convert_to_pax('PaliTinySynthetic', str(job), seed=0)
   return str(job)
 
 
@@ -64,7 +68,7 @@ def _flat(params: dict) -> dict[str, np.ndarray]:
 
 
 def test_high_res_init_resamples_posemb_and_copies_everything_else(low_res_job):
-  _, saved = checkpoint.load_model_params(low_res_job)
+  _, saved = job_config.load_model_params(low_res_job)
   exp = experiments.PaliTinySyntheticHighRes(INIT_FROM=f'{low_res_job}/checkpoints')
   params = _initialise(exp)
   saved_posemb = saved['vit']['pos_embedding']
@@ -80,6 +84,33 @@ def test_high_res_init_resamples_posemb_and_copies_everything_else(low_res_job):
       np.testing.assert_array_equal(flat_new[name], value, err_msg=name)
 
 
+def test_init_from_skips_a_corrupt_newest_step(low_res_job, tmp_path, caplog):
+  """INIT_FROM picks its step as every reader does: the newest intact one."""
+  ckpts = tmp_path / 'job' / 'checkpoints'
+  shutil.copytree(f'{low_res_job}/checkpoints', ckpts)
+  newest = ckpts / 'checkpoint_00000005'
+  shutil.copytree(ckpts / 'checkpoint_00000000', newest)
+  (chunk,) = [
+    p
+    for p in (newest / 'state' / 'mdl_vars.params.vit.pos_embedding').iterdir()
+    if not p.name.startswith('.')
+  ]
+  data = bytearray(chunk.read_bytes())
+  data[len(data) // 2] ^= 0x10
+  chunk.write_bytes(bytes(data))
+  assert layout.latest_step(ckpts) == 5
+  assert reading.find_step(ckpts)[0] == 0
+  params = _initialise(experiments.PaliTinySyntheticHighRes(INIT_FROM=str(ckpts)))
+  assert f'skipping corrupt checkpoint {newest}' in caplog.text
+  _, saved = job_config.load_model_params(low_res_job)
+  np.testing.assert_array_equal(
+    params['vit']['pos_embedding'], resample_posemb(saved['vit']['pos_embedding'], (6, 6))
+  )
+  np.testing.assert_array_equal(
+    params['mt5']['token_emb']['emb_var'], saved['mt5']['token_emb']['emb_var']
+  )
+
+
 def test_another_shape_mismatch_is_an_error_naming_the_variable(low_res_job):
   exp = experiments.PaliTinySynthetic(INIT_FROM=f'{low_res_job}/checkpoints', VOCAB_SIZE=2000)
   wrong = r"variable 'params/mt5/[^']*' has shape \[[0-9, ]*2100[0-9, ]*\] in the checkpoint"
@@ -88,36 +119,36 @@ def test_another_shape_mismatch_is_an_error_naming_the_variable(low_res_job):
 
 
 def test_saved_var_shapes_read_the_checkpoint_metadata(low_res_job):
-  step_dir = init_from.checkpoint_step_dir(f'{low_res_job}/checkpoints')
-  assert step_dir.name == 'checkpoint_00000000'
-  shapes = init_from.saved_var_shapes(step_dir)
-  assert shapes[init_from.POSEMB] == (1, 16, 32)
-  posemb = init_from.read_saved_array(step_dir, init_from.POSEMB)
-  _, saved = checkpoint.load_model_params(low_res_job)
+  step, step_dir = reading.find_step(f'{low_res_job}/checkpoints')
+  assert (step, step_dir.name) == (0, 'checkpoint_00000000')
+  shapes = layout.saved_shapes(step_dir)
+  assert shapes[task.POSEMB] == (1, 16, 32)
+  posemb = layout.read_saved_array(step_dir, task.POSEMB)
+  _, saved = job_config.load_model_params(low_res_job)
   np.testing.assert_array_equal(posemb, saved['vit']['pos_embedding'])
 
 
 def test_missing_checkpoint_dir_is_an_error(tmp_path):
   with pytest.raises(FileNotFoundError, match='does not exist'):
-    init_from.checkpoint_step_dir(str(tmp_path / 'nope'))
+    reading.find_step(str(tmp_path / 'nope'))
   with pytest.raises(FileNotFoundError, match='no checkpoint_<step>'):
-    init_from.checkpoint_step_dir(str(tmp_path))
+    reading.find_step(str(tmp_path))
 
 
 @pytest.mark.parametrize(
   ('saved', 'model', 'expected'),
   [
-    ({init_from.POSEMB: (1, 16, 8), 'params/a': (3,)}, {init_from.POSEMB: (1, 16, 8)}, False),
-    ({init_from.POSEMB: (1, 16, 8)}, {init_from.POSEMB: (1, 36, 8)}, True),
-    ({init_from.POSEMB: (1, 16, 8)}, {init_from.POSEMB: (1, 36, 4)}, 'pos_embedding'),
-    ({init_from.POSEMB: (1, 16, 8)}, {init_from.POSEMB: (1, 30, 8)}, 'pos_embedding'),
+    ({task.POSEMB: (1, 16, 8), 'params/a': (3,)}, {task.POSEMB: (1, 16, 8)}, False),
+    ({task.POSEMB: (1, 16, 8)}, {task.POSEMB: (1, 36, 8)}, True),
+    ({task.POSEMB: (1, 16, 8)}, {task.POSEMB: (1, 36, 4)}, 'pos_embedding'),
+    ({task.POSEMB: (1, 16, 8)}, {task.POSEMB: (1, 30, 8)}, 'pos_embedding'),
     ({'params/a': (3,)}, {'params/a': (4,)}, "'params/a' has shape \\[3\\]"),
     ({'params/a': (3,)}, {'params/a': (3,), 'params/b': (1,)}, "no variable 'params/b'"),
   ],
 )
 def test_posemb_needs_resample(saved, model, expected):
   if isinstance(expected, bool):
-    assert init_from.posemb_needs_resample(saved, model, 'ckpt') is expected
+    assert task.posemb_needs_resample(saved, model, 'ckpt') is expected
   else:
     with pytest.raises(CheckpointMismatchError, match=expected):
-      init_from.posemb_needs_resample(saved, model, 'ckpt')
+      task.posemb_needs_resample(saved, model, 'ckpt')

@@ -1,0 +1,131 @@
+"""Reading a Pax checkpoint: which step (the newest intact one), and its model params.
+
+Every reader picks the step here: `Predictor.from_checkpoint`, `pali-pax eval`
+and `export`, and INIT_FROM (`fiddle_configs.task.PaliTask`). Without an explicit
+step that is `intact_latest_step`: corrupt newer steps are logged with their path
+and problems and skipped (left in place: only training moves them aside).
+The experiment is a parameter (an instance): which one a job dir was trained with
+is `pali_pax.job_config`'s business.
+"""
+
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+from etils import epath
+from paxml import checkpoints, trainer_lib
+from paxml.checkpoint_types import CheckpointType
+from praxis import base_layer
+
+from pali_pax.checkpoint import integrity, layout
+from pali_pax.core import batch as batch_lib
+from pali_pax.core import params as params_lib
+from pali_pax.core.errors import CheckpointMismatchError, MissingFileError
+
+
+def intact_latest_step(job_dir: epath.PathLike) -> int | None:
+  """Newest step of JOB (or JOB/checkpoints) whose checkpoint verifies, or None.
+
+  The check is split across the processes of a multi-process job (all must call it).
+  """
+  return _intact_step(layout.checkpoint_dir(job_dir))
+
+
+def _intact_step(ckpt_dir: epath.Path) -> int | None:
+  for step, path in reversed(layout.step_dirs(ckpt_dir)):
+    problems, corrupt = integrity.verify_here(path)
+    if not corrupt:
+      return step
+    report = '\n  '.join(problems or ['(found by another process)'])
+    logging.error('skipping corrupt checkpoint %s:\n  %s', path, report)
+  return None
+
+
+def find_step(path: epath.PathLike, step: int | None = None) -> tuple[int, epath.Path]:
+  """(step, step dir) to read from JOB, JOB/checkpoints or a step dir.
+
+  Args:
+    path: a job dir, its checkpoints dir, or one `checkpoint_<8 digits>` dir.
+    step: the step to read; None: the one `path` names, else the newest intact one.
+
+  Raises:
+    MissingFileError: `path` does not exist, holds no step, or lacks `step`; or
+      every step is corrupt.
+  """
+  path = epath.Path(path)
+  if not path.exists():
+    raise MissingFileError(f'checkpoint dir {path} does not exist')
+  named = layout.step_of(path)
+  if named is not None and step is None:
+    return named, path
+  # A folder of steps (whatever its name), else JOB/checkpoints.
+  ckpt_dir = path.parent if named is not None else path
+  if not layout.step_dirs(ckpt_dir):
+    ckpt_dir = layout.checkpoint_dir(ckpt_dir)
+  steps = [s for s, _ in layout.step_dirs(ckpt_dir)]
+  if not steps:
+    raise MissingFileError(f'{path} holds no checkpoint_<step> directory')
+  if step is None:
+    step = _intact_step(ckpt_dir)
+    if step is None:
+      raise MissingFileError(f'{path} has no intact checkpoint (steps: {steps}; all corrupt)')
+  elif step not in steps:
+    raise MissingFileError(f'{path} has no step {step}; it has {steps}')
+  return step, layout.step_path(ckpt_dir, step)
+
+
+def jax_task(exp: Any) -> Any:
+  """The experiment's SingleTask on one device (saved arrays are global anyway), no INIT_FROM."""
+  task_p = exp.task()
+  task_p.model = params_lib.unsharded(task_p.model)
+  task_p.train.init_from_checkpoint_rules = {}
+  return base_layer.instantiate(task_p)
+
+
+def train_state_metadata(task: Any, exp: Any) -> Any:
+  """paxml's TrainStateMetadata of `jax_task(exp)` (abstract shapes; nothing is allocated)."""
+  return trainer_lib.create_train_state_metadata(task, batch_lib.batch_specs(exp.IMAGE_SIZE))
+
+
+def check_params_fit(step_dir: epath.PathLike, expected: Any) -> None:
+  """CheckpointMismatchError naming the first missing / unexpected / mis-shaped variable."""
+  want = {
+    '.'.join(str(getattr(k, 'key', k)) for k in path): tuple(leaf.shape)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(expected)[0]
+  }
+  have = {
+    name[len('params/') :].replace('/', '.'): shape
+    for name, shape in layout.saved_shapes(step_dir).items()
+    if name.startswith('params/')
+  }
+  for name in sorted(want.keys() - have.keys()):
+    raise CheckpointMismatchError(f'{step_dir}: the model variable {name} is not in the checkpoint')
+  for name in sorted(have.keys() - want.keys()):
+    raise CheckpointMismatchError(f'{step_dir}: checkpoint variable {name} is not in the model')
+  for name in sorted(want):
+    if want[name] != have[name]:
+      raise CheckpointMismatchError(
+        f'{step_dir}: variable {name} has shape {have[name]} in the checkpoint but '
+        f'{want[name]} in the model'
+      )
+
+
+def restore_params(exp: Any, job_dir: epath.PathLike, step: int | None = None) -> dict:
+  """The `params` (numpy) of checkpoint `step` (None: newest intact) of a job, as `exp` has them.
+
+  Raises:
+    CheckpointMismatchError: the checkpoint does not fit `exp`'s model (names the variable).
+    MissingFileError: no such (intact) step.
+  """
+  step, step_dir = find_step(layout.checkpoint_dir(job_dir), step)
+  meta = train_state_metadata(jax_task(exp), exp)
+  check_params_fit(step_dir, meta.unpadded_global_shapes.mdl_vars['params'])
+  restored = checkpoints.restore_checkpoint(
+    meta.padded_global_shapes,
+    step_dir.parent,
+    step=step,
+    checkpoint_type=CheckpointType.GDA,
+    state_unpadded_shape_dtype_struct=meta.unpadded_global_shapes,
+  )
+  return jax.tree_util.tree_map(np.asarray, restored.mdl_vars['params'])
