@@ -5,9 +5,11 @@ from typing import Any
 
 import jax.numpy as jnp
 from praxis import pax_fiddle
+from praxis.layers import repeats
 
 from pali_pax import model as model_lib
 from pali_pax.fiddle_configs import mt5 as mt5_configs
+from pali_pax.fiddle_configs import pali
 from pali_pax.fiddle_configs import vit as vit_configs
 
 
@@ -95,8 +97,6 @@ class ModelOptions:
 
 
 def _remat_policy(name: str) -> Any:
-  from praxis.layers import repeats
-
   t = repeats.AutodiffCheckpointType
   return {
     'none': t.SAVE_EVERYTHING,
@@ -145,9 +145,7 @@ def model_config(
   if opts.mt5_remat != 'default':
     for stack in (mt5.encoder_tpl, mt5.decoder_tpl):
       stack.checkpoint_policy = _remat_policy(opts.mt5_remat)
-  cfg = pax_fiddle.Config(
-    model_lib.PaliModel, name='pali', vit_tpl=vit, mt5_tpl=mt5, freeze_vit=False
-  )
+  cfg = pali.pali_model(vit, mt5, freeze_vit=False)
   if opts.fprop_dtype != 'float32':
     cfg.fprop_dtype = getattr(jnp, opts.fprop_dtype)
   return cfg

@@ -3,7 +3,8 @@
 A child process with `--xla_force_host_platform_device_count=N` emulates N
 CPU devices; a paxml SingleTask (`task_config`: the PaliModel of `pali_config`,
 Megatron-style sharding from `sharding.shard_pali`, a learner with factored Adafactor
-and, when the ViT is frozen, no gradient or optimizer state for it) is built and paxml's `train_step_single_learner` is jitted with the
+and, when the ViT is frozen, no gradient or optimizer state for it; all from
+`fiddle_configs.learner`) is built and paxml's `train_step_single_learner` is jitted with the
 partition specs paxml derives for the TrainState, then lowered and compiled
 from `jax.ShapeDtypeStruct`s: nothing is allocated. `compiled.memory_analysis()`
 of an SPMD program gives the buffers of *one* device.
@@ -25,8 +26,17 @@ import os
 import time
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+from paxml import tasks_lib, trainer_lib
+from praxis import base_layer, pax_fiddle
+
 from benchmarks import subproc
 from benchmarks.timing import progress
+from pali_pax.core import batch as batch_lib
+from pali_pax.fiddle_configs import learner, pali, sharding
 
 TPU_V4_HBM = 32 * 2**30
 
@@ -39,22 +49,18 @@ def task_config(
   mt5_scan: bool = True,
   fsdp: bool = False,
   shard_residual: bool = False,
-) -> Any:
+) -> pax_fiddle.Config[tasks_lib.SingleTask]:
   """SingleTask as PaLI's experiments train it: sharded PaliModel + Adafactor learner.
 
-  Factored second moments, no first moment (beta1 = 0), update clipping 1.0,
-  constant learning rate (the schedule does not change memory). With a frozen
+  `learner.adafactor` (the experiments' optimizer: factored second moments, no
+  first moment, update clipping 1.0) at a constant learning rate (the schedule
+  does not change memory). With a frozen
   ViT the learner excludes it: no gradient, no optimizer state. The ViT is
   scanned (its config default) and so, with `mt5_scan`, are the mT5 stacks:
   one compiled block per stack keeps the CPU compile of a 48-layer XXL in
   minutes, and the scan's remat (save nothing but each block's input) is what
   a TPU run of this size would use too.
   """
-  from paxml import learners, tasks_lib
-  from praxis import optimizers, pax_fiddle, schedules
-
-  from pali_pax.fiddle_configs import pali, sharding
-
   task_p = pax_fiddle.Config(tasks_lib.SingleTask, name='pali')
   model_p = pali.pali_config(size, image_size=image_size, freeze_vit=freeze_vit)
   model_p.mt5_tpl.encoder_tpl.scan = mt5_scan
@@ -68,24 +74,63 @@ def task_config(
     task_p.model.vit_tpl.activation_split_dims_mapping.bld = bld
     for stack in (task_p.model.mt5_tpl.encoder_tpl, task_p.model.mt5_tpl.decoder_tpl):
       stack.activation_split_dims_mapping.bld = bld
-  task_p.train.learner = pax_fiddle.Config(
-    learners.Learner,
-    name='learner',
-    loss_name='total_loss',
-    optimizer=pax_fiddle.Config(
-      optimizers.ShardedAdafactor,
-      learning_rate=1e-3,
-      lr_schedule=pax_fiddle.Config(schedules.Constant),
-      decay_method='adam',
-      beta1=0.0,
-      decay_adam=0.8,
-      clip_threshold=1.0,
-      factored=True,
-      multiply_by_parameter_scale=False,
-    ),
+  optimizer = learner.adafactor(1e-3, learner.constant_schedule())
+  frozen = [learner.VIT_VARIABLES] if freeze_vit else []
+  task_p.train.learner = learner.learner('total_loss', optimizer, frozen)
+  return task_p
+
+
+def _per_device(tree: Any, spec_tree: Any, mesh_shape: tuple[int, int, int]) -> int:
+  """Bytes of one device's shards of `tree` (analytic, from the partition specs)."""
+  sizes = dict(zip(sharding.MESH_AXIS_NAMES, mesh_shape, strict=True))
+  specs = jax.tree_util.tree_leaves(spec_tree, is_leaf=lambda x: isinstance(x, PartitionSpec))
+  total = 0
+  for x, s in zip(jax.tree_util.tree_leaves(tree), specs, strict=True):
+    split = 1
+    for axes in s:
+      for ax in axes if isinstance(axes, tuple) else (axes,):
+        if ax is not None:
+          split *= sizes[ax]
+    total += math.prod(x.shape) * jnp.dtype(x.dtype).itemsize // split
+  return total
+
+
+def train_state(
+  task_p: pax_fiddle.Config[tasks_lib.SingleTask],
+  batch: Any,
+  mesh_shape: tuple[int, int, int],
+) -> tuple[Any, Any, dict[str, int]]:
+  """(task, paxml TrainState metadata, {n_params, params_per_device, opt_state_per_device}).
+
+  Shapes only (`jax.eval_shape` inside paxml): no device, no allocation, no compile.
+  """
+  task = base_layer.instantiate(task_p)
+  meta = trainer_lib.create_train_state_metadata(task, batch)
+  shapes, specs = meta.padded_global_shapes, meta.partition_specs
+  sizes = dict(
+    n_params=int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(shapes.mdl_vars))),
+    params_per_device=_per_device(shapes.mdl_vars, specs.mdl_vars, mesh_shape),
+    opt_state_per_device=_per_device(shapes.opt_states, specs.opt_states, mesh_shape),
   )
-  if freeze_vit:
-    task_p.train.learner.bprop_variable_exclusion = ['.*params/vit/.*']
+  return task, meta, sizes
+
+
+def plan_task(
+  size: str,
+  image_size: int,
+  mesh_shape: tuple[int, int, int],
+  freeze_vit: bool = True,
+  param_dtype: str = 'float32',
+  fprop_dtype: str = 'bfloat16',
+  mt5_scan: bool = True,
+  fsdp: bool = False,
+  shard_residual: bool = False,
+) -> pax_fiddle.Config[tasks_lib.SingleTask]:
+  """`task_config` with the plan's dtypes and no summaries: the task `plan` compiles."""
+  task_p = task_config(size, image_size, mesh_shape, freeze_vit, mt5_scan, fsdp, shard_residual)
+  task_p.model.dtype = getattr(jnp, param_dtype)
+  task_p.model.fprop_dtype = getattr(jnp, fprop_dtype)
+  task_p.summary_verbosity = 0
   return task_p
 
 
@@ -105,27 +150,23 @@ def plan(
   shard_residual: bool = False,
 ) -> dict[str, Any]:
   """Child side: compile the train step abstractly; returns per-device bytes."""
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
-  from jax.sharding import NamedSharding, PartitionSpec
-  from paxml import trainer_lib
-  from praxis import base_layer
-
-  from pali_pax.core import batch as batch_lib
-  from pali_pax.fiddle_configs import sharding
-
   assert jax.device_count() == devices, (jax.device_count(), devices)
   mesh_shape = (1, devices // mdl, mdl)
-  task_p = task_config(size, image_size, mesh_shape, freeze_vit, mt5_scan, fsdp, shard_residual)
-  task_p.model.dtype = getattr(jnp, param_dtype)
-  task_p.model.fprop_dtype = getattr(jnp, fprop_dtype)
-  task_p.summary_verbosity = 0
-  task = base_layer.instantiate(task_p)
+  task_p = plan_task(
+    size,
+    image_size,
+    mesh_shape,
+    freeze_vit,
+    param_dtype,
+    fprop_dtype,
+    mt5_scan,
+    fsdp,
+    shard_residual,
+  )
   b = per_device_batch * devices
   batch = batch_lib.batch_specs(image_size, b, input_len, target_len)
   t0 = time.perf_counter()
-  meta = trainer_lib.create_train_state_metadata(task, batch)
+  task, meta, state_sizes = train_state(task_p, batch, mesh_shape)
   mesh = jax.sharding.Mesh(np.array(jax.devices()).reshape(mesh_shape), sharding.MESH_AXIS_NAMES)
   state_sh = jax.tree_util.tree_map(lambda s: NamedSharding(mesh, s), meta.partition_specs)
   batch_sh = jax.tree_util.tree_map(
@@ -152,29 +193,6 @@ def plan(
     compiled = lowered.compile()
   compile_s = time.perf_counter() - t0
   mem = compiled.memory_analysis()
-  shapes, specs = meta.padded_global_shapes, meta.partition_specs
-
-  def per_device(tree: Any, spec_tree: Any) -> int:
-    """Bytes of one device's shards of `tree` (analytic, from the partition specs)."""
-    total = 0
-    for x, s in zip(
-      jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(spec_tree), strict=True
-    ):
-      split = 1
-      for axes in s:
-        for ax in axes if isinstance(axes, tuple) else (axes,):
-          if ax is not None:
-            split *= dict(zip(sharding.MESH_AXIS_NAMES, mesh_shape, strict=True))[ax]
-      total += math.prod(x.shape) * jnp.dtype(x.dtype).itemsize // split
-    return total
-
-  def is_spec(x: Any) -> bool:
-    return isinstance(x, PartitionSpec)
-
-  spec_leaves = functools.partial(jax.tree_util.tree_leaves, is_leaf=is_spec)
-  params_b = per_device(shapes.mdl_vars, spec_leaves(specs.mdl_vars))
-  opt_b = per_device(shapes.opt_states, spec_leaves(specs.opt_states))
-  n_params = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(shapes.mdl_vars))
   return dict(
     size=size,
     image_size=image_size,
@@ -189,9 +207,7 @@ def plan(
     mt5_scan=mt5_scan,
     fsdp=fsdp,
     shard_residual=shard_residual,
-    n_params=int(n_params),
-    params_per_device=params_b,
-    opt_state_per_device=opt_b,
+    **state_sizes,
     argument=int(mem.argument_size_in_bytes),
     output=int(mem.output_size_in_bytes),
     alias=int(mem.alias_size_in_bytes),

@@ -14,31 +14,39 @@ which overrides that attribute (unknown names are an error).
 Choosing a size: overriding MODEL (e.g. `--fdl.MODEL=tiny`) also applies that
 size's row of `SIZE_PRESETS` (vocabulary size, mesh, image size, lengths,
 batch; for 'tiny' also the CPU optimizer), except for attributes overridden
-explicitly as well.
+explicitly as well. A class body that sets MODEL gets the preset the same way
+(its own values win); `sized(MODEL)` is that as a base class, for recipes
+listed before it whose values must win over the size's:
+
+  class Pali3BPretrain(PretrainRecipe, sized('3b')): ...
 """
 
+import functools
 from typing import Any
 
 import jax
 import seqio
 from absl import logging
 from paxml import base_experiment, seqio_input, tasks_lib
-from praxis import base_input, decoder_hparams, optimizers, pax_fiddle, schedules
+from praxis import base_input, decoder_hparams, optimizers, pax_fiddle
 
-from pali_pax import init_from, input_specs, model, validation
+from pali_pax import model, validation
 from pali_pax.core import batch as batch_lib
 from pali_pax.core import errors, jax_compat
-from pali_pax.fiddle_configs import pali, sharding
+from pali_pax.fiddle_configs import input_specs, learner, pali, sharding, task
 from pali_pax.tasks import eval_input, feature_converter, step_input, vocab
 
 # paxml 1.4's decode programs call np.unicode_ (xla_passthrough), gone in NumPy 2.
 jax_compat.add_np_unicode()
 
-# The attributes that must change together with MODEL. 'tiny' / 'mini' are the CPU sizes: the
+# The attributes that change together with MODEL. 'tiny' / 'mini' are the CPU sizes: the
 # shipped 2,100-id vocabulary (VOCAB_PATH None), one device, 32 px, short texts and
 # the Adam settings the synthetic demo learns with. The pod sizes use mT5's
-# vocabulary (set VOCAB_PATH to mT5's SentencePiece model) on a 32-chip slice
-# (15b / 17b: 4-way model parallel); change ICI_MESH_SHAPE for another slice.
+# vocabulary (set VOCAB_PATH to mT5's SentencePiece model) and PaLI's pretraining
+# layout: 1024 TPU v4 chips as 2 slices of 512, 4-way model partitioning, 4 examples
+# per chip (docs/pods.md: the compiled memory of this mesh, and meshes for other slices).
+POD_ICI_MESH_SHAPE = (1, 128, 4)
+POD_DCN_MESH_SHAPE = (1, 2, 1)
 SIZE_PRESETS: dict[str, dict[str, Any]] = {
   'tiny': {
     'VOCAB_SIZE': vocab.SYNTHETIC_VOCAB_SIZE,
@@ -59,19 +67,27 @@ SIZE_PRESETS: dict[str, dict[str, Any]] = {
     size: {
       'VOCAB_SIZE': batch_lib.MT5_VOCAB_SIZE,
       'IMAGE_SIZE': 224,
-      'ICI_MESH_SHAPE': mesh,
-      'DCN_MESH_SHAPE': None,
+      'ICI_MESH_SHAPE': POD_ICI_MESH_SHAPE,
+      'DCN_MESH_SHAPE': POD_DCN_MESH_SHAPE,
       'INPUT_LEN': 64,
       'TARGET_LEN': 64,
       'MAX_DECODE_LEN': 32,
-      'BATCH_SIZE': 256,
-      'EVAL_BATCH_SIZE': 64,
+      'BATCH_SIZE': 4096,
+      # A multiple of the 256 data-parallel devices (each takes its share of a batch).
+      'EVAL_BATCH_SIZE': 256,
       'OPTIMIZER': 'adafactor',
     }
-    for size, mesh in (('3b', (1, 32, 1)), ('15b', (1, 32, 4)), ('17b', (1, 32, 4)))
+    for size in ('3b', '15b', '17b')
   },
 }
 SIZE_PRESETS['mini'] = dict(SIZE_PRESETS['tiny'])  # the demo's size: same CPU row
+
+
+def size_preset(model: str) -> dict[str, Any]:
+  """SIZE_PRESETS[model]; ConfigError naming MODEL for an unknown size."""
+  if model not in SIZE_PRESETS:
+    raise errors.ConfigError(f'MODEL must be one of {sorted(SIZE_PRESETS)}, got {model!r}')
+  return SIZE_PRESETS[model]
 
 
 class PaliExperiment(base_experiment.BaseExperiment):
@@ -106,7 +122,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
       data axis; what PaLI-17B needs to fit a 32 GiB TPU v4 (docs/pods.md).
     INIT_FROM: Pax checkpoint dir (…/checkpoints) whose weights start training;
       one saved at another IMAGE_SIZE gets its ViT position embedding resampled
-      (`pali_pax.init_from`), any other shape mismatch is an error.
+      (`fiddle_configs.task`), any other shape mismatch is an error.
     VOCAB_PATH: SentencePiece model (mT5's for the real sizes); None = the
       small multilingual one shipped for the synthetic tasks. Every task the
       experiment reads must use it (checked by `validate`, which paxml.main calls).
@@ -142,6 +158,18 @@ class PaliExperiment(base_experiment.BaseExperiment):
   INIT_FROM: str | None = None
   VOCAB_PATH: str | None = None
 
+  def __init_subclass__(cls, **kwargs: Any) -> None:
+    """A class whose own body sets MODEL gets that size's preset (its own body's values win).
+
+    The same rule as `--fdl.MODEL` on an instance (`__init__`): the size is applied
+    at the level that names it, over everything inherited.
+    """
+    super().__init_subclass__(**kwargs)
+    if 'MODEL' in cls.__dict__:
+      for name, value in size_preset(cls.MODEL).items():
+        if name not in cls.__dict__:
+          setattr(cls, name, value)
+
   def __init__(self, **overrides: Any) -> None:
     super().__init__()
     for name in overrides:
@@ -150,9 +178,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
         raise errors.ConfigError(f'{type(self).__name__} has no attribute {name!r}; valid: {valid}')
     model = overrides.get('MODEL', self.MODEL)
     if model != type(self).MODEL:
-      if model not in SIZE_PRESETS:
-        raise errors.ConfigError(f'MODEL must be one of {sorted(SIZE_PRESETS)}, got {model!r}')
-      for name, value in SIZE_PRESETS[model].items():
+      for name, value in size_preset(model).items():
         setattr(self, name, value)
     for name, value in overrides.items():
       setattr(self, name, value)
@@ -184,51 +210,16 @@ class PaliExperiment(base_experiment.BaseExperiment):
     return sharding.shard_pali(cfg, self.ICI_MESH_SHAPE, self.DCN_MESH_SHAPE, fsdp=self.FSDP)
 
   def optimizer_config(self) -> pax_fiddle.Config[optimizers.BaseOptimizer]:
-    if self.LR_SCHEDULE == 'rsqrt':
-      schedule = pax_fiddle.Config(
-        schedules.LinearRampupSqrtDecay, peak=1.0, warmup_steps=self.WARMUP_STEPS
-      )
-    elif self.LR_SCHEDULE == 'cosine':
-      schedule = pax_fiddle.Config(
-        schedules.LinearRampupCosineDecay,
-        warmup_steps=self.WARMUP_STEPS,
-        decay_start=self.WARMUP_STEPS,
-        decay_end=max(self.NUM_TRAIN_STEPS, self.WARMUP_STEPS),
-        min_ratio=0.0,
-        max=1.0,
-      )
-    else:
-      raise errors.ConfigError(f"LR_SCHEDULE must be 'rsqrt' or 'cosine', got {self.LR_SCHEDULE!r}")
-    if self.OPTIMIZER == 'adafactor':
-      return pax_fiddle.Config(
-        optimizers.ShardedAdafactor,
-        learning_rate=self.LEARNING_RATE,
-        lr_schedule=schedule,
-        decay_method='adam',
-        beta1=0.0,
-        decay_adam=0.8,
-        multiply_by_parameter_scale=False,
-        clip_threshold=1.0,
-        factored=True,
-      )
-    if self.OPTIMIZER == 'adam':
-      return pax_fiddle.Config(
-        optimizers.Adam,
-        learning_rate=self.LEARNING_RATE,
-        lr_schedule=schedule,
-        clip_gradient_norm_to_value=1.0,
-      )
-    raise errors.ConfigError(f"OPTIMIZER must be 'adafactor' or 'adam', got {self.OPTIMIZER!r}")
+    """OPTIMIZER at LEARNING_RATE, warmed up over WARMUP_STEPS, then LR_SCHEDULE (`learner`)."""
+    schedule = learner.warmup_schedule(self.LR_SCHEDULE, self.WARMUP_STEPS, self.NUM_TRAIN_STEPS)
+    return learner.optimizer(self.OPTIMIZER, self.LEARNING_RATE, schedule)
 
   def task(self) -> pax_fiddle.Config[tasks_lib.SingleTask]:
-    task_p = pax_fiddle.Config(init_from.PaliTask, name='pali')
+    task_p = pax_fiddle.Config(task.PaliTask, name='pali')
     task_p.model = self.model_config()
-    learner = task_p.train.learner
-    learner.loss_name = 'total_loss'
-    learner.optimizer = self.optimizer_config()
-    if self.FREEZE_VIT:
-      # No gradient and no optimizer slots for the ViT (PaLI's main phase).
-      learner.bprop_variable_exclusion = ['.*params/vit/.*']
+    # A frozen ViT: no gradient and no optimizer slots for it (PaLI's main phase).
+    frozen = [learner.VIT_VARIABLES] if self.FREEZE_VIT else []
+    task_p.train.learner = learner.learner('total_loss', self.optimizer_config(), frozen)
     tr = task_p.train
     tr.num_train_steps = self.NUM_TRAIN_STEPS
     tr.save_interval_steps = self.CHECKPOINT_EVERY
@@ -371,6 +362,17 @@ class PaliExperiment(base_experiment.BaseExperiment):
       self._input(t, self.EVAL_SPLIT, eval_batch, False, self.DECODE_BATCHES)
       for t in self.DECODE_TASKS
     ]
+
+
+@functools.cache
+def sized(model: str) -> type[PaliExperiment]:
+  """The base class of size `model`: MODEL and SIZE_PRESETS[model] over PaliExperiment.
+
+  Bases listed before it (data and recipe mixins) override the preset's values.
+  """
+  size_preset(model)
+  doc = f'PaliExperiment with MODEL={model!r} and SIZE_PRESETS[{model!r}].'
+  return type(f'PaliSize{model.upper()}', (PaliExperiment,), {'MODEL': model, '__doc__': doc})
 
 
 def check_registered(names: tuple[str, ...]) -> None:

@@ -1,24 +1,121 @@
-"""The plain learner of the example task and the benchmarks: praxis Adam at a constant rate."""
+"""Learner configs: PaLI's Adafactor, Adam, warm-up schedules and freezing by regex.
+
+One module for every learner the project builds: the experiments
+(`PaliExperiment.optimizer_config` / `task`), the example task (`examples`) and
+the memory plan (`benchmarks/memory_plan.py`, whose figures are docs/pods.md's
+memory column), so all of them train with the same optimizer settings.
+"""
+
+from collections.abc import Sequence
 
 from paxml import learners
 from praxis import optimizers, pax_fiddle, schedules
+
+from pali_pax.core import errors
+
+# Variables of the ViT (PaLI's main pretraining freezes them): no gradient, no optimizer slots.
+VIT_VARIABLES = '.*params/vit/.*'
+
+
+def constant_schedule() -> pax_fiddle.Config[schedules.BaseSchedule]:
+  """Multiplier 1 at every step (the optimizer's `learning_rate` throughout)."""
+  return pax_fiddle.Config(schedules.Constant)
+
+
+def warmup_schedule(
+  name: str, warmup_steps: int, total_steps: int
+) -> pax_fiddle.Config[schedules.BaseSchedule]:
+  """Linear warm-up to 1 over `warmup_steps`, then `name`'s decay.
+
+  'rsqrt': inverse square root of the step (T5X's and PaLI's pretraining decay;
+  independent of `total_steps`). 'cosine': to 0 at `total_steps` (big_vision's
+  fine-tuning decay: short runs end annealed).
+
+  Raises:
+    ConfigError: `name` is not 'rsqrt' or 'cosine'.
+  """
+  if name == 'rsqrt':
+    return pax_fiddle.Config(schedules.LinearRampupSqrtDecay, peak=1.0, warmup_steps=warmup_steps)
+  if name == 'cosine':
+    return pax_fiddle.Config(
+      schedules.LinearRampupCosineDecay,
+      warmup_steps=warmup_steps,
+      decay_start=warmup_steps,
+      decay_end=max(total_steps, warmup_steps),
+      min_ratio=0.0,
+      max=1.0,
+    )
+  raise errors.ConfigError(f"LR_SCHEDULE must be 'rsqrt' or 'cosine', got {name!r}")
+
+
+def adafactor(
+  learning_rate: float, lr_schedule: pax_fiddle.Config[schedules.BaseSchedule]
+) -> pax_fiddle.Config[optimizers.BaseOptimizer]:
+  """PaLI's Adafactor: factored second moments, no first moment, update clipping 1.0."""
+  return pax_fiddle.Config(
+    optimizers.ShardedAdafactor,
+    learning_rate=learning_rate,
+    lr_schedule=lr_schedule,
+    decay_method='adam',
+    beta1=0.0,
+    decay_adam=0.8,
+    multiply_by_parameter_scale=False,
+    clip_threshold=1.0,
+    factored=True,
+  )
+
+
+def adam(
+  learning_rate: float,
+  lr_schedule: pax_fiddle.Config[schedules.BaseSchedule],
+  clip_gradient_norm_to_value: float | None = 1.0,
+) -> pax_fiddle.Config[optimizers.BaseOptimizer]:
+  """praxis Adam; gradients clipped to global norm 1 (None: praxis' default, no clipping)."""
+  cfg = pax_fiddle.Config(optimizers.Adam, learning_rate=learning_rate, lr_schedule=lr_schedule)
+  if clip_gradient_norm_to_value is not None:
+    cfg.clip_gradient_norm_to_value = clip_gradient_norm_to_value
+  return cfg
+
+
+def optimizer(
+  name: str, learning_rate: float, lr_schedule: pax_fiddle.Config[schedules.BaseSchedule]
+) -> pax_fiddle.Config[optimizers.BaseOptimizer]:
+  """`adafactor` or `adam` by name (an experiment's OPTIMIZER).
+
+  Raises:
+    ConfigError: `name` is not 'adafactor' or 'adam'.
+  """
+  if name == 'adafactor':
+    return adafactor(learning_rate, lr_schedule)
+  if name == 'adam':
+    return adam(learning_rate, lr_schedule)
+  raise errors.ConfigError(f"OPTIMIZER must be 'adafactor' or 'adam', got {name!r}")
+
+
+def learner(
+  loss_name: str,
+  optimizer_cfg: pax_fiddle.Config[optimizers.BaseOptimizer],
+  frozen: Sequence[str] = (),
+) -> pax_fiddle.Config[learners.Learner]:
+  """paxml Learner minimising the model metric `loss_name`.
+
+  Args:
+    loss_name: the metric the model's loss returns (PaliModel: 'total_loss').
+    optimizer_cfg: e.g. `adafactor(...)`.
+    frozen: regexes of variable paths that get no gradient and no optimizer
+      state (e.g. `[VIT_VARIABLES]`).
+  """
+  # No name: SingleTask names its learners ('learner_0', ...).
+  cfg = pax_fiddle.Config(learners.Learner, loss_name=loss_name, optimizer=optimizer_cfg)
+  if frozen:
+    cfg.bprop_variable_exclusion = list(frozen)
+  return cfg
 
 
 def constant_adam_learner(
   loss_name: str, learning_rate: float
 ) -> pax_fiddle.Config[learners.Learner]:
-  """paxml Learner minimising the model metric `loss_name` with praxis Adam.
-
-  Constant learning rate, praxis' default clipping (none); the experiments use
-  `PaliExperiment.optimizer_config` (warm-up, decay, clipping) instead.
-  """
-  return pax_fiddle.Config(
-    learners.Learner,
-    name='learner',
-    loss_name=loss_name,
-    optimizer=pax_fiddle.Config(
-      optimizers.Adam,
-      learning_rate=learning_rate,
-      lr_schedule=pax_fiddle.Config(schedules.Constant),
-    ),
-  )
+  """Adam at a constant rate without clipping: the example task's learner."""
+  cfg = learner(loss_name, adam(learning_rate, constant_schedule(), None))
+  cfg.name = 'learner'  # usable outside a SingleTask too (paxml asserts a name)
+  return cfg

@@ -19,6 +19,7 @@ from pali_pax import model as model_lib
 from pali_pax.convert.mt5 import load_mt5, mt5_config_from_checkpoint
 from pali_pax.convert.vit import load_vit, vit_config_from_checkpoint
 from pali_pax.core import batch as batch_lib
+from pali_pax.fiddle_configs import pali
 
 
 def model_config(mt5: str, vit: str | None = None) -> pax_fiddle.Config[model_lib.PaliModel]:
@@ -30,7 +31,7 @@ def model_config(mt5: str, vit: str | None = None) -> pax_fiddle.Config[model_li
   """
   mt5_cfg = mt5_config_from_checkpoint(mt5)
   vit_cfg = vit_config_from_checkpoint(vit) if vit is not None else None
-  return pax_fiddle.Config(model_lib.PaliModel, name='pali', vit_tpl=vit_cfg, mt5_tpl=mt5_cfg)
+  return pali.pali_model(vit_cfg, mt5_cfg, freeze_vit=False)
 
 
 def load_components(

@@ -14,7 +14,10 @@ import shlex
 
 import pytest
 
+from benchmarks import memory_plan
+from pali_pax.core import batch as batch_lib
 from pali_pax.fiddle_configs import experiments, registry
+from pali_pax.fiddle_configs.experiment_base import SIZE_PRESETS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOC = os.path.join(ROOT, 'docs', 'pods.md')
@@ -113,6 +116,61 @@ def test_memory_column_is_the_compiled_plan(row):
   assert float(row['live GiB']) == pytest.approx(live, abs=0.006)
   assert row['plan'] == how
   assert live < TPU_V4_HBM_GIB  # the guide only recommends meshes that fit a v4 chip
+
+
+def _plan_point(size: str, image: int, fsdp: bool) -> dict:
+  with open(PLAN) as f:
+    (point,) = [
+      p
+      for p in json.load(f)['memory_plan']
+      if (p['size'], p['image_size'], p['fsdp'], p['shard_residual']) == (size, image, fsdp, False)
+    ]
+  return point
+
+
+def test_committed_plan_is_what_the_code_plans_now():
+  """The 3B rows' plan point: the code's train state (model, sharding, learner) has its sizes.
+
+  `memory_plan.train_state` is the plan's own first half (shapes only, no compile): a
+  change to the PaliModel config, its sharding or the learner's optimizer state changes
+  these numbers, and the committed plan (and so the doc's column) would be stale.
+  """
+  point = _plan_point('3b', 224, False)
+  mesh = tuple(point['mesh'])
+  task_p = memory_plan.plan_task(
+    '3b', 224, mesh, point['freeze_vit'], point['param_dtype'], point['fprop_dtype']
+  )
+  batch = batch_lib.batch_specs(
+    224, point['per_device_batch'] * point['devices'], point['input_len'], point['target_len']
+  )
+  _, _, sizes = memory_plan.train_state(task_p, batch, mesh)
+  for key in ('n_params', 'params_per_device', 'opt_state_per_device'):
+    assert sizes[key] == point[key], key
+  # The doc's live memory holds at least the weights and the optimizer state.
+  state_gib = (sizes['params_per_device'] + sizes['opt_state_per_device']) / 2**30
+  for row in ROWS:
+    if row['experiment'] == 'Pali3BPretrain':
+      assert state_gib < float(row['live GiB'])
+
+
+def test_registered_pod_mesh_is_the_one_the_doc_states():
+  m = re.search(r'`ICI_MESH_SHAPE=(\[[\d,]+\])`, `DCN_MESH_SHAPE=(\[[\d,]+\])`', _doc())
+  assert m, 'docs/pods.md no longer states the registered mesh'
+  ici, dcn = _mesh(m.group(1)), _mesh(m.group(2))
+  for size in MODEL_OF.values():
+    assert (SIZE_PRESETS[size]['ICI_MESH_SHAPE'], SIZE_PRESETS[size]['DCN_MESH_SHAPE']) == (
+      ici,
+      dcn,
+    )
+  for name in MODEL_OF:
+    cls = registry.get_experiment(name)
+    assert (cls.ICI_MESH_SHAPE, cls.DCN_MESH_SHAPE) == (ici, dcn), name
+  # ... and it is one of the table's rows, at the registered batch.
+  assert any(
+    (r['experiment'], _mesh(r['ICI_MESH_SHAPE']), _mesh(r['DCN_MESH_SHAPE']), int(r['BATCH_SIZE']))
+    == ('Pali3BPretrain', ici, dcn, experiments.Pali3BPretrain.BATCH_SIZE)
+    for r in ROWS
+  )
 
 
 def test_17b_without_fsdp_does_not_fit_a_v4_chip():

@@ -16,11 +16,36 @@ def test_model_override_brings_its_preset_and_explicit_overrides_win():
       assert getattr(exp, name) == value, name
   assert exp.INPUT_LEN == 40
   back = experiments.PaliFinetuneCocoCaptionsTiny(MODEL='3b')
-  assert (back.VOCAB_SIZE, back.ICI_MESH_SHAPE, back.IMAGE_SIZE) == (250_112, (1, 32, 1), 224)
-  # Same MODEL as the class: nothing else changes.
-  assert experiments.Pali3BPretrain(MODEL='3b').ICI_MESH_SHAPE == (1, 256, 1)
+  assert (back.VOCAB_SIZE, back.ICI_MESH_SHAPE, back.IMAGE_SIZE) == (250_112, (1, 128, 4), 224)
+  # Same MODEL as the class: nothing else changes (the fine-tune recipe's own slice stays).
+  assert experiments.PaliFinetuneCocoCaptions(MODEL='3b').ICI_MESH_SHAPE == (1, 32, 1)
   with pytest.raises(ValueError, match="MODEL must be one of .* got 'huge'"):
     experiments.PaliFinetuneVqaV2(MODEL='huge')
+
+
+def test_a_class_setting_model_gets_its_preset_and_its_own_values_win():
+  """The class-level rule is the instance rule: the preset of MODEL, then the body's own values."""
+
+  class Mine(experiments.PaliTinySynthetic):
+    MODEL = '3b'
+    BATCH_SIZE = 512
+
+  for name, value in SIZE_PRESETS['3b'].items():
+    assert getattr(Mine, name) == (512 if name == 'BATCH_SIZE' else value), name
+  assert Mine.TRAIN_MIXTURE == experiments.PaliTinySynthetic.TRAIN_MIXTURE  # data: inherited
+  # A recipe listed before the size wins over the preset (Pali3BPretrain's INPUT_LEN).
+  assert experiments.Pali3BPretrain.INPUT_LEN == 128 != SIZE_PRESETS['3b']['INPUT_LEN']
+  # Every registered experiment holds its MODEL's preset except where a recipe, data mixin
+  # or its own body says otherwise; the tiny ones hold all of it.
+  for name in ('PaliTinySynthetic', 'PaliMiniSynthetic', 'PaliFinetuneVqaV2Tiny'):
+    cls = getattr(experiments, name)
+    for attr, value in SIZE_PRESETS[cls.MODEL].items():
+      if attr not in cls.__dict__:  # (PaliMiniSynthetic's own WARMUP_STEPS)
+        assert getattr(cls, attr) == value, (name, attr)
+  with pytest.raises(ValueError, match="MODEL must be one of .* got 'huge'"):
+
+    class Huge(experiments.PaliTinySynthetic):
+      MODEL = 'huge'
 
 
 def test_every_finetune_family_has_a_cpu_variant_matching_the_shipped_vocabulary():
