@@ -18,6 +18,7 @@ from typing import Any
 from praxis import pax_fiddle
 
 from pali_pax.core import batch as batch_lib
+from pali_pax.core import errors
 from pali_pax.layers import mt5
 
 __all__ = ['MT5_SIZES', 'mt5_config']
@@ -81,10 +82,10 @@ def mt5_config(
     ValueError: unknown size, unknown override or inconsistent hparams.
   """
   if size not in MT5_SIZES:
-    raise ValueError(f'unknown mT5 size {size!r}; valid sizes: {", ".join(MT5_SIZES)}')
+    raise errors.ConfigError(f'unknown mT5 size {size!r}; valid sizes: {", ".join(MT5_SIZES)}')
   unknown = sorted(set(overrides) - set(_SIZE_FIELDS))
   if unknown:
-    raise ValueError(f'unknown mT5 hparams {unknown}; overridable: {list(_SIZE_FIELDS)}')
+    raise errors.ConfigError(f'unknown mT5 hparams {unknown}; overridable: {list(_SIZE_FIELDS)}')
   dims = dict(zip(_SIZE_FIELDS, MT5_SIZES[size], strict=True))
   dims.update(overrides)
   mt5.validate_mt5_hparams(

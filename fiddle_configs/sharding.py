@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from praxis import base_layer, pax_fiddle
 
 from pali_pax import model
+from pali_pax.core import errors
 from pali_pax.layers import mt5, vit
 
 __all__ = [
@@ -52,11 +53,11 @@ def _set_mesh(cfg: LayerTpl, ici_mesh_shape: MeshShape, dcn_mesh_shape: MeshShap
   """Puts the [replica, data, mdl] mesh on `cfg` when a shape is given."""
   if ici_mesh_shape is None:
     if dcn_mesh_shape is not None:
-      raise ValueError('dcn_mesh_shape needs ici_mesh_shape as well')
+      raise errors.ConfigError('dcn_mesh_shape needs ici_mesh_shape as well')
     return
   for name, shape in (('ici_mesh_shape', ici_mesh_shape), ('dcn_mesh_shape', dcn_mesh_shape)):
     if shape is not None and len(shape) != len(MESH_AXIS_NAMES):
-      raise ValueError(f'{name} {list(shape)} must have 3 axes {MESH_AXIS_NAMES}')
+      raise errors.ConfigError(f'{name} {list(shape)} must have 3 axes {MESH_AXIS_NAMES}')
   cfg.ici_mesh_shape = list(ici_mesh_shape)
   cfg.dcn_mesh_shape = list(dcn_mesh_shape) if dcn_mesh_shape is not None else None
   cfg.mesh_axis_names = list(MESH_AXIS_NAMES)

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from praxis import pax_fiddle
 
+from pali_pax.core import errors
 from pali_pax.layers.vit import VisionTransformer
 
 __all__ = ['VIT_VARIANTS', 'ViTSize', 'parse_variant', 'vit_config']
@@ -49,14 +50,14 @@ def parse_variant(variant: str) -> tuple[ViTSize, int]:
   """
   name, _, patch = variant.partition('/')
   if name not in VIT_VARIANTS:
-    raise ValueError(
+    raise errors.ConfigError(
       f'unknown ViT variant {variant!r}; valid names: {", ".join(VIT_VARIANTS)} '
       "(optionally with '/PATCH', e.g. 'G/14')"
     )
   if not patch:
     return VIT_VARIANTS[name], DEFAULT_PATCH
   if not patch.isdigit() or int(patch) <= 0:
-    raise ValueError(f'bad patch size in ViT variant {variant!r}: expected e.g. {name}/14')
+    raise errors.ConfigError(f'bad patch size in ViT variant {variant!r}: expected e.g. {name}/14')
   return VIT_VARIANTS[name], int(patch)
 
 
