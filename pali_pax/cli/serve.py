@@ -1,4 +1,4 @@
-"""`pali-pax serve JOB|SAVED_MODEL [--port N] [--host H] [--servable NAME]`.
+"""`pali-pax serve JOB|SAVED_MODEL [--port N] [--host H] [--servable NAME] [--quantize int8]`.
 
 Serves a job dir (its model through the Predictor) or a SavedModel (`pali-pax export
 --saved_model`) with TF Serving's REST predict API and dynamic batching
@@ -37,6 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     help='override BATCH_SIZES, comma-separated buckets (e.g. 1,4,16; 1 = one at a time)',
   )
   p.add_argument('--batch_wait_ms', type=float, default=None, help='override BATCH_WAIT_MS')
+  p.add_argument(
+    '--quantize',
+    choices=['int8'],
+    default=None,
+    help='int8 weights for the ViT / mT5 linears (a job dir; a SavedModel has its own)',
+  )
   common.add_no_cache(p)
 
 
@@ -51,6 +57,8 @@ def _settings(args: argparse.Namespace) -> dict:
       ) from None
   if args.batch_wait_ms is not None:
     settings['BATCH_WAIT_MS'] = args.batch_wait_ms
+  if args.quantize is not None:
+    settings['QUANTIZE'] = args.quantize
   return settings
 
 

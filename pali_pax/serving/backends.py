@@ -12,17 +12,20 @@ program's shapes depend on the batch bucket only: one compile per bucket.
 
 import dataclasses
 import functools
+import json
 import os
 from typing import Any
 
 import jax
 import numpy as np
+import tensorflow as tf
 
 from pali_pax.core import batch as batch_lib
 from pali_pax.core import errors
 from pali_pax.inference import Predictor, normalise_images
-from pali_pax.serving import decode_fn, request_checks
+from pali_pax.serving import decode_fn, request_checks, saved_model
 from pali_pax.serving import servable as servable_lib
+from pali_pax.tasks import vocab as vocab_lib
 
 # The prompt of the warm-up batches (any valid prompt: only the shapes matter).
 WARM_UP_PROMPT = 'Generate caption in en:'
@@ -60,7 +63,7 @@ def load_backend(
   if is_saved_model(path):
     return SavedModelBackend(path, servable, **settings)
   resolved = servable_lib.servable_for(servable or path, **settings)
-  predictor = Predictor.from_checkpoint(path)
+  predictor = Predictor.from_checkpoint(path, quantize=resolved.QUANTIZE)
   return PredictorBackend(predictor, resolved)
 
 
@@ -129,9 +132,62 @@ def warm_up_instance(encode: Any, image_size: int) -> request_checks.Instance:
 
 
 class SavedModelBackend:
-  """An exported SavedModel (`pali-pax export --saved_model`): strings in, strings out."""
+  """An exported SavedModel (`pali-pax export --saved_model`): strings in, strings out.
+
+  The settings baked into the export (MAX_INPUT_LEN, MAX_DECODE_STEPS, IMAGE_SIZE,
+  QUANTIZE) come from DIR/assets.extra/pali_pax_export.json; BATCH_SIZES and
+  BATCH_WAIT_MS may be overridden. The server tokenizes prompts only to refuse long
+  ones by name before they reach the graph (which would fail the whole batch): with
+  the vocabulary of the exported job (its dir if present, else its experiment's).
+  """
 
   kind = 'saved_model'
 
   def __init__(self, path: str, servable: str | None = None, **settings: Any) -> None:
-    raise errors.ConfigError(f'{path}: SavedModel serving is not available yet ({servable})')
+    meta_path = os.path.join(path, saved_model.METADATA)
+    if not os.path.exists(meta_path):
+      raise errors.MissingFileError(f'{meta_path} is missing: not a `pali-pax export` SavedModel')
+    with errors.parsing(meta_path, 'export metadata JSON'):
+      with open(meta_path) as f:
+        self.export_info = json.load(f)
+      exported = dict(self.export_info['settings'])
+    saved_model.check_serialization_version(self.export_info['xla_call_module_version'])
+    baked = sorted(set(settings) - {'BATCH_SIZES', 'BATCH_WAIT_MS'})
+    if baked:
+      raise errors.ConfigError(
+        f'{baked} are fixed by the export of {path}; re-export to change them'
+      )
+    source = self.export_info.get('job_dir')
+    if not (source and os.path.isdir(source)):
+      source = exported['EXPERIMENT']
+    named = servable_lib.servable_for(servable or source, **settings)
+    self.settings = dict(exported, BATCH_SIZES=list(named.BATCH_SIZES))
+    self.settings['BATCH_WAIT_MS'] = named.BATCH_WAIT_MS
+    self.batch_sizes = tuple(named.BATCH_SIZES)
+    self.batch_wait_ms = float(named.BATCH_WAIT_MS)
+    self.limits = request_checks.Limits.from_servable(named)
+    self.limits = dataclasses.replace(self.limits, max_input_len=int(exported['MAX_INPUT_LEN']))
+    self.image_size = int(exported['IMAGE_SIZE'])
+    self.vocab = vocab_lib.get_vocabulary(named.vocab_path)
+    self._serve = tf.saved_model.load(path).signatures['serving_default']
+
+  def encode(self, prompt: str) -> list[int]:
+    """The prompt's token ids, without eos."""
+    return list(self.vocab.encode(prompt))
+
+  def metadata(self) -> dict[str, Any]:
+    info = {k: self.export_info.get(k) for k in ('platforms', 'xla_call_module_version', 'step')}
+    return {'backend': self.kind, **self.settings, **info}
+
+  def run_batch(self, instances: list[request_checks.Instance]) -> list[Prediction]:
+    """The signature's answers for a bucket-sized batch (images still encoded)."""
+    out = self._serve(
+      image=tf.constant([inst.image for inst in instances], tf.string),
+      prompt=tf.constant([inst.prompt for inst in instances], tf.string),
+    )
+    texts, scores = out['text'].numpy(), out['score'].numpy()
+    return [Prediction(t.decode('utf-8'), float(s)) for t, s in zip(texts, scores, strict=True)]
+
+  def warm_up(self, bucket: int) -> None:
+    """Runs the signature once at `bucket` rows (TF compiles the module per batch shape)."""
+    self.run_batch([warm_up_instance(self.encode, self.image_size)] * bucket)

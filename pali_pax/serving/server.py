@@ -18,7 +18,6 @@ the server stops and `serve` returns 0.
 import asyncio
 import json
 import logging
-import socket
 import threading
 import time
 from typing import Any
@@ -197,17 +196,22 @@ class DrainingServer(uvicorn.Server):
     return await super().on_tick(counter)
 
 
-def serve(
-  backend: Any, port: int, host: str = '127.0.0.1', sock: socket.socket | None = None
-) -> int:
-  """Serves `backend` until SIGTERM / SIGINT; returns the exit code (0 after draining)."""
+def build_server(
+  backend: Any, port: int, host: str = '127.0.0.1'
+) -> tuple[DrainingServer, batcher_lib.Batcher]:
+  """The uvicorn server of `backend` and its started batcher (warming up); `run()` serves."""
   batcher = batcher_lib.Batcher(backend.run_batch, backend.batch_sizes, backend.batch_wait_ms)
   batcher.start(warm_up=backend.warm_up)
   state = ServerState()
   app = create_app(backend, batcher, state)
   config = uvicorn.Config(app, host=host, port=port, log_level='warning', access_log=False)
-  server = DrainingServer(config, state)
-  server.run(sockets=[sock] if sock is not None else None)
+  return DrainingServer(config, state), batcher
+
+
+def serve(backend: Any, port: int, host: str = '127.0.0.1') -> int:
+  """Serves `backend` until SIGTERM / SIGINT; returns the exit code (0 after draining)."""
+  server, batcher = build_server(backend, port, host)
+  server.run()
   batcher.close(timeout=60)
   return 0 if batcher.warm_up_error is None else 1
 
