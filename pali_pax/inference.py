@@ -26,6 +26,7 @@ from pali_pax import job_config, validation
 from pali_pax.core import batch as batch_lib
 from pali_pax.core import errors
 from pali_pax.core import params as params_lib
+from pali_pax.serving import int8
 
 NestedMap = py_utils.NestedMap
 
@@ -47,10 +48,19 @@ class Predictor:
 
   max_input_len: int = validation.MAX_INPUT_LEN
 
-  def __init__(self, model_cfg: pax_fiddle.Config, params: dict, vocab: Any = None) -> None:
-    """Use `from_components` or `from_checkpoint`; `params` is the `params` collection."""
+  def __init__(
+    self, model_cfg: pax_fiddle.Config, params: dict, vocab: Any = None, quantize: str | None = None
+  ) -> None:
+    """Use `from_components` or `from_checkpoint`; `params` is the `params` collection.
+
+    quantize: None, or 'int8' to hold the linears' weights as per-channel int8
+      (`pali_pax.serving.int8`), dequantized inside every jitted call.
+    """
     self.model_cfg = model_cfg
     self.model = base_layer.instantiate(model_cfg)
+    self.quantize = quantize
+    if quantize is not None:
+      params = int8.apply(jax.device_get(params), quantize)
     self.params = jax.device_put(params)  # once, not on every call
     self.vocab = vocab
     self.vocab_size = model_cfg.mt5_tpl.vocab_size
@@ -82,6 +92,7 @@ class Predictor:
     step: int | None = None,
     experiment: str | None = None,
     overrides: dict[str, Any] | None = None,
+    quantize: str | None = None,
   ) -> 'Predictor':
     """Loads a Pax checkpoint of a paxml job dir into the model it was trained as.
 
@@ -92,6 +103,7 @@ class Predictor:
         are read from the job dir's `pali_pax.json` (written when `pali-pax
         train`, `demo` or `convert` start the job), so the model is rebuilt with
         the same `--fdl.*` overrides and vocabulary.
+      quantize: None or 'int8' (see `__init__`).
 
     Raises:
       CheckpointMismatchError: a variable is missing, unexpected or mis-shaped (named).
@@ -100,7 +112,7 @@ class Predictor:
 
     exp, params = job_config.load_model_params(job_dir, experiment, step, overrides)
     cfg = params_lib.unsharded(exp.model_config())
-    predictor = cls(cfg, params, vocab_lib.get_vocabulary(exp.VOCAB_PATH))
+    predictor = cls(cfg, params, vocab_lib.get_vocabulary(exp.VOCAB_PATH), quantize)
     predictor.experiment = exp
     return predictor
 
@@ -139,7 +151,9 @@ class Predictor:
       ctx = base_layer.JaxContext.HParams(do_eval=True)
       with base_layer.JaxContext.new_context(hparams=ctx):
         fn = getattr(self.model, method)
-        return self.model.apply({'params': mdl_params}, batch, method=fn, **kw)
+        return self.model.apply(
+          {'params': int8.dequantize_params(mdl_params)}, batch, method=fn, **kw
+        )
 
     return run
 
