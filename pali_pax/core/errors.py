@@ -12,6 +12,7 @@ before, so an existing `except ValueError` still catches them.
     ├── FileFormatError           a checkpoint / config / vocabulary / data file that cannot be parsed
     │   └── tasks.readers_common.DataFormatError   a data set file (COCO, VQA, JSONL) in a bad format
     ├── InputValidationError      an argument of the Predictor, a layer call or the CLI (names it)
+    │   └── serving.request_checks.BadRequestError   a predict request the server refuses (HTTP 400 / 413)
     ├── ConfigError               an experiment attribute or layer setting (names the attribute)
     └── MissingFileError          a file or folder named by the user or a data file does not exist
 

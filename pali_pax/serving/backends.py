@@ -33,10 +33,18 @@ WARM_UP_PROMPT = 'Generate caption in en:'
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-  """One answer: the greedy text and the sum of its tokens' log-probabilities."""
+  """One answer: the greedy text, the sum of its tokens' log-probabilities and (when the
+  backend knows it) how many tokens were generated, eos included."""
 
   text: str
   score: float
+  tokens: int | None = None
+
+  def to_json(self) -> dict[str, Any]:
+    out: dict[str, Any] = {'text': self.text, 'score': self.score}
+    if self.tokens is not None:
+      out['tokens'] = self.tokens
+    return out
 
 
 def is_saved_model(path: str) -> bool:
@@ -111,9 +119,11 @@ class PredictorBackend:
     answers = []
     for row, score in zip(out_ids, scores, strict=True):
       tokens = [int(t) for t in row]
+      generated = len(tokens)
       if batch_lib.EOS_ID in tokens:
-        tokens = tokens[: tokens.index(batch_lib.EOS_ID)]
-      answers.append(Prediction(vocab.decode(tokens), float(score)))
+        generated = tokens.index(batch_lib.EOS_ID) + 1
+        tokens = tokens[: generated - 1]
+      answers.append(Prediction(vocab.decode(tokens), float(score), generated))
     return answers
 
   def warm_up(self, bucket: int) -> None:

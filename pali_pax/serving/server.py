@@ -2,6 +2,7 @@
 
     POST /v1/models/pali:predict   {"instances": [{"image_b64": ..., "prompt": ...}, ...]}
                                    -> {"predictions": [{"text": ..., "score": ...}, ...]}
+                                   (+ "tokens", the count generated, from a job dir)
     GET  /v1/models/pali           status: 200 AVAILABLE once every bucket is warm,
                                    503 LOADING before (or UNAVAILABLE while draining)
     GET  /v1/models/pali/metadata  the servable's settings and the backend
@@ -114,7 +115,7 @@ def create_app(
         for f in futures:  # the client went away: drop its rows not yet started
           f.cancel()
         raise
-      predictions = [{'text': r.text, 'score': r.score} for r in results]
+      predictions = [r.to_json() for r in results]
       return responses.JSONResponse({'predictions': predictions})
     except request_checks.BadRequestError as e:
       return responses.JSONResponse(e.to_json(), e.status)
