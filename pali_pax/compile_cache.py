@@ -7,7 +7,8 @@ executable from disk instead.
 
 Where: $PALI_PAX_CACHE_DIR if set, else ~/.cache/pali_pax/jax (`DEFAULT_DIR`).
 Off: `--no_compilation_cache` on any of those commands, and always in a job of
-several processes (`--num_hosts` > 1, as `pali-pax launch-local` runs): JAX writes
+several processes (`--num_hosts` > 1, as `pali-pax launch-local` runs; `pali_pax.cli`
+reads both flags and calls `apply`): JAX writes
 the cache from process 0 only, so process 0 loads programs the others still
 compile, and on CPU the first collective after such a compile fails when one
 process waits more than gloo's fixed 30 s for the others (seen here: process 1
@@ -17,11 +18,9 @@ program, jax / XLA version and device, so a stale entry is never used; delete th
 folder to reclaim disk.
 """
 
-import argparse
 import os
 
 DEFAULT_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'pali_pax', 'jax')
-OFF_FLAG = '--no_compilation_cache'
 
 
 def cache_dir() -> str:
@@ -42,36 +41,7 @@ def enable(directory: str | None = None) -> str:
   return directory
 
 
-def add_flag(parser: argparse.ArgumentParser) -> None:
-  """Adds --no_compilation_cache to a sub-command."""
-  parser.add_argument(
-    OFF_FLAG,
-    dest='no_compilation_cache',
-    action='store_true',
-    help=f'do not use the persistent compilation cache ({cache_dir()})',
-  )
-
-
 def apply(no_cache: bool) -> None:
   """enable() unless the user turned the cache off."""
   if not no_cache:
     enable()
-
-
-def num_hosts(argv: list[str]) -> int:
-  """The process count paxml's `--num_hosts` flag gives (1 when absent)."""
-  value = None
-  for i, arg in enumerate(argv):
-    if arg.startswith('--num_hosts='):
-      value = arg.split('=', 1)[1]
-    elif arg == '--num_hosts' and i + 1 < len(argv):
-      value = argv[i + 1]
-  try:
-    return int(value) if value is not None else 1
-  except ValueError:
-    return 1  # paxml's flag parser reports the bad value
-
-
-def strip_flag(argv: list[str]) -> tuple[bool, list[str]]:
-  """(was --no_compilation_cache given, argv without it): for pass-through commands."""
-  return OFF_FLAG in argv, [a for a in argv if a != OFF_FLAG]

@@ -8,12 +8,12 @@ supervisor prefixes every output line with `[I]`, and stops every process
 (its whole process group: SIGTERM, then SIGKILL after a grace period) as soon
 as one exits non-zero, on Ctrl-C / SIGTERM, or when the total timeout runs
 out, so nothing is left running and nothing waits forever on a dead peer.
+The command line is `pali_pax.cli.launch_local`.
 
     pali-pax launch-local --processes 2 --devices_per_process 4 -- \\
-      --exp=PaliTinySyntheticSpmd --job_log_dir=/tmp/j --fdl.NUM_TRAIN_STEPS=20
+      --exp=PaliTinySyntheticSpmd --job_dir=/tmp/j --fdl.NUM_TRAIN_STEPS=20
 """
 
-import argparse
 import os
 import signal
 import socket
@@ -213,33 +213,3 @@ def launch_local(
     flush=True,
   )
   return supervise(commands, env=env, timeout_s=timeout_s, grace_s=grace_s)
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-  """Registers `pali-pax launch-local` on the CLI's sub-command parser."""
-  p = sub.add_parser(
-    'launch-local',
-    help='run `pali-pax train` as N JAX processes on this machine (a pod in miniature)',
-    usage='pali-pax launch-local --processes N [options] -- TRAIN_FLAGS',
-  )
-  p.add_argument('--processes', type=int, required=True, help='number of JAX processes (hosts)')
-  p.add_argument('--devices_per_process', type=int, default=4, help='emulated CPU devices each')
-  p.add_argument('--port', type=int, default=None, help='coordinator port (default: a free one)')
-  p.add_argument('--timeout', type=float, default=None, help='total limit in seconds')
-  p.add_argument('--grace', type=float, default=10.0, help='seconds from SIGTERM to SIGKILL')
-  p.add_argument('train_flags', nargs=argparse.REMAINDER, help='`pali-pax train` flags after --')
-  p.set_defaults(fn=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-  flags = list(args.train_flags)
-  if flags and flags[0] == '--':
-    flags = flags[1:]
-  return launch_local(
-    args.processes,
-    flags,
-    devices_per_process=args.devices_per_process,
-    port=args.port,
-    timeout_s=args.timeout,
-    grace_s=args.grace,
-  )

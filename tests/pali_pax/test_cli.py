@@ -1,12 +1,12 @@
-"""`pali-pax` errors: one line naming the input, non-zero exit, traceback with --verbose."""
+"""`pali-pax`: errors are one line naming the input, non-zero exit, traceback with --verbose;
+every sub-command's --help names its flags; flags are read in both absl forms."""
 
-import os
-import subprocess
-import sys
+import json
 
 import pytest
 
 from pali_pax import cli
+from pali_pax.cli import common, train
 
 
 def _run(capsys, *argv):
@@ -30,7 +30,12 @@ def _run(capsys, *argv):
     (['demo', '--steps', 'ten'], 2, "'ten' is not an integer"),
     (['tasks', 'list', '--n', '-1'], 2, "argument --n: '-1' must be >= 1"),
     (['frobnicate'], 2, "invalid choice: 'frobnicate'"),
-    (['convert', '--exp', 'x'], 2, 'the following arguments are required: --job_log_dir, --mt5'),
+    (
+      ['convert', '--exp', 'x'],
+      2,
+      'the following arguments are required: --job_dir/--job_log_dir, --mt5',
+    ),
+    (['eval', '--task', 'x'], 2, 'one of the arguments JOB_DIR --job_dir'),
     (['experiments', '--bogus'], 2, 'unrecognized arguments: --bogus'),
     ([], 2, 'the following arguments are required: command'),
   ],
@@ -55,25 +60,80 @@ def test_verbose_prints_the_traceback(capsys):
 
 
 def test_unexpected_errors_say_so_in_one_line():
-  line = cli._one_line(RuntimeError('boom\nsecond line'))
+  line = common.one_line(RuntimeError('boom\nsecond line'))
   assert line == (
     'pali-pax: error: RuntimeError: boom [...] (unexpected; --verbose shows the traceback)'
   )
-  assert cli._one_line(FileNotFoundError('no such file: x')) == 'pali-pax: error: no such file: x'
+  assert common.one_line(FileNotFoundError('no such file: x')) == 'pali-pax: error: no such file: x'
 
 
-@pytest.mark.slow  # a fresh interpreter importing paxml
-def test_console_exit_status():
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  proc = subprocess.run(
-    [sys.executable, '-m', 'pali_pax.cli', 'params', 'NoSuchExperiment'],
-    capture_output=True,
-    text=True,
-    env=env,
-    timeout=300,
+HELP_NAMES = {
+  'demo': ['--job_dir', '--steps', '--fresh', '--no_compilation_cache'],
+  'train': ['--exp', '--fdl.ATTR', '--fdl_config', '--job_dir', '--job_log_dir', 'paxml.main'],
+  'eval': ['JOB_DIR', '--job_dir', '--task', '--split', '--step', '--out', '--exp'],
+  'predict': ['JOB_DIR', '--job_dir', '--image', '--prompt', '--step', '--beam_size', '--exp'],
+  'launch-local': ['--processes', '--devices_per_process', '--port', '--timeout', '--grace'],
+  'experiments': ['usage: pali-pax experiments'],
+  'params': ['name', 'tiny, 3b, 15b, 17b'],
+  'tasks': ['{list,show}', '--n', '--split'],
+  'convert': ['--exp', '--job_dir', '--mt5', '--vit', '--seed'],
+  'export': ['JOB_DIR', '--job_dir', '--exp', '--step', '--mt5_out', '--vit_npz', '--vit_hf'],
+  'serve': ['path', '--port', '--host', '--servable', '--batch_sizes', '--quantize'],
+}
+
+
+def _help(capsys, *argv):
+  with pytest.raises(SystemExit) as e:
+    cli.main([*argv, '--help'])
+  out = capsys.readouterr()
+  assert e.value.code == 0, out.err
+  return out.out
+
+
+def test_every_sub_command_has_help_naming_its_flags(capsys):
+  assert sorted(HELP_NAMES) == sorted(cli.COMMANDS)
+  top = _help(capsys)
+  for command, names in HELP_NAMES.items():
+    assert command in top
+    text = _help(capsys, command)
+    assert text.startswith(f'usage: pali-pax {command}'), text
+    missing = [n for n in names if n not in text]
+    assert not missing, f'pali-pax {command} --help lacks {missing}:\n{text}'
+  # The shared flags are described once, so alike wherever they appear.
+  step = {
+    c: _help(capsys, c).split('\n  --step STEP')[1].split('\n')[0] for c in ('eval', 'export')
+  }
+  assert step['eval'] == step['export'] and 'checkpoint step' in step['eval']
+
+
+def test_flags_are_read_as_absl_writes_them():
+  argv = ['--exp=X', '--job_log_dir', '/a', '--host_idx=1', '--job_log_dir=/b']
+  assert common.flag_value(argv, 'job_log_dir') == '/b'
+  assert common.flag_value(argv, 'host_idx') == '1'
+  assert common.flag_value(argv, 'mode') is None
+  assert common.flag_value(['--exp', 'Y', '--experiment=Z'], 'exp') == 'Y'
+  assert common.flag_value(['--job_dir'], 'job_dir') is None
+  found, rest = common.read_flags(
+    ['--fdl.A=1', '--mode=train', '--fdl.B', '2', '--eval_on_test'], prefixes=['fdl.']
   )
-  assert proc.returncode == 1
-  ours = [ln for ln in proc.stderr.splitlines() if ln.startswith('pali-pax')]
-  assert ours == [proc.stderr.strip().splitlines()[-1]]
-  assert "unknown experiment 'NoSuchExperiment'" in ours[0]
-  assert 'Traceback' not in proc.stderr
+  assert found == [('fdl.A', '1'), ('fdl.B', '2')]
+  assert rest == ['--mode=train', '--eval_on_test']
+
+
+def test_train_reads_the_job_dir_in_every_spelling():
+  for argv in (['--job_log_dir', 'j'], ['--job_log_dir=j'], ['--job_dir', 'j'], ['--job_dir=j']):
+    assert train.job_dir_flags(['--exp=X', *argv, '--mode=train']) == (
+      'j',
+      ['--exp=X', '--mode=train', '--job_log_dir=j'],
+    )
+
+
+@pytest.mark.parametrize('spelling', ['--job_log_dir', '--job_dir'])
+def test_train_records_the_job_with_the_job_dir_as_the_next_argument(tmp_path, spelling):
+  """`--job_log_dir DIR` (not only `--job_log_dir=DIR`) gets pali_pax.json and checks."""
+  job = tmp_path / 'job'
+  argv = ['--exp', 'PaliTinySynthetic', '--fdl.SEED', '5', spelling, str(job), '--mode=train']
+  paxml_argv = train.prepare([*argv, '--no_compilation_cache'])
+  meta = json.loads((job / 'pali_pax.json').read_text())
+  assert meta['experiment'] == 'PaliTinySynthetic' and meta['overrides'] == {'SEED': 5}
+  assert paxml_argv[1:] == ['--fdl.SEED=5', '--mode=train', f'--job_log_dir={job}']

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from pali_pax import compile_cache
+from pali_pax.cli import train
 
 CHILD = """
 import sys
@@ -37,11 +38,11 @@ def test_cold_run_writes_warm_run_hits_off_does_neither(tmp_path):
 
 
 def test_flag_handling(monkeypatch, tmp_path):
-  assert compile_cache.strip_flag(['--exp=X', '--no_compilation_cache', '--y']) == (
+  assert train.no_cache_flag(['--exp=X', '--no_compilation_cache', '--y']) == (
     True,
     ['--exp=X', '--y'],
   )
-  assert compile_cache.strip_flag(['--exp=X']) == (False, ['--exp=X'])
+  assert train.no_cache_flag(['--exp=X']) == (False, ['--exp=X'])
   monkeypatch.setenv('PALI_PAX_CACHE_DIR', str(tmp_path))
   assert compile_cache.cache_dir() == str(tmp_path)
   monkeypatch.delenv('PALI_PAX_CACHE_DIR')
@@ -49,8 +50,8 @@ def test_flag_handling(monkeypatch, tmp_path):
 
 
 def test_num_hosts_reads_paxml_flag_in_both_forms():
-  assert compile_cache.num_hosts(['--exp=X']) == 1
-  assert compile_cache.num_hosts(['--num_hosts=2', '--host_idx=1']) == 2
-  assert compile_cache.num_hosts(['--num_hosts', '4', '--exp=X']) == 4
-  assert compile_cache.num_hosts(['--num_hosts=1', '--num_hosts=3']) == 3  # absl: last wins
-  assert compile_cache.num_hosts(['--num_hosts=two']) == 1
+  assert train.num_hosts(['--exp=X']) == 1
+  assert train.num_hosts(['--num_hosts=2', '--host_idx=1']) == 2
+  assert train.num_hosts(['--num_hosts', '4', '--exp=X']) == 4
+  assert train.num_hosts(['--num_hosts=1', '--num_hosts=3']) == 3  # absl: last wins
+  assert train.num_hosts(['--num_hosts=two']) == 1

@@ -7,7 +7,7 @@ import pytest
 import seqio
 from PIL import Image
 
-from pali_pax import eval_cli
+from pali_pax.cli import eval as eval_cli
 from pali_pax.core import batch as batch_lib
 from pali_pax.fiddle_configs import experiments
 from pali_pax.inference import Predictor

@@ -1,4 +1,4 @@
-"""pali_pax.job_config: `pali-pax train` flags -> (experiment, overrides) -> JOB/pali_pax.json."""
+"""pali_pax.job_config (and pali_pax.cli.train): `pali-pax train` flags -> (experiment, overrides) -> JOB/pali_pax.json."""
 
 import json
 import os
@@ -6,6 +6,7 @@ import os
 import pytest
 
 from pali_pax import job_config
+from pali_pax.cli import train
 from pali_pax.core.errors import FileFormatError
 
 PREFIX = 'pali_pax.fiddle_configs.experiments.'
@@ -26,11 +27,11 @@ PREFIX = 'pali_pax.fiddle_configs.experiments.'
   ],
 )
 def test_parse_value(text, value):
-  assert job_config.parse_value(text) == value
+  assert train.parse_value(text) == value
 
 
 def test_exp_and_fdl_flags_become_the_fiddle_form():
-  exp, overrides, argv = job_config.resolve_flags(
+  exp, overrides, argv = train.resolve_flags(
     ['--exp=PaliFinetuneCocoCaptions', '--fdl.DATA_DIR=/d', '--fdl.MODEL=tiny', '--job_log_dir=j']
   )
   assert exp == 'PaliFinetuneCocoCaptions'
@@ -43,10 +44,17 @@ def test_exp_and_fdl_flags_become_the_fiddle_form():
   ]
 
 
+def test_flags_may_take_their_value_as_the_next_argument():
+  eq = train.resolve_flags(['--exp=PaliTinySynthetic', '--fdl.SEED=3', '--mode=train'])
+  space = train.resolve_flags(['--exp', 'PaliTinySynthetic', '--fdl.SEED', '3', '--mode=train'])
+  assert space == eq
+  assert eq[:2] == ('PaliTinySynthetic', {'SEED': 3})
+
+
 def test_fdl_config_forms_resolve_to_the_same_experiment():
-  a = job_config.resolve_flags([f'--fdl_config={PREFIX}tiny_synthetic', '--fdl.SEED=3'])
-  b = job_config.resolve_flags([f"--fdl_config={PREFIX}experiment_config('PaliTinySynthetic')"])
-  c = job_config.resolve_flags([f'--exp={PREFIX}PaliTinySynthetic', '--fdl.SEED=3'])
+  a = train.resolve_flags([f'--fdl_config={PREFIX}tiny_synthetic', '--fdl.SEED=3'])
+  b = train.resolve_flags([f"--fdl_config={PREFIX}experiment_config('PaliTinySynthetic')"])
+  c = train.resolve_flags([f'--exp={PREFIX}PaliTinySynthetic', '--fdl.SEED=3'])
   assert a[:2] == ('PaliTinySynthetic', {'SEED': 3}) == c[:2]
   assert b[:2] == ('PaliTinySynthetic', {})
   assert a[2] == c[2]
@@ -54,13 +62,13 @@ def test_fdl_config_forms_resolve_to_the_same_experiment():
 
 def test_bad_flags_are_errors_naming_them():
   with pytest.raises(ValueError, match='needs --exp'):
-    job_config.resolve_flags(['--fdl.SEED=3'])
+    train.resolve_flags(['--fdl.SEED=3'])
   with pytest.raises(ValueError, match='--fdl.SEED'):
-    job_config.resolve_flags(['--exp=PaliTinySynthetic', '--fdl.SEED'])
+    train.resolve_flags(['--exp=PaliTinySynthetic', '--fdl.SEED'])
   with pytest.raises(ValueError, match='no attribute .NOT_AN_ATTR'):
     job_config.build('PaliTinySynthetic', {'NOT_AN_ATTR': 1})
   # Another package's experiment passes through to paxml untouched.
-  assert job_config.resolve_flags(['--exp=other.pkg.Exp'])[0] is None
+  assert train.resolve_flags(['--exp=other.pkg.Exp'])[0] is None
 
 
 def test_write_read_round_trip_keeps_tuples_and_other_keys(tmp_path):

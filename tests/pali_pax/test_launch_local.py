@@ -169,7 +169,7 @@ def test_process_env_sets_gloo_and_the_device_count():
 
 
 def test_cli_parses_flags_after_the_double_dash():
-  args = cli.build_parser().parse_args(
+  args = cli.build_parser(['launch-local']).parse_args(
     ['launch-local', '--processes', '2', '--port', '99', '--', '--exp=X', '--fdl.A=1']
   )
   assert args.processes == 2 and args.port == 99 and args.devices_per_process == 4

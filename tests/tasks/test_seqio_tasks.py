@@ -8,7 +8,8 @@ import pytest
 import seqio
 from PIL import Image
 
-from pali_pax.tasks import cli, finetune_tasks, image_ops, metrics, synthetic, synthetic_tasks
+from pali_pax.cli import tasks as cli
+from pali_pax.tasks import finetune_tasks, image_ops, metrics, synthetic, synthetic_tasks
 
 SUFFIX = '_test32'
 LENGTHS = {'inputs': 48, 'targets': 40}

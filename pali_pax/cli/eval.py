@@ -1,11 +1,11 @@
-"""`pali-pax eval JOB_DIR --task NAME [--split S] [--step N] [--out DIR]`.
+"""`pali-pax eval --job_dir DIR --task NAME [--split S] [--step N] [--out DIR] [--exp NAME]`.
 
 Decodes every example of a split (no sampling of batches) with the job's model
 (`Predictor.from_checkpoint`: the experiment, overrides and vocabulary recorded
-in the job dir) and the experiment's decode settings (greedy, MAX_DECODE_LEN
+in the job dir, or --exp) and the experiment's decode settings (greedy, MAX_DECODE_LEN
 tokens, INPUT_LEN prompt tokens, as paxml's decode programs), scores them with
 the task's metric fns (`tasks.metrics.METRICS_BY_TASK`, over all references) and
-writes into --out (default JOB_DIR/eval):
+writes into --out (default DIR/eval):
 
   <task>.<split>.step<N>.predictions.json  [{id, prompt, prediction, references}, ...]
   <task>.<split>.step<N>.metrics.json      {experiment, task, split, step, num_examples, metrics}
@@ -21,7 +21,14 @@ import os
 from typing import Any
 
 import numpy as np
+import seqio
 from tqdm import tqdm
+
+from pali_pax import compile_cache
+from pali_pax.checkpoint import reading
+from pali_pax.cli import common
+from pali_pax.core import batch as batch_lib
+from pali_pax.inference import Predictor
 
 
 def label_metrics(metrics: dict[str, float]) -> dict[str, float]:
@@ -44,9 +51,6 @@ def _example_id(ex: dict[str, Any], index: int) -> str:
 
 def decode_split(predictor: Any, task: Any, split: str) -> list[dict[str, Any]]:
   """[{id, prompt, prediction, references}] of every example of `split` of a seqio Task."""
-  # jax + praxis: imported when decoding, not each time the `pali-pax` CLI starts.
-  from pali_pax.core import batch as batch_lib
-
   exp = predictor.experiment
   if split not in task.splits:
     raise ValueError(f'{task.name} has no split {split!r}; splits: {", ".join(task.splits)}')
@@ -99,15 +103,11 @@ def evaluate(
   split: str | None = None,
   step: int | None = None,
   out: str | None = None,
+  experiment: str | None = None,
 ) -> dict[str, dict[str, Any]]:
   """Decodes and scores `task` (or each task of a mixture); returns {task: metrics record}."""
-  import seqio
-
-  from pali_pax import checkpoint
-  from pali_pax.inference import Predictor
-
-  step = checkpoint.latest_step(job_dir) if step is None else step
-  predictor = Predictor.from_checkpoint(job_dir, step)
+  step, _ = reading.find_step(job_dir, step)  # newest intact, as every reader picks it
+  predictor = Predictor.from_checkpoint(job_dir, step, experiment=experiment)
   exp = predictor.experiment
   exp.register_tasks()
   split = exp.EVAL_SPLIT if split is None else split
@@ -156,26 +156,21 @@ def describe(records: dict[str, dict[str, Any]]) -> str:
   return '\n'.join(lines)
 
 
-def add_parser(sub: Any) -> None:
-  """Registers `pali-pax eval` on the CLI's sub-parsers."""
-  from pali_pax import compile_cache
-
-  p = sub.add_parser(
-    'eval', help='decode a whole split with a job dir model; metrics + predictions'
-  )
-  p.add_argument('job_dir', help='a paxml job dir written by pali-pax train / demo')
+def add_arguments(p: argparse.ArgumentParser) -> None:
+  """The flags of `pali-pax eval`."""
+  common.add_job_dir(p, positional=True)
   p.add_argument('--task', required=True, help='seqio task or mixture (see pali-pax tasks)')
   p.add_argument('--split', default=None, help="default: the experiment's EVAL_SPLIT")
-  p.add_argument('--step', type=int, default=None, help='checkpoint step (default: latest)')
-  p.add_argument('--out', default=None, help='output folder (default: JOB_DIR/eval)')
-  compile_cache.add_flag(p)
-  p.set_defaults(fn=main)
+  common.add_step(p)
+  common.add_out(p, help='output folder (default: JOB_DIR/eval)')
+  common.add_exp(p)
+  common.add_no_cache(p)
 
 
-def main(args: argparse.Namespace) -> int:
-  from pali_pax import compile_cache
-
+def run(args: argparse.Namespace) -> int:
+  """`pali-pax eval`: writes the files, prints the metrics."""
   compile_cache.apply(args.no_compilation_cache)
-  records = evaluate(args.job_dir, args.task, args.split, args.step, args.out)
+  job_dir = common.job_dir(args)
+  records = evaluate(job_dir, args.task, args.split, args.step, args.out, args.exp)
   print(describe(records))
   return 0

@@ -10,15 +10,20 @@ paxml's `decoder_out/`, and the latest checkpoint step. Running it again
 resumes from that checkpoint.
 """
 
+import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 
 from tqdm import tqdm
 
-from pali_pax import checkpoint
+from pali_pax import evaluation
+from pali_pax.checkpoint import layout
+from pali_pax.cli import common
+from pali_pax.fiddle_configs import registry
 
 EXPERIMENT = 'PaliTinySynthetic'
 _STEP_RE = re.compile(r'step = (\d+), loss= ([0-9.eE+-]+), steps/sec')  # train lines only
@@ -28,8 +33,6 @@ def run_training(
   job_dir: str, steps: int | None, timeout_s: int = 3600, no_cache: bool = False
 ) -> list[str]:
   """Runs paxml.main for the tiny experiment; returns its log lines."""
-  from pali_pax.fiddle_configs import registry
-
   exp = registry.get_experiment(EXPERIMENT)
   total = steps or exp.NUM_TRAIN_STEPS
   # Short runs still evaluate, decode and checkpoint at their last step.
@@ -42,14 +45,14 @@ def run_training(
     f"--fdl_config=pali_pax.fiddle_configs.experiments.experiment_config('{EXPERIMENT}')",
     f'--fdl.NUM_TRAIN_STEPS={total}',
     *(f'--fdl.{k}={v}' for k, v in every.items()),
-    f'--job_log_dir={job_dir}',
+    f'--job_dir={job_dir}',
     '--mode=train',
     '--eval_on_test',  # paxml skips eval / decode during training without these
     '--decode_during_train',
     *(['--no_compilation_cache'] if no_cache else []),
   ]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  start = checkpoint.latest_step(job_dir) or 0
+  start = layout.latest_step(job_dir) or 0
   os.makedirs(job_dir, exist_ok=True)
   log_path = os.path.join(job_dir, 'demo_train.log')
   lines: list[str] = []
@@ -87,13 +90,9 @@ def main(
   no_cache: bool = False,
 ) -> int:
   """Train (or resume), then print eval metrics and decoded samples."""
-  from pali_pax import evaluation
-
   if fresh and os.path.isdir(job_dir):
-    import shutil
-
     shutil.rmtree(job_dir)
-  done = checkpoint.latest_step(job_dir)
+  done = layout.latest_step(job_dir)
   print(
     f'[demo] job dir {job_dir} (latest checkpoint: {done}); training {EXPERIMENT} via paxml.main'
   )
@@ -101,3 +100,20 @@ def main(
   print(f'[demo] evaluating the latest checkpoint in {job_dir}')
   print(evaluation.report(job_dir))
   return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+  """The flags of `pali-pax demo`."""
+  common.add_job_dir(p, default='runs/tiny_pali', help='job dir (resumed if it has checkpoints)')
+  p.add_argument(
+    '--steps', type=common.positive_int, default=None, help='override the number of train steps'
+  )
+  p.add_argument('--fresh', action='store_true', help='delete job_dir first instead of resuming')
+  common.add_no_cache(p)
+
+
+def run(args: argparse.Namespace) -> int:
+  """`pali-pax demo`."""
+  return main(
+    job_dir=args.job_dir, steps=args.steps, fresh=args.fresh, no_cache=args.no_compilation_cache
+  )

@@ -1,13 +1,17 @@
-"""Text listings behind `pali-pax tasks` and `pali-pax tasks show NAME`.
+"""`pali-pax tasks` and `pali-pax tasks show NAME`: the seqio tasks, as text.
 
 list_tasks() -> str                                registered PaLI tasks and mixtures (with rates)
 show_examples(name, n=3, split='validation') -> str decoded examples of a task or mixture
 """
 
+import argparse
+
 import numpy as np
 import seqio
 
+from pali_pax.cli import common
 from pali_pax.core import errors
+from pali_pax.fiddle_configs import registry
 from pali_pax.tasks import (
   finetune_tasks,  # registers the synthetic tasks
   synthetic_tasks,  # registers the default synthetic tasks
@@ -81,3 +85,23 @@ def show_examples(name: str, n: int = 3, split: str = 'validation') -> str:
     lines.append(f'  inputs:  {_decode(vocab, ex["inputs"])}')
     lines.append(f'  targets: {_decode(vocab, ex["targets"])}')
   return '\n'.join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+  """The arguments of `pali-pax tasks`."""
+  p.add_argument('action', nargs='?', default='list', choices=['list', 'show'])
+  p.add_argument('name', nargs='?', help='task or mixture to show')
+  p.add_argument('--n', type=common.positive_int, default=3, help='examples to show')
+  p.add_argument('--split', default='validation', help='split to show')
+
+
+def run(args: argparse.Namespace) -> int:
+  """Prints the listing, or the examples of one task."""
+  if args.action == 'show':
+    if not args.name:
+      raise errors.InputValidationError('`tasks show` needs a task name: pali-pax tasks show NAME')
+    print(show_examples(args.name, n=args.n, split=args.split))
+  else:
+    print(list_tasks())
+    print(registry.describe_finetune_families())
+  return 0

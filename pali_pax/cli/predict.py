@@ -1,24 +1,25 @@
-"""`pali-pax predict JOB_DIR --image PATH --prompt TEXT [--step N]`.
+"""`pali-pax predict --job_dir DIR --image PATH --prompt TEXT [--step N] [--exp NAME]`.
 
 Loads the job's model with `Predictor.from_checkpoint` (the experiment,
-`--fdl.*` overrides and vocabulary recorded in JOB_DIR/pali_pax.json), reads
-each image file exactly as the seqio tasks do (`tasks.image_ops`: decode, resize
-to IMAGE_SIZE with antialiasing, scale to [-1, 1]) and prints one greedy
+`--fdl.*` overrides and vocabulary recorded in DIR/pali_pax.json, or --exp),
+reads each image file exactly as the seqio tasks do (`tasks.image_ops`: decode,
+resize to IMAGE_SIZE with antialiasing, scale to [-1, 1]) and prints one greedy
 decode per image (MAX_DECODE_LEN tokens, the experiment's decode setting).
 """
 
 import argparse
-from typing import Any
 
 import numpy as np
+import tensorflow as tf
+
+from pali_pax import compile_cache
+from pali_pax.cli import common
+from pali_pax.inference import Predictor
+from pali_pax.tasks import image_ops
 
 
 def load_image(path: str, image_size: int) -> np.ndarray:
   """float32 [image_size, image_size, 3] in [-1, 1], as the tasks preprocess images."""
-  import tensorflow as tf
-
-  from pali_pax.tasks import image_ops
-
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f'image {path} does not exist')
   data = tf.io.read_file(path)
@@ -30,12 +31,15 @@ def load_image(path: str, image_size: int) -> np.ndarray:
 
 
 def predict(
-  job_dir: str, images: list[str], prompt: str, step: int | None = None, beam_size: int = 1
+  job_dir: str,
+  images: list[str],
+  prompt: str,
+  step: int | None = None,
+  beam_size: int = 1,
+  experiment: str | None = None,
 ) -> list[str]:
   """One decoded text per image file for `prompt`."""
-  from pali_pax.inference import Predictor
-
-  predictor = Predictor.from_checkpoint(job_dir, step)
+  predictor = Predictor.from_checkpoint(job_dir, step, experiment=experiment)
   exp = predictor.experiment
   pixels = np.stack([load_image(p, exp.IMAGE_SIZE) for p in images])
   return predictor.generate(
@@ -43,25 +47,23 @@ def predict(
   )
 
 
-def add_parser(sub: Any) -> None:
-  """Registers `pali-pax predict` on the CLI's sub-parsers."""
-  from pali_pax import compile_cache
-
-  p = sub.add_parser('predict', help='caption / answer image files with a trained job dir')
-  p.add_argument('job_dir', help='a paxml job dir written by pali-pax train / demo')
+def add_arguments(p: argparse.ArgumentParser) -> None:
+  """The flags of `pali-pax predict`."""
+  common.add_job_dir(p, positional=True)
   p.add_argument('--image', action='append', required=True, help='image file (repeatable)')
   p.add_argument('--prompt', required=True, help="e.g. 'Generate caption in EN:'")
-  p.add_argument('--step', type=int, default=None, help='checkpoint step (default: latest)')
+  common.add_step(p)
   p.add_argument('--beam_size', type=int, default=1, help='1 = greedy (as paxml decodes)')
-  compile_cache.add_flag(p)
-  p.set_defaults(fn=main)
+  common.add_exp(p)
+  common.add_no_cache(p)
 
 
-def main(args: argparse.Namespace) -> int:
-  from pali_pax import compile_cache
-
+def run(args: argparse.Namespace) -> int:
+  """`pali-pax predict`: one `PATH<TAB>TEXT` line per image."""
   compile_cache.apply(args.no_compilation_cache)
-  texts = predict(args.job_dir, args.image, args.prompt, args.step, args.beam_size)
+  texts = predict(
+    common.job_dir(args), args.image, args.prompt, args.step, args.beam_size, args.exp
+  )
   for path, text in zip(args.image, texts, strict=True):
     print(f'{path}\t{text}')
   return 0
