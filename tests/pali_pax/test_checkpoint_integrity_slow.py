@@ -13,12 +13,11 @@ a few minutes on a 2-core machine (`make test-slow`).
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from pali_pax.checkpoint import integrity, layout, restoring
+from tests.runs import cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +27,10 @@ FLAGS = [
   '--fdl.NUM_TRAIN_STEPS=4',
   '--fdl.CHECKPOINT_EVERY=1',
   '--fdl.EVAL_EVERY=1000',
-  '--fdl.ICI_MESH_SHAPE=[1,2,4]',
+  # The model axis spans both processes (DCN), so each writes shards of its own:
+  # with [1,2,4] on ICI, replica 0 of every shard sits on process 0.
+  '--fdl.ICI_MESH_SHAPE=[1,2,2]',
+  '--fdl.DCN_MESH_SHAPE=[1,1,2]',
   '--mode=train',
   '--verbosity=1',  # the debug lines that list the files each process verified
 ]
@@ -38,14 +40,9 @@ VERIFIED = re.compile(
 
 
 def _launch(job):
-  cmd = [sys.executable, '-m', 'pali_pax.cli', 'launch-local', '--processes=2']
-  cmd += ['--devices_per_process=4', f'--timeout={TIMEOUT_S}', '--']
-  cmd += [*FLAGS, f'--job_log_dir={job}']
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', JAX_PLATFORMS='cpu')
-  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S + 60, env=env)
-  log = proc.stdout + proc.stderr
-  assert proc.returncode == 0, log[-6000:]
-  return log
+  launch = ['launch-local', '--processes=2', '--devices_per_process=4', f'--timeout={TIMEOUT_S}']
+  env = cli_env(JAX_PLATFORMS='cpu')
+  return run_cli(*launch, '--', *FLAGS, f'--job_log_dir={job}', env=env, timeout=TIMEOUT_S + 60).log
 
 
 def _parts(step_dir):
@@ -69,7 +66,7 @@ def test_each_process_hashes_and_verifies_its_own_share(tmp_path):
   for _, step_dir in steps:
     parts, files = _parts(step_dir)
     assert not parts[0] & parts[1] and parts[0] | parts[1] == files
-    # Process 1 wrote data chunks (its shards of the [1,2,4] mesh) and hashed them itself.
+    # Process 1 wrote data chunks (its model shards) and hashed them itself.
     assert any(not f.split('/')[-1].startswith('.') for f in parts[1]), parts[1]
   (a, _), (b, b_dir), (c, c_dir) = steps[-3:]
   saved = {b: _parts(b_dir)[0], c: _parts(c_dir)[0]}
