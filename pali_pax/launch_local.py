@@ -24,6 +24,8 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
+from pali_pax.core import errors
+
 # Exit status of a run stopped by its total timeout (as coreutils `timeout`).
 TIMEOUT_EXIT = 124
 # Exit status after Ctrl-C / SIGTERM of the launcher (128 + SIGINT).
@@ -46,7 +48,7 @@ def train_commands(
 ) -> list[list[str]]:
   """The `pali-pax train` command line of each process (host_idx 0..processes-1)."""
   if processes < 1:
-    raise ValueError(f'--processes must be >= 1, got {processes}')
+    raise errors.InputValidationError(f'--processes must be >= 1, got {processes}')
   multi = [
     '--multiprocess_gpu',
     f'--server_addr=127.0.0.1:{port}',
@@ -61,7 +63,9 @@ def train_commands(
 def process_env(devices_per_process: int, base: dict[str, str] | None = None) -> dict[str, str]:
   """Environment of one host process: gloo CPU collectives and K emulated devices."""
   if devices_per_process < 1:
-    raise ValueError(f'--devices_per_process must be >= 1, got {devices_per_process}')
+    raise errors.InputValidationError(
+      f'--devices_per_process must be >= 1, got {devices_per_process}'
+    )
   env = dict(os.environ if base is None else base)
   env['JAX_CPU_COLLECTIVES_IMPLEMENTATION'] = 'gloo'
   env['JAX_PLATFORMS'] = 'cpu'

@@ -28,6 +28,7 @@ from pali_pax import compile_cache
 from pali_pax.checkpoint import reading
 from pali_pax.cli import common
 from pali_pax.core import batch as batch_lib
+from pali_pax.core import errors
 from pali_pax.inference import Predictor
 
 
@@ -53,14 +54,16 @@ def decode_split(predictor: Any, task: Any, split: str) -> list[dict[str, Any]]:
   """[{id, prompt, prediction, references}] of every example of `split` of a seqio Task."""
   exp = predictor.experiment
   if split not in task.splits:
-    raise ValueError(f'{task.name} has no split {split!r}; splits: {", ".join(task.splits)}')
+    raise errors.InputValidationError(
+      f'--split: {task.name} has no split {split!r}; splits: {", ".join(task.splits)}'
+    )
   lengths = {'inputs': exp.INPUT_LEN, 'targets': exp.TARGET_LEN}
   ds = task.get_dataset(lengths, split=split, shuffle=False, num_epochs=1)
   vocab = task.output_features['targets'].vocabulary
   rows, size = [], exp.EVAL_BATCH_SIZE
   examples = list(ds.as_numpy_iterator())
   if not examples:
-    raise ValueError(f'{task.name} [{split}] has no examples')
+    raise errors.InputValidationError(f'--split: {task.name} [{split}] has no examples')
   for start in tqdm(range(0, len(examples), size), desc=f'decoding {task.name}', unit='batch'):
     chunk = examples[start : start + size]
     # The last batch is padded with copies so every batch has one shape (one compile).
@@ -114,7 +117,9 @@ def evaluate(
   try:
     provider = seqio.get_mixture_or_task(task)
   except ValueError as e:
-    raise ValueError(f'unknown task {task!r} for {type(exp).__name__}: {e}') from e
+    raise errors.InputValidationError(
+      f'--task: unknown task {task!r} for {type(exp).__name__}: {e}'
+    ) from e
   tasks = provider.tasks if isinstance(provider, seqio.Mixture) else [provider]
   out = out or os.path.join(job_dir, 'eval')
   os.makedirs(out, exist_ok=True)
