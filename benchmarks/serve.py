@@ -153,6 +153,11 @@ def _level(url: str, pool: list[dict], n: int, concurrency: int) -> dict[str, An
   )
 
 
+def _batches_run(url: str) -> dict[str, int]:
+  """Model calls per bucket so far (the server's metadata)."""
+  return requests.get(f'{url}/metadata', timeout=30).json()['metadata']['batches_run']
+
+
 def _wrong(answers: list[dict | None], pool_size: int, reference: dict[int, dict]) -> int:
   wrong = 0
   for i, a in enumerate(answers):
@@ -182,7 +187,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _one(server.url, pool[0])  # the clients' own first-call costs, outside the measurement
     for c in levels:
       n = max(args.requests, args.pool if not reference else 0, 3 * c)
+      before = _batches_run(server.url)
       row = _level(server.url, pool, n, c)
+      after = _batches_run(server.url)
+      row['model_calls'] = {b: after[b] - before[b] for b in after if after[b] > before[b]}
       if not reference:  # the first level of the first mode: one at a time, alone
         reference = {i: a for i, a in enumerate(row['answers'][: args.pool]) if a}
       row['wrong_or_missing'] = _wrong(row.pop('answers'), args.pool, reference)
@@ -200,7 +208,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   for r in rows:
     print(
       f'| {r["mode"]} | {r["concurrency"]} | {r["requests_per_s"]:.2f} | {r["tokens_per_s"]:.1f} '
-      f'| {r["p50_ms"]:.0f} | {r["p99_ms"]:.0f} | {r["errors"]} | {r["wrong_or_missing"]} |'
+      f'| {r["p50_ms"]:.0f} | {r["p99_ms"]:.0f} | {r["errors"]} | {r["wrong_or_missing"]} '
+      f'| {r["model_calls"]} |'
     )
   for r in rows:
     if r['mode'] == 'batched' and r['concurrency'] != levels[0]:
@@ -218,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     '--requests', type=int, default=32, help='requests per level (at least 3x clients)'
   )
   p.add_argument('--pool', type=int, default=16, help='distinct (image, prompt) instances')
-  p.add_argument('--wait_ms', type=float, default=10.0, help='BATCH_WAIT_MS of the batched mode')
+  p.add_argument('--wait_ms', type=float, default=50.0, help='BATCH_WAIT_MS of the batched mode')
   p.add_argument('--max_decode_steps', type=int, default=16)
   p.add_argument('--log_dir', default='/tmp', help='server logs')
   p.add_argument('--out', default=None, help='write the rows as JSON')

@@ -25,10 +25,6 @@ PROMPTS = ['Generate caption in en:', 'Answer in fr: what colour?', 'Generate ca
 BATCH_SIZES = '1,4,8'
 BATCH_WAIT_MS = 50
 START_TIMEOUT_S = 300
-_SHIM = (
-  'import sys,argparse; from pali_pax.cli import serve; p=argparse.ArgumentParser(); '
-  'serve.add_arguments(p); sys.exit(serve.run(p.parse_args(sys.argv[1:])))'
-)
 
 
 def free_port() -> int:
@@ -66,7 +62,7 @@ class LiveServer:
 
   def command(self) -> list[str]:
     return [
-      sys.executable, '-c', _SHIM, self.job_dir, '--port', str(self.port),
+      sys.executable, '-m', 'pali_pax.cli', 'serve', self.job_dir, '--port', str(self.port),
       '--batch_sizes', BATCH_SIZES, '--batch_wait_ms', str(BATCH_WAIT_MS), *self.extra_args,
     ]  # fmt: skip
 
