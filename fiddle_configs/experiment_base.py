@@ -34,6 +34,8 @@ from pali_pax import model, validation
 from pali_pax.core import batch as batch_lib
 from pali_pax.core import errors, jax_compat
 from pali_pax.fiddle_configs import input_specs, learner, pali, sharding, task
+from pali_pax.fiddle_configs import lora as lora_configs
+from pali_pax.layers import lora as lora_layers
 from pali_pax.tasks import eval_input, feature_converter, step_input, vocab
 
 # paxml 1.4's decode programs call np.unicode_ (xla_passthrough), gone in NumPy 2.
@@ -97,7 +99,21 @@ class PaliExperiment(base_experiment.BaseExperiment):
     MODEL: PaLI size key of `fiddle_configs.pali.PALI_SIZES`.
     IMAGE_SIZE: input resolution in pixels (224; 588 for the high-res phase).
     VOCAB_SIZE: vocabulary of the model (mT5: 250,112).
-    FREEZE_VIT: no gradient and no optimizer state for the ViT.
+    TRAINABLE: which variables train (`learner.trainable_rules`): 'all',
+      'no_vit' (PaLI's main pretraining), 'lora' (only the LoRA adapters),
+      'decoder' (mT5 decoder and output head), 'attention' (mT5 self- and
+      cross-attention, the PaliGemma colab's choice), or a list of regexes of the
+      variables that train. A frozen variable gets no gradient and no optimizer
+      state. None (default): from FREEZE_VIT.
+    FREEZE_VIT: the older spelling, read only while TRAINABLE is None: True means
+      TRAINABLE='no_vit', False 'all' (`trainable()` is the one place this is
+      resolved; everything else reads `trainable()`).
+    LORA_RANK / LORA_ALPHA: rank r and scale numerator of the LoRA adapters
+      (each adds (alpha / r) B A x; B starts at 0, so step 0 is the base model).
+      Adapters exist when TRAINABLE is 'lora' (or a list with a 'lora_' regex).
+    LORA_TARGETS: regexes over layer paths that get adapters
+      (`fiddle_configs.lora`; default: attention q/k/v/out, self and cross, and
+      feed-forward wi/wo of the ViT and mT5).
     TRAIN_MIXTURE / EVAL_TASKS / DECODE_TASKS: seqio names.
     EVAL_SPLIT: the split eval and decode programs read ('test' for sets that
       have no validation split, such as XM3600).
@@ -122,7 +138,8 @@ class PaliExperiment(base_experiment.BaseExperiment):
       data axis; what PaLI-17B needs to fit a 32 GiB TPU v4 (docs/pods.md).
     INIT_FROM: Pax checkpoint dir (…/checkpoints) whose weights start training;
       one saved at another IMAGE_SIZE gets its ViT position embedding resampled
-      (`fiddle_configs.task`), any other shape mismatch is an error.
+      (`fiddle_configs.task`), any other shape mismatch is an error. LoRA
+      adapters are not read from it (they start fresh).
     VOCAB_PATH: SentencePiece model (mT5's for the real sizes); None = the
       small multilingual one shipped for the synthetic tasks. Every task the
       experiment reads must use it (checked by `validate`, which paxml.main calls).
@@ -131,7 +148,11 @@ class PaliExperiment(base_experiment.BaseExperiment):
   MODEL = 'tiny'
   IMAGE_SIZE = 224
   VOCAB_SIZE = batch_lib.MT5_VOCAB_SIZE
+  TRAINABLE: str | tuple[str, ...] | None = None
   FREEZE_VIT = True
+  LORA_RANK = 8
+  LORA_ALPHA = 16.0
+  LORA_TARGETS: tuple[str, ...] = lora_configs.DEFAULT_TARGETS
   TRAIN_MIXTURE = 'pali_synthetic_mixture'
   EVAL_TASKS: tuple[str, ...] = ()
   DECODE_TASKS: tuple[str, ...] = ()
@@ -195,14 +216,33 @@ class PaliExperiment(base_experiment.BaseExperiment):
     check_registered(names)
     validation.check_vocab(self.VOCAB_PATH, self.VOCAB_SIZE, names)
 
+  # ---------------------------------------------------------- what trains
+  def trainable(self) -> str | tuple[str, ...]:
+    """TRAINABLE, or from FREEZE_VIT while TRAINABLE is None (the one place it is mapped)."""
+    if self.TRAINABLE is None:
+      return 'no_vit' if self.FREEZE_VIT else 'all'
+    if isinstance(self.TRAINABLE, str):
+      return self.TRAINABLE
+    return tuple(self.TRAINABLE)
+
+  def uses_lora(self) -> bool:
+    """Whether the model has LoRA adapters: TRAINABLE 'lora', or regexes naming 'lora_'."""
+    trainable = self.trainable()
+    if isinstance(trainable, str):
+      return trainable == 'lora'
+    return any('lora_' in t for t in trainable)
+
   # ------------------------------------------------------------------ model
   def model_config(self) -> pax_fiddle.Config[model.PaliModel]:
     cfg = pali.pali_config(
       self.MODEL,
       image_size=self.IMAGE_SIZE,
       vocab_size=self.VOCAB_SIZE,
-      freeze_vit=self.FREEZE_VIT,
+      # Frozen ViT: also no backward pass through it.
+      freeze_vit=not learner.trains_vit(self.trainable()),
     )
+    if self.uses_lora():
+      lora_configs.apply_lora(cfg, self.LORA_RANK, self.LORA_ALPHA, self.LORA_TARGETS)
     cfg.loss_per_example = self.LOSS_PER_EXAMPLE
     cfg.decoder_tpl = decoder_hparams.GreedyDecoderHParams(
       seqlen=self.MAX_DECODE_LEN + 1, eos_id=batch_lib.EOS_ID
@@ -217,9 +257,11 @@ class PaliExperiment(base_experiment.BaseExperiment):
   def task(self) -> pax_fiddle.Config[tasks_lib.SingleTask]:
     task_p = pax_fiddle.Config(task.PaliTask, name='pali')
     task_p.model = self.model_config()
-    # A frozen ViT: no gradient and no optimizer slots for it (PaLI's main phase).
-    frozen = [learner.VIT_VARIABLES] if self.FREEZE_VIT else []
-    task_p.train.learner = learner.learner('total_loss', self.optimizer_config(), frozen)
+    # Frozen variables (TRAINABLE): no gradient and no optimizer slots.
+    trainable, frozen = learner.trainable_rules(self.trainable())
+    task_p.train.learner = learner.learner(
+      'total_loss', self.optimizer_config(), frozen=frozen, trainable=trainable
+    )
     tr = task_p.train
     tr.num_train_steps = self.NUM_TRAIN_STEPS
     tr.save_interval_steps = self.CHECKPOINT_EVERY
@@ -237,6 +279,8 @@ class PaliExperiment(base_experiment.BaseExperiment):
           input_specs_provider_p=self.get_input_specs_provider_params(),
           load_step=False,
           load_opt_states=False,
+          # LoRA adapters start fresh (B = 0): the base model's checkpoint has none.
+          ignore_rules=[lora_layers.ADAPTER_VARIABLES] if self.uses_lora() else None,
         )
       }
     return task_p

@@ -1,5 +1,10 @@
 """Learner configs: PaLI's Adafactor, Adam, warm-up schedules and freezing by regex.
 
+Which variables train (an experiment's TRAINABLE) is decided here too
+(`trainable_rules`): a preset name or a list of regexes becomes the learner's
+`bprop_variable_inclusion` / `bprop_variable_exclusion`, so a frozen variable
+gets no gradient and no optimizer state (paxml masks both by these regexes).
+
 One module for every learner the project builds: the experiments
 (`PaliExperiment.optimizer_config` / `task`), the example task (`examples`) and
 the memory plan (`benchmarks/memory_plan.py`, whose figures are docs/pods.md's
@@ -12,9 +17,58 @@ from paxml import learners
 from praxis import optimizers, pax_fiddle, schedules
 
 from pali_pax.core import errors
+from pali_pax.layers import lora
 
 # Variables of the ViT (PaLI's main pretraining freezes them): no gradient, no optimizer slots.
 VIT_VARIABLES = '.*params/vit/.*'
+# The mT5 decoder stack and the output head (the token embedding, shared with the
+# encoder, stays frozen).
+DECODER_VARIABLES = ('.*params/mt5/decoder/.*', '.*params/mt5/softmax/.*')
+# Attention of the language model (self and cross; the PaliGemma colab's 16 GB choice).
+ATTENTION_VARIABLES = '.*params/mt5/.*_attention/.*'
+
+# TRAINABLE preset -> (bprop_variable_inclusion, bprop_variable_exclusion); paxml
+# allows only one of the two to be set.
+TRAINABLE_PRESETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+  'all': ((), ()),
+  'no_vit': ((), (VIT_VARIABLES,)),
+  'lora': ((lora.ADAPTER_VARIABLES,), ()),
+  'decoder': (DECODER_VARIABLES, ()),
+  'attention': ((ATTENTION_VARIABLES,), ()),
+}
+
+
+def trainable_rules(trainable: str | Sequence[str]) -> tuple[list[str], list[str]]:
+  """(inclusion, exclusion) regexes of a TRAINABLE value.
+
+  Args:
+    trainable: a `TRAINABLE_PRESETS` name, or regexes (fully matching variable
+      names such as 'params/mt5/decoder/x_layers_0/ff/ffn_layer2/linear/w') of the
+      variables that train; every other variable is frozen.
+
+  Raises:
+    ConfigError: an unknown preset name, or an empty list.
+  """
+  if isinstance(trainable, str):
+    if trainable not in TRAINABLE_PRESETS:
+      raise errors.ConfigError(
+        f'TRAINABLE must be one of {sorted(TRAINABLE_PRESETS)} or a list of regexes, '
+        f'got {trainable!r}'
+      )
+    inclusion, exclusion = TRAINABLE_PRESETS[trainable]
+    return list(inclusion), list(exclusion)
+  if not trainable:
+    raise errors.ConfigError('TRAINABLE is an empty list: nothing would train')
+  return list(trainable), []
+
+
+def trains_vit(trainable: str | Sequence[str]) -> bool:
+  """Whether any ViT variable may train: False lets the model stop gradients at the ViT.
+
+  Presets know; for a list of regexes the answer is True (the ViT's backward pass
+  is then only cut by paxml's gradient mask).
+  """
+  return trainable not in ('no_vit', 'decoder', 'attention')
 
 
 def constant_schedule() -> pax_fiddle.Config[schedules.BaseSchedule]:
@@ -96,6 +150,7 @@ def learner(
   loss_name: str,
   optimizer_cfg: pax_fiddle.Config[optimizers.BaseOptimizer],
   frozen: Sequence[str] = (),
+  trainable: Sequence[str] = (),
 ) -> pax_fiddle.Config[learners.Learner]:
   """paxml Learner minimising the model metric `loss_name`.
 
@@ -104,11 +159,17 @@ def learner(
     optimizer_cfg: e.g. `adafactor(...)`.
     frozen: regexes of variable paths that get no gradient and no optimizer
       state (e.g. `[VIT_VARIABLES]`).
+    trainable: regexes of the only variables that train (the rest as `frozen`);
+      not together with `frozen` (see `trainable_rules`).
   """
+  if frozen and trainable:
+    raise errors.ConfigError('a learner takes frozen or trainable regexes, not both')
   # No name: SingleTask names its learners ('learner_0', ...).
   cfg = pax_fiddle.Config(learners.Learner, loss_name=loss_name, optimizer=optimizer_cfg)
   if frozen:
     cfg.bprop_variable_exclusion = list(frozen)
+  if trainable:
+    cfg.bprop_variable_inclusion = list(trainable)
   return cfg
 
 

@@ -25,11 +25,13 @@ from typing import Any
 
 import jax
 import numpy as np
+from absl import logging
 from paxml import tasks_lib
 from paxml.checkpoint_types import CheckpointType
 
 from pali_pax.checkpoint import layout, reading
 from pali_pax.core.errors import CheckpointMismatchError
+from pali_pax.fiddle_configs import trainable
 from pali_pax.layers.vit import resample_posemb
 
 POSEMB = 'params/vit/pos_embedding'
@@ -81,7 +83,16 @@ def _set_leaf(tree: dict, name: str, value: Any) -> None:
 
 class PaliTask(tasks_lib.SingleTask):
   """paxml's SingleTask whose INIT_FROM rules read the intact step, check shapes and
-  resample the ViT posemb."""
+  resample the ViT posemb; it logs what trains when the optimizer state is created."""
+
+  def create_opt_states(self, mdl_vars: Any, var_weight_hparams: Any) -> list[Any]:
+    """paxml's optimizer state; logs trainable / total parameters and its bytes (once)."""
+    opt_states = super().create_opt_states(mdl_vars, var_weight_hparams)
+    if not getattr(self, '_logged_trainable', False):
+      s = trainable.summary(mdl_vars, var_weight_hparams, self.learners[0], opt_states)
+      logging.info('pali_pax: %s', trainable.describe(s))
+      object.__setattr__(self, '_logged_trainable', True)
+    return opt_states
 
   def apply_init_checkpoint_rules(
     self,
@@ -101,7 +112,10 @@ class PaliTask(tasks_lib.SingleTask):
         # paxml would restore its own latest step, corrupt or not: pin the one checked here.
         rules = rules._replace(step=step)
       saved = layout.saved_shapes(step_dir)
-      if posemb_needs_resample(saved, model_shapes, str(step_dir)):
+      # Variables the rule ignores (LoRA adapters) keep their initial values: not required.
+      ignored = [re.compile(p) for p in rules.ignore_rules or []]
+      wanted = {k: v for k, v in model_shapes.items() if not any(p.match(k) for p in ignored)}
+      if posemb_needs_resample(saved, wanted, str(step_dir)):
         # paxml would read it at the model's shape: skip it there, resample it below.
         rules = rules._replace(ignore_rules=[*(rules.ignore_rules or []), re.escape(POSEMB)])
         resample_from = resample_from or step_dir

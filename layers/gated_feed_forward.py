@@ -14,6 +14,8 @@ import jax.numpy as jnp
 from praxis import base_layer, pytypes
 from praxis.layers import transformers as praxis_transformers
 
+from pali_pax.layers import lora
+
 JTensor = pytypes.JTensor
 
 
@@ -37,6 +39,9 @@ class GatedFeedForward(praxis_transformers.TransformerFeedForward):
     if not (self.fuse_gated_projections and self._is_ffn1_gated and not self.has_bias):
       return super()._compute_ffns(inputs, paddings, ap_ff0)
     gate_layer, linear_layer = self.ffn_layer1_gate, self.ffn_layer1
+    # LoRA projections (`layers.lora`) run as layers: base matmul plus adapter.
+    if lora.has_adapter(gate_layer.linear) or lora.has_adapter(linear_layer.linear):
+      return super()._compute_ffns(inputs, paddings, ap_ff0)
     # [D, 2, F]: wi_0 then wi_1; the weights keep their own variables.
     w = jnp.stack([gate_layer.linear.theta.w, linear_layer.linear.theta.w], axis=1)
     hidden = jnp.einsum('...D,DKF->...KF', gate_layer.linear._cast_to_fprop_dtype(inputs), w)

@@ -37,6 +37,7 @@ from praxis import base_layer, pax_fiddle, py_utils, pytypes
 from praxis.layers import attentions, stochastics
 
 from pali_pax.core import errors
+from pali_pax.layers import lora
 
 JTensor = pytypes.JTensor
 SplitDimsMapping = pytypes.SplitDimsMapping
@@ -144,9 +145,10 @@ class T5Attention(base_layer.BaseLayer):
     With `fuse_qkv`, one einsum against the weights stacked as [D, k, N, H]
     (k = len(names)); otherwise each praxis projection on its own.
     """
-    if not self.fuse_qkv or len(names) == 1:
-      return [getattr(self, name)(x) for name in names]
     children = [getattr(self, name) for name in names]
+    # LoRA projections run as layers (base matmul + adapter), never fused.
+    if not self.fuse_qkv or len(names) == 1 or any(lora.has_adapter(c) for c in children):
+      return [c(x) for c in children]
     w = jnp.stack([c.theta.w for c in children], axis=1)  # [D, k, N, H]
     x = children[0]._cast_to_fprop_dtype(x)
     out = jnp.einsum('...D,DKNH->...KNH', x, w)
@@ -157,13 +159,17 @@ class T5Attention(base_layer.BaseLayer):
 
     The same product as praxis' `post` ('...NH,DNH->...D'), with heads and head
     width flattened first: XLA CPU lowers a two-axis contraction with copies of
-    the [D, N, H] weight (on every decoding step), a one-axis one without.
+    the [D, N, H] weight (on every decoding step), a one-axis one without. A LoRA
+    `post` (`layers.lora`) adds its adapter's term.
     """
     w = self.post.theta.w
     d, n, h = w.shape
     encoded = self.post._cast_to_fprop_dtype(encoded)
     flat = encoded.reshape(*encoded.shape[:-2], n * h)
-    return jnp.einsum('...K,DK->...D', flat, w.reshape(d, n * h))
+    out = jnp.einsum('...K,DK->...D', flat, w.reshape(d, n * h))
+    if lora.has_adapter(self.post):
+      out = out + self.post.lora_delta(encoded).astype(out.dtype)
+    return out
 
   def _probs(self, logits: JTensor, bias: JTensor | None, mask: JTensor | None) -> JTensor:
     """Softmax over the last axis of float32 `logits` [B, N, T, S] + bias, masked."""
