@@ -81,10 +81,10 @@ class Batcher:
       for b in self.batch_sizes:
         if warm_up is not None:
           warm_up(b)
-    except BaseException as e:  # noqa: BLE001  reported by the health endpoint
+    except BaseException as e:  # noqa: BLE001  reported by the status endpoint and each request
       self.warm_up_error = e
-      return
-    self.ready.set()
+    else:
+      self.ready.set()
     stopping = False
     while not stopping:
       first = self._queue.get()
@@ -111,6 +111,8 @@ class Batcher:
     bucket = self.bucket(len(instances))
     padded = instances + [instances[-1]] * (bucket - len(instances))
     try:
+      if self.warm_up_error is not None:  # no program to run: each request learns why
+        raise RuntimeError(f'the model failed to warm up: {self.warm_up_error!r}')
       results = self._run_batch(padded)
     except BaseException as e:  # noqa: BLE001  each waiting request gets the error
       for _, fut in live:

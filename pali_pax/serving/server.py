@@ -121,6 +121,9 @@ def create_app(
       return responses.JSONResponse(e.to_json(), e.status)
     except ClientDisconnect:
       return fastapi.Response(status_code=400)  # nobody reads it; the connection is gone
+    except Exception as e:  # a bug or a failed model: a JSON 500, the server goes on
+      log.exception('predict failed')
+      return _error(500, f'internal error: {type(e).__name__}: {e}')
     finally:
       state.leave()
 
@@ -201,6 +204,7 @@ def build_server(
   backend: Any, port: int, host: str = '127.0.0.1'
 ) -> tuple[DrainingServer, batcher_lib.Batcher]:
   """The uvicorn server of `backend` and its started batcher (warming up); `run()` serves."""
+  backend.encode(backends.WARM_UP_PROMPT)  # loads the tokenizer before any request thread
   batcher = batcher_lib.Batcher(backend.run_batch, backend.batch_sizes, backend.batch_wait_ms)
   batcher.start(warm_up=backend.warm_up)
   state = ServerState()
