@@ -32,9 +32,11 @@ Text-only examples (`add_text_only_image`) carry a zero image and has_image 0.
 
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from pali_pax.core import batch as batch_lib
+from pali_pax.core import errors
 from pali_pax.tasks import drop_counts
 
 # Largest image (width x height, from its header) decoded by default: 25 MP, e.g.
@@ -149,6 +151,29 @@ def resize_and_scale(image: tf.Tensor, image_size: int) -> tf.Tensor:
 def zero_image(image_size: int) -> tf.Tensor:
   """The image of a text-only example: float32 zeros [image_size, image_size, 3]."""
   return tf.zeros([image_size, image_size, 3], tf.float32)
+
+
+def load_image(path: str, image_size: int) -> np.ndarray:
+  """An image file as the tasks preprocess it: float32 [image_size, image_size, 3] in [-1, 1].
+
+  Decoded (`decode_image`: JPEG / PNG / GIF / BMP) and resized (`resize_and_scale`)
+  eagerly, for `Predictor.generate` and `pali-pax predict`. `path` may be any
+  tf.io.gfile path.
+
+  Raises:
+    MissingFileError: no such file.
+    FileFormatError: the bytes are not a decodable image (names the file).
+  """
+  if not tf.io.gfile.exists(path):
+    raise errors.MissingFileError(f'image {path} does not exist')
+  data = tf.io.read_file(path)
+  try:
+    image = resize_and_scale(decode_image(data), image_size)
+  except tf.errors.InvalidArgumentError as e:
+    raise errors.FileFormatError(
+      f'{path} is not a readable image (JPEG/PNG/GIF/BMP): {e.message}'
+    ) from e
+  return image.numpy()
 
 
 def decode_images(

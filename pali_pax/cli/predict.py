@@ -2,32 +2,19 @@
 
 Loads the job's model with `Predictor.from_checkpoint` (the experiment,
 `--fdl.*` overrides and vocabulary recorded in DIR/pali_pax.json, or --exp),
-reads each image file exactly as the seqio tasks do (`tasks.image_ops`: decode,
-resize to IMAGE_SIZE with antialiasing, scale to [-1, 1]) and prints one greedy
+reads each image file exactly as the seqio tasks do (`tasks.image_ops.load_image`:
+decode, resize to IMAGE_SIZE with antialiasing, scale to [-1, 1]) and prints one greedy
 decode per image (MAX_DECODE_LEN tokens, the experiment's decode setting).
 """
 
 import argparse
 
 import numpy as np
-import tensorflow as tf
 
 from pali_pax import compile_cache
 from pali_pax.cli import common
 from pali_pax.inference import Predictor
 from pali_pax.tasks import image_ops
-
-
-def load_image(path: str, image_size: int) -> np.ndarray:
-  """float32 [image_size, image_size, 3] in [-1, 1], as the tasks preprocess images."""
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f'image {path} does not exist')
-  data = tf.io.read_file(path)
-  try:
-    image = image_ops.resize_and_scale(image_ops.decode_image(data), image_size)
-  except tf.errors.InvalidArgumentError as e:
-    raise ValueError(f'{path} is not a readable image (JPEG/PNG/GIF/BMP): {e.message}') from e
-  return image.numpy()
 
 
 def predict(
@@ -41,7 +28,7 @@ def predict(
   """One decoded text per image file for `prompt`."""
   predictor = Predictor.from_checkpoint(job_dir, step, experiment=experiment)
   exp = predictor.experiment
-  pixels = np.stack([load_image(p, exp.IMAGE_SIZE) for p in images])
+  pixels = np.stack([image_ops.load_image(p, exp.IMAGE_SIZE) for p in images])
   return predictor.generate(
     pixels, [prompt] * len(images), max_decode_steps=exp.MAX_DECODE_LEN, beam_size=beam_size
   )

@@ -181,3 +181,21 @@ def test_empty_image_counted_with_its_reason(tmp_path):
   assert [int(e['idx']) for e in out] == [1]
   assert image_ops.dropped_images('test_empty', 'empty') == 1
   assert image_ops.dropped_images('test_empty', 'undecodable') == 0
+
+
+def test_load_image_reads_a_file_as_the_pipeline_decodes_it(tmp_path):
+  from pali_pax.core import errors
+
+  path = tmp_path / 'x.png'
+  path.write_bytes(_encode(_picture(), 'PNG'))
+  out = image_ops.load_image(str(path), 8)
+  assert out.dtype == np.float32 and out.shape == (8, 8, 3)
+  ds = tf.data.Dataset.from_tensors({'image': tf.constant(path.read_bytes())})
+  piped = next(image_ops.decode_images(8, counter='test_load_image')(ds).as_numpy_iterator())
+  np.testing.assert_array_equal(out, piped['image'])
+  np.testing.assert_allclose(out[:, 0], [[1.0, -1.0, -1.0]] * 8, atol=1e-5)  # red left edge
+  with pytest.raises(errors.MissingFileError, match='missing.png'):
+    image_ops.load_image(str(tmp_path / 'missing.png'), 8)
+  (tmp_path / 'bad.png').write_bytes(b'not an image')
+  with pytest.raises(errors.FileFormatError, match='bad.png is not a readable image'):
+    image_ops.load_image(str(tmp_path / 'bad.png'), 8)
