@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from praxis import base_layer, decoder_hparams, py_utils
 
-from benchmarks import configs, ours
+from benchmarks import configs, model_step
 from benchmarks.timing import progress
 
 NestedMap = py_utils.NestedMap
@@ -95,8 +95,8 @@ def ours_fns(
   fn() decodes n tokens for the spec's random batch (ViT + encoder + n steps)
   with random weights; each (method, n) is its own compiled program.
   """
-  model = base_layer.instantiate(ours.task_config(spec, opts).model)
-  batch = jax.tree_util.tree_map(jnp.asarray, ours.random_batch(spec))
+  model = base_layer.instantiate(configs.model_config(spec, opts))  # = ours.task_config's model
+  batch = jax.tree_util.tree_map(jnp.asarray, model_step.random_batch(spec))
   params = init_params(model, batch)
   out = {}
   for method in methods:

@@ -20,26 +20,11 @@ from paxml import tasks_lib, trainer_lib
 from praxis import base_layer, pax_fiddle, py_utils
 
 from benchmarks import configs, flops
+from benchmarks.model_step import random_batch
 from benchmarks.timing import Timing, progress, time_calls
-from pali_pax.core import batch as batch_lib
 from pali_pax.fiddle_configs import learner
 
 NestedMap = py_utils.NestedMap
-
-
-def random_batch(spec: configs.BenchSpec, seed: int = 0) -> NestedMap:
-  """A batch in the model's format (`pali_pax.core.batch`) with random ids/pixels.
-
-  Random rather than constant inputs so no data-dependent shortcut can make a
-  step cheaper than a real one.
-  """
-  rng = np.random.default_rng(seed)
-  b, ti, to = spec.batch, spec.input_len, spec.target_len
-  # Ids from 2 (past pad and eos): every position is a real token.
-  tgt = rng.integers(2, spec.vocab, size=(b, to)).astype(np.int32)
-  image = rng.uniform(-1, 1, size=(b, spec.image_size, spec.image_size, 3))
-  ids = rng.integers(2, spec.vocab, size=(b, ti)).astype(np.int32)
-  return batch_lib.make_batch(ids, tgt, images=image)
 
 
 def task_config(
