@@ -26,14 +26,19 @@ $(BENCH_STAMP): $(STAMP) requirements/bench-lock.txt
 demo: $(STAMP)
 	$(BIN)/pali-pax demo
 
+# pytest-xdist workers; each test file runs whole in one worker (pyproject: --dist loadfile),
+# so its module fixtures (a trained job dir, a compiled model) are built once. test-slow runs
+# serially: its multi-process jobs wait on each other with fixed (gloo) timeouts.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=15
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q --durations=30 -m slow
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m ''
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m ''
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

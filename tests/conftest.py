@@ -1,4 +1,12 @@
-"""Checkpoints written once per session (predictor, Pax-checkpoint and paxml tests).
+"""Session set-up of every test run, and checkpoints written once per session.
+
+Set-up (pytest_configure): `pali-pax` commands that tests start cache their compiled
+programs in a folder of this pytest process (one per xdist worker), never in the
+user's ~/.cache, so a rerun of a program within the session loads it and no two
+processes write one entry. Slow tests live only in files named `*_slow.py`, each
+marked `pytestmark = pytest.mark.slow` (`make test-slow`); a test that breaks this fails.
+
+Fixtures:
 
   mt5_hf_2100   HF mT5 directory: mT5 'tiny' dims (as PaliTinySynthetic), vocab 2100
                 (the shipped synthetic SentencePiece model), 32 buckets / distance 128
@@ -7,6 +15,10 @@
                 captions 2014 folder (real JPEGs, official annotation JSON)
   mt5_t5x_dir   mt5_hf_2100 as a T5X checkpoint (T5X stores no max distance: its
                 network.py hard-codes mT5's 128, which is what a loader assumes)
+  tiny_pax_job  a Pax job dir of PaliTinySynthetic (seed 5) converted from mt5_hf_2100 and
+                vit_npz_tiny8 by `convert_to_pax`; tests/tiny_job.py pins its sizes. Read-only.
+  tiny_predictor  `Predictor.from_components` of mt5_hf_2100 + vit_npz_tiny8 with the shipped
+                vocabulary; a test that changes an attribute restores it.
 
 Random values (std 0.3) so every tensor matters; names and layouts are taken from
 the committed fixtures, only the vocabulary / bucket / patch shapes change.
@@ -15,16 +27,65 @@ the committed fixtures, only the vocabulary / bucket / patch shapes change.
 import importlib.util
 import json
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
 from safetensors import numpy as st_numpy
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
-FIXTURES = os.path.join(TESTS, 'fixtures')
-MT5_HF = os.path.join(FIXTURES, 'mt5_hf_tiny')
-VIT_NPZ = os.path.join(FIXTURES, 'vit_bigvision_tiny.npz')
+from pali_pax.convert.to_pax import convert_to_pax
+from pali_pax.inference import Predictor
+from pali_pax.tasks import vocab as vocab_lib
+from tests import tiny_job
+from tests.paths import FIXTURES, MT5_HF, TESTS, VIT_NPZ
+
 MT5_CONVERT_TESTS = os.path.join(TESTS, 'pali_pax', 'convert', 'test_mt5_convert.py')
+SLOW_SUFFIX = '_slow.py'
+_CACHE_DIR = []
+
+
+def pytest_configure(config):
+  # Set before xdist starts its workers, and again in each worker (its own folder).
+  _CACHE_DIR.append(tempfile.mkdtemp(prefix='pali_pax_test_jax_cache_'))
+  os.environ['PALI_PAX_CACHE_DIR'] = _CACHE_DIR[-1]
+
+
+def pytest_unconfigure(config):
+  for path in _CACHE_DIR:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _marked_slow(obj) -> bool:
+  marks = getattr(obj, 'pytestmark', [])
+  return any(m.name == 'slow' for m in (marks if isinstance(marks, list) else [marks]))
+
+
+_SLOW_PROBLEM = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m 'not slow'` deselects the slow ones
+def pytest_collection_modifyitems(config, items):
+  """One slow convention: a `*_slow.py` file marked slow as a whole, and no slow test elsewhere.
+
+  A test that breaks it loses its slow mark, so that every run selects it, and fails.
+  """
+  for item in items:
+    in_slow_file = str(item.path).endswith(SLOW_SUFFIX)
+    if in_slow_file and not _marked_slow(getattr(item, 'module', None)):
+      problem = f'a *{SLOW_SUFFIX} file needs `pytestmark = pytest.mark.slow`'
+    elif not in_slow_file and item.get_closest_marker('slow') is not None:
+      problem = f'marked slow outside a *{SLOW_SUFFIX} file: move it to one'
+    else:
+      continue
+    item.stash[_SLOW_PROBLEM] = f'slow convention (tests/conftest.py): {problem}'
+    for node in item.listchain():
+      node.own_markers[:] = [m for m in node.own_markers if m.name != 'slow']
+
+
+def pytest_runtest_setup(item):
+  if problem := item.stash.get(_SLOW_PROBLEM, None):
+    pytest.fail(problem, pytrace=False)
 
 
 def mt5_convert_helpers():
@@ -101,3 +162,20 @@ def mt5_t5x_dir(tmp_path_factory, mt5_hf_2100):
   helpers = mt5_convert_helpers()
   tensors = st_numpy.load_file(os.path.join(mt5_hf_2100, 'model.safetensors'))
   return helpers.write_t5x(tmp_path_factory.mktemp('mt5_t5x'), helpers.hf_to_t5x(tensors))
+
+
+@pytest.fixture(scope='session')
+def tiny_pax_job(tmp_path_factory, mt5_hf_2100, vit_npz_tiny8):
+  job = str(tmp_path_factory.mktemp('tiny_pax_job'))
+  written = convert_to_pax(
+    tiny_job.EXP, job, mt5=mt5_hf_2100, vit=vit_npz_tiny8, seed=5, overrides=tiny_job.OVERRIDES
+  )
+  assert written == os.path.join(job, 'checkpoints', 'checkpoint_00000000')
+  return job
+
+
+@pytest.fixture(scope='session')
+def tiny_predictor(mt5_hf_2100, vit_npz_tiny8):
+  return Predictor.from_components(
+    mt5=mt5_hf_2100, vit=vit_npz_tiny8, vocab=vocab_lib.DEFAULT_VOCAB_PATH
+  )

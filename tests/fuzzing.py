@@ -9,12 +9,10 @@ per-category offset), so a failure reproduces exactly.
 
 import copy
 import json
-import os
 
 from pali_pax.core import errors
 
 SEED = 20261201
-FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 
 # Values a mutation puts anywhere in a JSON document.
 JSON_VALUES = [

@@ -10,39 +10,23 @@ initialised 48 px model's. Three paxml.main runs: `make test-slow`.
 """
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from pali_pax import evaluation
+from tests.runs import cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
-TIMEOUT_S = 1200
 PHASE1_STEPS = 150
 
 
 def _train(job_dir, experiment: str, *flags: str) -> float:
   """Runs paxml.main on a registered experiment; returns its latest eval loss."""
-  cmd = [
-    sys.executable,
-    '-m',
-    'pali_pax.cli',
-    'train',
-    f"--fdl_config=pali_pax.fiddle_configs.experiments.experiment_config('{experiment}')",
-    *flags,
-    f'--job_log_dir={job_dir}',
-    '--mode=train',
-    '--eval_on_test',
-  ]
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', JAX_PLATFORMS='cpu')
   os.makedirs(job_dir, exist_ok=True)
-  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
-  log = proc.stdout + proc.stderr
-  with open(os.path.join(job_dir, 'run.log'), 'w') as f:
-    f.write(log)
-  assert proc.returncode == 0, log[-4000:]
+  config = f"--fdl_config=pali_pax.fiddle_configs.experiments.experiment_config('{experiment}')"
+  args = ['train', config, *flags, f'--job_log_dir={job_dir}', '--mode=train', '--eval_on_test']
+  run_cli(*args, env=cli_env(JAX_PLATFORMS='cpu'), log_path=os.path.join(job_dir, 'run.log'))
   evals = {
     k: v for k, v in evaluation.summary_scalars(str(job_dir)).items() if k.startswith('eval_test')
   }

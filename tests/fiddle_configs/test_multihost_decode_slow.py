@@ -14,14 +14,13 @@ paxml.main runs, ~6-10 min on the 2-core machine (`make test-slow`).
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from pali_pax import evaluation, launch_local
 from tests import numerics
+from tests.runs import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -47,17 +46,11 @@ def _flags(data_dir) -> list[str]:
 
 def _run(job_dir, flags, processes: int = 1) -> str:
   env = launch_local.process_env(devices_per_process=1)  # launch-local's own, for both runs
-  base = [sys.executable, '-m', 'pali_pax.cli']
   flags = [*flags, f'--job_log_dir={job_dir}']
   if processes == 1:
-    cmd = [*base, 'train', *flags]
-  else:
-    launch = [f'--processes={processes}', '--devices_per_process=1', f'--timeout={TIMEOUT_S}']
-    cmd = [*base, 'launch-local', *launch, '--', *flags]
-  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S + 60, env=env)
-  log = proc.stdout + proc.stderr
-  assert proc.returncode == 0, log[-4000:]
-  return log
+    return run_cli('train', *flags, env=env, timeout=TIMEOUT_S + 60).log
+  launch = [f'--processes={processes}', '--devices_per_process=1', f'--timeout={TIMEOUT_S}']
+  return run_cli('launch-local', *launch, '--', *flags, env=env, timeout=TIMEOUT_S + 60).log
 
 
 @pytest.fixture(scope='module')

@@ -18,11 +18,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
+
+from tests.runs import cli_command, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -58,32 +59,24 @@ def _mesh_flags(ici, dcn=None) -> list[str]:
 
 
 def _env(devices: int) -> dict[str, str]:
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', JAX_PLATFORMS='cpu')
-  env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
-  return env
+  return cli_env(devices, JAX_PLATFORMS='cpu')
 
 
 def _command(job_dir, processes, devices, mesh_flags, steps=STEPS):
   flags = [*FLAGS, *mesh_flags, f'--job_log_dir={job_dir}', f'--fdl.NUM_TRAIN_STEPS={steps}']
-  base = [sys.executable, '-m', 'pali_pax.cli']
   if processes == 1:
-    return [*base, 'train', *flags]
+    return ['train', *flags]
   launch = ['launch-local', f'--processes={processes}', f'--devices_per_process={devices}']
-  return [*base, *launch, f'--timeout={TIMEOUT_S}', '--', *flags]
+  return [*launch, f'--timeout={TIMEOUT_S}', '--', *flags]
 
 
 def _run(job_dir, processes, devices, mesh_flags, steps=STEPS):
   """Trains to the end; returns (losses, log)."""
   os.makedirs(job_dir, exist_ok=True)
-  cmd = _command(job_dir, processes, devices, mesh_flags, steps)
-  proc = subprocess.run(
-    cmd, capture_output=True, text=True, timeout=TIMEOUT_S + 60, env=_env(devices)
-  )
-  log = proc.stdout + proc.stderr
-  with open(os.path.join(job_dir, 'run.log'), 'a') as f:
-    f.write(log)
-  assert proc.returncode == 0, log[-4000:]
-  return train_losses(job_dir), log
+  args = _command(job_dir, processes, devices, mesh_flags, steps)
+  log_path = os.path.join(job_dir, 'run.log')
+  run = run_cli(*args, env=_env(devices), timeout=TIMEOUT_S + 60, log_path=log_path, append=True)
+  return train_losses(job_dir), run.log
 
 
 @pytest.fixture(scope='module')
@@ -137,7 +130,9 @@ def test_rerun_after_one_process_is_killed_resumes_from_last_complete_step(tmp_p
   cmd = _command(tmp_path, 2, 4, _mesh_flags((1, 2, 4)))
   log_path = tmp_path / 'killed.log'
   with open(log_path, 'w') as log:
-    launcher = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(4))
+    launcher = subprocess.Popen(
+      cli_command(*cmd), stdout=log, stderr=subprocess.STDOUT, env=_env(4)
+    )
     deadline = time.monotonic() + TIMEOUT_S
     killed_after = None  # the step of the checkpoint that existed when host 1 was killed
     while launcher.poll() is None and time.monotonic() < deadline:

@@ -5,17 +5,19 @@ import os
 import numpy as np
 import pytest
 
+from tests.runs import run_tiny
+
 pytestmark = pytest.mark.slow
 
 
-def test_same_seed_gives_the_same_losses(tmp_path, run_tiny):
+def test_same_seed_gives_the_same_losses(tmp_path):
   a, _ = run_tiny(tmp_path / 'a', 100, EVAL_EVERY=20, CHECKPOINT_EVERY=100)
   b, _ = run_tiny(tmp_path / 'b', 100, EVAL_EVERY=20, CHECKPOINT_EVERY=100)
   assert sorted(a) == [20, 40, 60, 80, 100]
   assert a == b
 
 
-def test_sharded_training_on_8_devices_matches_one_device(tmp_path, run_tiny):
+def test_sharded_training_on_8_devices_matches_one_device(tmp_path):
   one, _ = run_tiny(tmp_path / 'one', 60, EVAL_EVERY=20, CHECKPOINT_EVERY=60)
   eight, log = run_tiny(
     tmp_path / 'eight', 60, devices=8, EVAL_EVERY=20, CHECKPOINT_EVERY=60, ICI_MESH_SHAPE=(1, 2, 4)
@@ -25,7 +27,7 @@ def test_sharded_training_on_8_devices_matches_one_device(tmp_path, run_tiny):
   np.testing.assert_allclose([eight[s] for s in steps], [one[s] for s in steps], rtol=2e-3)
 
 
-def test_demo_budget_reaches_high_accuracy(tmp_path, run_tiny):
+def test_demo_budget_reaches_high_accuracy(tmp_path):
   """The demo's figures (docs/demo_recipe.md): its budget, measured by paxml's decode."""
   from pali_pax import evaluation
   from pali_pax.fiddle_configs import experiments

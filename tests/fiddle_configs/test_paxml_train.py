@@ -18,6 +18,7 @@ import tensorstore as ts
 from flax import traverse_util
 
 from pali_pax.core import params as params_lib
+from tests.runs import run_tiny
 
 PARAMS_PREFIX = 'mdl_vars.params.'
 
@@ -67,7 +68,7 @@ def converted(experiment, mt5_hf_2100, vit_npz_tiny8):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, run_tiny, mt5_hf_2100, vit_npz_tiny8):
+def trained(tmp_path_factory, mt5_hf_2100, vit_npz_tiny8):
   from pali_pax.convert import to_pax
 
   job = tmp_path_factory.mktemp('tiny') / 'job'

@@ -4,21 +4,18 @@ ref   tests/fixtures/mt5_reference.npz: inputs and HF outputs, as a dict of arra
 tiny  (model, {'params': params}) of the HF directory tests/fixtures/mt5_hf_tiny
 """
 
-import os
-
 import numpy as np
 import pytest
 from praxis import base_layer
 
 from pali_pax.convert.mt5 import load_mt5, mt5_config_from_hf
-
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'fixtures')
-HF_DIR = os.path.join(FIXTURES, 'mt5_hf_tiny')
+from tests.paths import MT5_HF as HF_DIR
+from tests.paths import MT5_REF
 
 
 @pytest.fixture(scope='module')
 def ref():
-  return dict(np.load(os.path.join(FIXTURES, 'mt5_reference.npz')))
+  return dict(np.load(MT5_REF))
 
 
 @pytest.fixture(scope='module')

@@ -1,7 +1,5 @@
 """mT5 layers: parity with HF MT5ForConditionalGeneration, buckets, input validation."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,9 +10,9 @@ from pali_pax.convert.mt5 import mt5_config_from_hf
 from pali_pax.fiddle_configs import mt5 as mt5_configs
 from pali_pax.layers import mt5, relative_position
 from tests.numerics import assert_f32_close, hf_config, mt5_chains
+from tests.paths import MT5_HF as HF_DIR
 
 # Fixtures `ref` (HF reference outputs) and `tiny` (the converted HF model): conftest.py.
-HF_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures', 'mt5_hf_tiny')
 
 
 def apply(model, variables, *args, method, mutable=False):

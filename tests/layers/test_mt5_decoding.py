@@ -1,7 +1,5 @@
 """mT5 decoding: KV-cached extend_step vs HF generate and full recomputation, praxis decoders."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,8 +15,7 @@ from praxis import (
 
 from pali_pax.core import jax_compat
 from tests.numerics import assert_f32_close, hf_config, mt5_chains
-
-HF_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures', 'mt5_hf_tiny')
+from tests.paths import MT5_HF as HF_DIR
 
 # Fixtures `ref` (HF reference outputs) and `tiny` (the converted HF model): conftest.py.
 DECODE_CACHE = base_layer.DECODE_CACHE

@@ -1,7 +1,5 @@
 """mT5 with scanned stacks (praxis Repeat, opt-in): same numbers, stacked param tree."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,9 +9,8 @@ from praxis import base_layer, pax_fiddle, sample_decode
 from pali_pax.convert.mt5 import load_mt5, mt5_config_from_hf
 from pali_pax.core import tree
 from tests.numerics import assert_f32_close, hf_config, mt5_chains
+from tests.paths import MT5_HF as HF_DIR
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
-HF_DIR = os.path.join(FIXTURES, 'mt5_hf_tiny')
 DECODE_CACHE = base_layer.DECODE_CACHE
 
 

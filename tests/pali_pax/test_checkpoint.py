@@ -17,24 +17,17 @@ from pali_pax.convert import components, load_mt5, load_vit, to_pax
 from pali_pax.core.tree import CheckpointMismatchError
 from pali_pax.fiddle_configs import registry
 from pali_pax.inference import Predictor
+from tests import tiny_job
 from tests.numerics import assert_f32_close, pali_tiny_chain
+from tests.paths import MT5_HF, VIT_NPZ
 from tests.trees import assert_trees_equal
 
-EXP = 'PaliTinySynthetic'
-# Pinned through the experiment's own overrides (recorded in the job dir and honoured on
-# load), so the test keeps matching its checkpoints whatever size the experiment moves to.
-OVERRIDES = {'MODEL': 'tiny', 'IMAGE_SIZE': 32, 'VOCAB_SIZE': 2100}
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
+EXP, OVERRIDES = tiny_job.EXP, tiny_job.OVERRIDES
 
 
 @pytest.fixture(scope='module')
-def job_dir(tmp_path_factory, mt5_hf_2100, vit_npz_tiny8):
-  job = str(tmp_path_factory.mktemp('job'))
-  written = to_pax.convert_to_pax(
-    EXP, job, mt5=mt5_hf_2100, vit=vit_npz_tiny8, seed=5, overrides=OVERRIDES
-  )
-  assert written == os.path.join(job, 'checkpoints', 'checkpoint_00000000')
-  return job
+def job_dir(tiny_pax_job):
+  return tiny_pax_job
 
 
 @pytest.fixture(scope='module')
@@ -84,15 +77,13 @@ def test_existing_checkpoints_are_not_overwritten(job_dir, mt5_hf_2100):
 def test_mismatched_checkpoints_name_the_tensor(tmp_path, vit_npz_tiny8):
   # The committed mT5 fixture has vocabulary 128, the experiment 2100.
   with pytest.raises(CheckpointMismatchError, match=r'size 128 \(from shared\.weight\).*2100'):
-    to_pax.convert_to_pax(
-      EXP, str(tmp_path / 'a'), mt5=os.path.join(FIXTURES, 'mt5_hf_tiny'), overrides=OVERRIDES
-    )
+    to_pax.convert_to_pax(EXP, str(tmp_path / 'a'), mt5=MT5_HF, overrides=OVERRIDES)
   # The committed ViT fixture has 7x7 patches, the experiment 8x8.
   with pytest.raises(CheckpointMismatchError, match=r'embedding/kernel'):
     to_pax.convert_to_pax(
       EXP,
       str(tmp_path / 'b'),
-      vit=os.path.join(FIXTURES, 'vit_bigvision_tiny.npz'),
+      vit=VIT_NPZ,
       overrides=OVERRIDES,
     )
   assert not os.path.exists(tmp_path / 'a' / 'checkpoints')

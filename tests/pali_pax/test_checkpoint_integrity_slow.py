@@ -1,4 +1,4 @@
-"""Checksums at pod scale, on `pali-pax launch-local` (2 JAX processes x 4 CPU devices).
+"""Checksums at pod scale, on `pali-pax launch-local` (2 JAX processes x 2 CPU devices).
 
 A 2-process training run saves its steps; each process hashes the files it wrote
 into its own manifest part (the parts are disjoint, cover every file, and process
@@ -27,10 +27,12 @@ FLAGS = [
   '--fdl.NUM_TRAIN_STEPS=4',
   '--fdl.CHECKPOINT_EVERY=1',
   '--fdl.EVAL_EVERY=1000',
-  # The model axis spans both processes (DCN), so each writes shards of its own:
-  # with [1,2,4] on ICI, replica 0 of every shard sits on process 0.
-  '--fdl.ICI_MESH_SHAPE=[1,2,2]',
-  '--fdl.DCN_MESH_SHAPE=[1,1,2]',
+  # The model axis spans both processes (devices 0-1 on process 0, 2-3 on process 1),
+  # so each holds replica 0 of half of every model-sharded array and writes those
+  # chunks. Where a process holds a whole data replica (ICI [1,2,4], or DCN [1,1,2]:
+  # on CPU paxml lays the devices out in order, data outermost), replica 0 of every
+  # shard sits on process 0 and process 1 writes nothing.
+  '--fdl.ICI_MESH_SHAPE=[1,1,4]',
   '--mode=train',
   '--verbosity=1',  # the debug lines that list the files each process verified
 ]
@@ -40,7 +42,7 @@ VERIFIED = re.compile(
 
 
 def _launch(job):
-  launch = ['launch-local', '--processes=2', '--devices_per_process=4', f'--timeout={TIMEOUT_S}']
+  launch = ['launch-local', '--processes=2', '--devices_per_process=2', f'--timeout={TIMEOUT_S}']
   env = cli_env(JAX_PLATFORMS='cpu')
   return run_cli(*launch, '--', *FLAGS, f'--job_log_dir={job}', env=env, timeout=TIMEOUT_S + 60).log
 
@@ -65,6 +67,7 @@ def test_each_process_hashes_and_verifies_its_own_share(tmp_path):
   assert len(steps) >= 3, steps
   for _, step_dir in steps:
     parts, files = _parts(step_dir)
+    assert parts[1], f'process 1 hashed no files of {step_dir}'
     assert not parts[0] & parts[1] and parts[0] | parts[1] == files
     # Process 1 wrote data chunks (its model shards) and hashed them itself.
     assert any(not f.split('/')[-1].startswith('.') for f in parts[1]), parts[1]

@@ -4,14 +4,13 @@ converters   90 mutated HF mT5 / SigLIP / big_vision files
 """
 
 import json
-import os
 import shutil
 
 import numpy as np
 import pytest
 
 from pali_pax.convert import components, load_vit
-from tests import fuzzing
+from tests import fuzzing, paths
 
 
 def _converter_case(i, rng, tmp_path):
@@ -19,12 +18,12 @@ def _converter_case(i, rng, tmp_path):
   kind = ['mt5_config', 'mt5_weights', 'siglip_config', 'siglip_weights', 'bv_npz'][i % 5]
   folder = tmp_path / f'c{i:03d}'
   if kind.startswith('mt5'):
-    shutil.copytree(os.path.join(fuzzing.FIXTURES, 'mt5_hf_tiny'), folder)
+    shutil.copytree(paths.MT5_HF, folder)
   elif kind.startswith('siglip'):
-    shutil.copytree(os.path.join(fuzzing.FIXTURES, 'vit_siglip_tiny'), folder)
+    shutil.copytree(paths.VIT_HF, folder)
   else:
     folder.mkdir()
-    shutil.copy(os.path.join(fuzzing.FIXTURES, 'vit_bigvision_tiny.npz'), folder / 'vit.npz')
+    shutil.copy(paths.VIT_NPZ, folder / 'vit.npz')
   target = (
     folder
     / {'config': 'config.json', 'weights': 'model.safetensors', 'npz': 'vit.npz'}[
@@ -44,7 +43,7 @@ def _converter_case(i, rng, tmp_path):
   vit = str(folder) if kind.startswith('siglip') else str(target)
 
   def load():
-    cfg = components.model_config(os.path.join(fuzzing.FIXTURES, 'mt5_hf_tiny'), vit)
+    cfg = components.model_config(paths.MT5_HF, vit)
     return load_vit(vit, cfg.vit_tpl)
 
   return load, [vit]

@@ -6,16 +6,12 @@ Predictor   120 malformed calls (images, ids, masks, prompts, decoding arguments
 import numpy as np
 import pytest
 
-from pali_pax.inference import Predictor
-from pali_pax.tasks import vocab as vocab_lib
 from tests import fuzzing
 
 
 @pytest.fixture(scope='module')
-def predictor(mt5_hf_2100, vit_npz_tiny8):
-  return Predictor.from_components(
-    mt5=mt5_hf_2100, vit=vit_npz_tiny8, vocab=vocab_lib.DEFAULT_VOCAB_PATH
-  )
+def predictor(tiny_predictor):
+  return tiny_predictor
 
 
 def _bad_images(rng, b):

@@ -1,7 +1,5 @@
 """Predictor: parity with HF mT5 / SigLIP through `from_components`, generation, scoring."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -9,6 +7,7 @@ from pali_pax.convert import load_mt5
 from pali_pax.core.tree import flatten
 from pali_pax.inference import Predictor
 from pali_pax.tasks import vocab as vocab_lib
+from tests import paths
 from tests.numerics import (
   TINY_VIT,
   assert_f32_close,
@@ -17,13 +16,12 @@ from tests.numerics import (
   pali_tiny_chain,
   vit_chain,
 )
+from tests.paths import MT5_HF
+from tests.paths import VIT_HF as SIGLIP
+from tests.paths import VIT_NPZ as BV_NPZ
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
-MT5_HF = os.path.join(FIXTURES, 'mt5_hf_tiny')
-SIGLIP = os.path.join(FIXTURES, 'vit_siglip_tiny')
-BV_NPZ = os.path.join(FIXTURES, 'vit_bigvision_tiny.npz')
-MT5_REF = dict(np.load(os.path.join(FIXTURES, 'mt5_reference.npz')))
-VIT_REF = dict(np.load(os.path.join(FIXTURES, 'vit_reference.npz')))
+MT5_REF = dict(np.load(paths.MT5_REF))
+VIT_REF = dict(np.load(paths.VIT_REF))
 # vit_siglip_tiny: ViT 'tiny' at 28 px, patch 7 (float32 reference).
 SIGLIP_CHAIN = vit_chain(patch=7, tokens=16, **TINY_VIT)
 PROMPTS = ['Answer in en: colour?', 'Generate caption in de:', 'Answer in fr: forme?']

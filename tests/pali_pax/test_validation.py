@@ -1,25 +1,20 @@
 """Validated edges: Predictor inputs rejected before any compute, naming the argument."""
 
-import os
-
 import numpy as np
 import pytest
 
 from pali_pax import validation
 from pali_pax.core import errors
 from pali_pax.inference import Predictor
-from pali_pax.tasks import vocab as vocab_lib
+from tests.paths import MT5_HF
 
-MT5_HF = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures', 'mt5_hf_tiny')
 V = 2100
 
 
 @pytest.fixture(scope='module')
-def predictor(mt5_hf_2100, vit_npz_tiny8):
+def predictor(tiny_predictor):
   """vocab-2100 mT5 + ViT tiny/8 at 32 px; nothing here compiles (all inputs are rejected)."""
-  return Predictor.from_components(
-    mt5=mt5_hf_2100, vit=vit_npz_tiny8, vocab=vocab_lib.DEFAULT_VOCAB_PATH
-  )
+  return tiny_predictor
 
 
 IMAGES = np.zeros((1, 32, 32, 3), np.float32)
@@ -176,6 +171,36 @@ def test_mesh_errors_name_the_attribute(ici, dcn, devices, match):
     validation.check_mesh(ici, dcn, devices)
 
 
-def test_mesh_that_fits_passes():
-  validation.check_mesh((1, 2, 4), None, 8)
-  validation.check_mesh([1, 2, 1], [1, 2, 1], 4)
+def test_mesh_that_fits_passes_and_one_device_more_or_less_does_not():
+  # Any sequence of ints (numpy's too) whose product, ICI x DCN, is the device count.
+  assert validation.check_mesh((1, 2, 4), None, 8) is None
+  assert validation.check_mesh([1, 2, 1], np.array([1, 2, 1]), 4) is None
+  for devices in (3, 5):
+    with pytest.raises(errors.ConfigError, match=f'needs 4 devices, but this job has {devices}'):
+      validation.check_mesh([1, 2, 1], [1, 2, 1], devices)
+
+
+def test_valid_inputs_come_back_normalised():
+  floats = np.linspace(-1, 1, 2 * 4 * 4 * 3).reshape(2, 4, 4, 3)
+  checked = validation.check_images(floats, 4)
+  assert checked.dtype == np.float64 and np.array_equal(checked, floats)  # dtype kept
+  pixels = validation.check_images(np.full((1, 4, 4, 3), 255, np.uint8), 4)
+  assert pixels.dtype == np.uint8 and pixels.max() == 255  # uint8 stays [0, 255], not rescaled
+  with pytest.raises(errors.InputValidationError, match='images must be uint8.*dtype int64'):
+    validation.check_images(np.full((1, 4, 4, 3), 255, np.int64), 4)
+  ids = validation.check_token_ids([[5, 9, 1]], 'input_ids', V)
+  assert ids.dtype == np.int32 and ids.tolist() == [[5, 9, 1]]
+  # Masked positions become padding (id 0); the mask comes back as bools.
+  masked = validation.check_prompt_ids(np.array([[5, 9, 1]], np.int64), [[1, 0, 1]], V)
+  assert masked.dtype == np.int32 and masked.tolist() == [[5, 0, 1]]
+  assert validation.check_input_mask([[1.0, 0.0]], (1, 2)).tolist() == [[True, False]]
+  has_image = validation.check_has_image([True, False], 2, images_given=True)
+  assert has_image.dtype == np.float32 and has_image.tolist() == [1.0, 0.0]
+  with pytest.raises(errors.InputValidationError, match='has_image marks rows with an image'):
+    validation.check_has_image([1, 0], 2, images_given=False)
+  steps, beam = validation.check_decoding(np.int64(8), 2)
+  assert (steps, beam) == (8, 2) and type(steps) is int and type(beam) is int
+  texts = validation.check_texts(('a', ''), 'targets', allow_empty=True)
+  assert texts == ['a', ''] and isinstance(texts, list)
+  with pytest.raises(errors.InputValidationError, match=r'targets\[1\] is empty'):
+    validation.check_texts(('a', ''), 'targets')

@@ -3,8 +3,8 @@
 Independent references: the index arithmetic by hand; the same example asked
 for alone, inside another run, from another start step, by 1 or 2 processes;
 a JSON reader's epoch permutation checked against its records. The synthetic
-mixture tests trace several tasks each and are marked slow; the reader tests
-(one task) run in the default pytest suite.
+mixture tests trace several tasks each: test_step_input_slow.py (`make test-slow`);
+the reader tests here (one task) check the same contracts in the default suite.
 """
 
 import json
@@ -12,50 +12,19 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from praxis import pax_fiddle
 
 from pali_pax.tasks import (
   feature_converter,
   finetune_tasks,
   readers,
   step_input,
-  synthetic,
-  synthetic_tasks,
 )
+from tests.tasks import step_input_cases
 
-LENGTHS = {'inputs': 24, 'targets': 16}
-KEPT = ('caption', 'vqa', 'span_corruption')  # span corruption: a random preprocessor
-
-
-@pytest.fixture(scope='module')
-def mixture():
-  rates = {t: 0.0 for t in synthetic.TASKS if t not in KEPT}
-  return synthetic_tasks.register_synthetic_tasks(image_size=16, suffix='_steptest', rates=rates)
-
-
-def _examples(name, ids, seed=7):
-  return list(step_input.examples_dataset(name, 'train', seed, ids, LENGTHS).as_numpy_iterator())
-
-
-def _same(a, b):
-  return set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
-
-
-def _input(name, batch_size, hosts=1, host=0, step=0, seed=7):
-  p = pax_fiddle.Config(
-    step_input.StepIndexedInput,
-    name='train',
-    mixture_name=name,
-    task_feature_lengths=LENGTHS,
-    feature_converter=feature_converter.PaliFeatureConverter(),
-    batch_size=batch_size,
-    num_infeed_hosts=hosts,
-    infeed_host_index=host,
-    input_random_seed=seed,
-    is_training=True,
-  )
-  p.deterministic_input_start_index._latest_model_step = step  # what paxml sets on restore
-  return pax_fiddle.instantiate(p)
+LENGTHS = step_input_cases.LENGTHS
+_examples = step_input_cases.examples
+_same = step_input_cases.same
+_input = step_input_cases.make_input
 
 
 def test_host_example_indices_by_hand():
@@ -76,38 +45,6 @@ def test_task_choices_follow_the_rates_and_depend_on_seed_and_index_only():
   assert picked.tolist() == [got[17], got[5], got[39_999]]
   other = step_input.task_choices(4, np.arange(n, dtype=np.int64), rates).numpy()
   assert 0.5 < np.mean(other != got) < 0.8  # independent draws differ 1 - sum(p^2) = 0.66
-
-
-@pytest.mark.slow  # ~1-2 min of tf.data tracing on a loaded 2-core CPU
-def test_example_k_does_not_depend_on_the_stream_around_it(mixture):
-  run = _examples(mixture, range(100, 124))
-  alone = _examples(mixture, [123, 103, 100])
-  assert _same(alone[0], run[23]) and _same(alone[1], run[3]) and _same(alone[2], run[0])
-  text_only = [ex for ex in run if ex['has_image'] == 0.0]  # span corruption, rate 0.5 / 4.5
-  assert 0 < len(text_only) < len(run)
-  # Span corruption draws per example: different texts get different noise patterns,
-  # and the seed changes the data.
-  assert len({ex['targets'].tobytes() for ex in text_only}) == len(text_only)
-  other_seed = _examples(mixture, range(100, 124), seed=8)
-  assert not all(_same(a, b) for a, b in zip(run, other_seed, strict=True))
-
-
-@pytest.mark.slow  # ~2-4 min: five inputs, each tracing its tasks
-def test_global_batch_is_the_same_for_any_process_count_and_start_step(mixture):
-  one = _input(mixture, 8)
-  batches = [one.get_next() for _ in range(3)]
-  assert one.next_step == 3
-  hosts = [_input(mixture, 4, hosts=2, host=h) for h in (0, 1)]
-  for want in batches:
-    got = [h.get_next() for h in hosts]
-    for key in want:
-      np.testing.assert_array_equal(np.concatenate([got[0][key], got[1][key]]), want[key])
-  resumed = _input(mixture, 8, step=2).get_next()  # a restart from checkpoint step 2
-  assert _same(dict(resumed), dict(batches[2]))
-  # The state praxis checkpoints (input_checkpointing) is the next step.
-  fresh = _input(mixture, 8)
-  fresh.set_state(json.dumps({'step': 1}).encode())
-  assert _same(dict(fresh.get_next()), dict(batches[1]))
 
 
 def _png(path, colour):

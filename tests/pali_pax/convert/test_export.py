@@ -14,12 +14,8 @@ from safetensors import numpy as st_numpy
 
 from pali_pax.convert import export_mt5, export_vit, load_mt5, load_vit, mt5_hf, vit
 from pali_pax.core.errors import CheckpointMismatchError
+from tests.paths import MT5_HF, VIT_HF, VIT_NPZ
 from tests.trees import assert_same_tensors, assert_trees_equal
-
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'fixtures')
-MT5_HF = os.path.join(FIXTURES, 'mt5_hf_tiny')
-VIT_HF = os.path.join(FIXTURES, 'vit_siglip_tiny')
-VIT_NPZ = os.path.join(FIXTURES, 'vit_bigvision_tiny.npz')
 
 
 @pytest.mark.parametrize('scan', [False, True])

@@ -18,11 +18,8 @@ from safetensors import numpy as st_numpy
 from pali_pax.convert import components, load_mt5, load_vit
 from pali_pax.core.errors import CheckpointMismatchError, FileFormatError, PaliPaxError
 from pali_pax.fiddle_configs.vit import vit_config
+from tests.paths import MT5_HF, VIT_HF, VIT_NPZ
 
-FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'fixtures')
-MT5_HF = os.path.join(FIX, 'mt5_hf_tiny')
-VIT_HF = os.path.join(FIX, 'vit_siglip_tiny')
-VIT_NPZ = os.path.join(FIX, 'vit_bigvision_tiny.npz')
 VIT_CFG = vit_config('tiny/7', image_size=28)
 
 

@@ -16,9 +16,8 @@ from pali_pax.convert import mt5 as convert_mt5
 from pali_pax.core.errors import CheckpointMismatchError, FileFormatError
 from pali_pax.core.tree import flatten
 from pali_pax.fiddle_configs import mt5 as mt5_configs
+from tests.paths import MT5_HF as HF_DIR
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'fixtures')
-HF_DIR = os.path.join(FIXTURES, 'mt5_hf_tiny')
 HEADS, DKV = 4, 8
 
 

@@ -22,11 +22,11 @@ from pali_pax.core.tree import flatten
 from pali_pax.fiddle_configs.vit import vit_config
 from pali_pax.layers.vit import resample_posemb
 from tests.numerics import assert_f32_close, vit_chain
+from tests.paths import VIT_HF as HF_DIR
+from tests.paths import VIT_NPZ as BV_NPZ
+from tests.paths import VIT_REF
 
-FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'fixtures')
-HF_DIR = os.path.join(FIX, 'vit_siglip_tiny')
-BV_NPZ = os.path.join(FIX, 'vit_bigvision_tiny.npz')
-REF = np.load(os.path.join(FIX, 'vit_reference.npz'))
+REF = np.load(VIT_REF)
 # vit_siglip_tiny/config.json; the reference is float32 (HF SiglipVisionModel).
 VIT_CHAIN = vit_chain(width=32, depth=2, mlp=64, heads=4, patch=7, tokens=16)
 LAYERS = {}
@@ -204,7 +204,7 @@ def test_hf_incompatible_config_and_missing_torch(tmp_path, monkeypatch):
   with pytest.raises(ImportError, match='PyTorch'):
     load_vit(str(bin_dir), cfg())
   with pytest.raises(FileFormatError, match='not a ViT checkpoint'):
-    load_vit(os.path.join(FIX, 'vit_reference.npz.txt'), cfg())
+    load_vit(VIT_REF + '.txt', cfg())
 
 
 def test_wrong_resolution_without_image_size_is_an_error():

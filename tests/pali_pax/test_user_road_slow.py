@@ -8,11 +8,11 @@ One `pali-pax train` run (module fixture, ~3-6 min on the loaded 2-core machine)
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+
+from tests.runs import cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -24,16 +24,7 @@ PROMPT = 'Generate caption in EN:'
 
 
 def _cli(*args, cache=None):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PALI_PAX_CACHE_DIR=str(cache))
-  proc = subprocess.run(
-    [sys.executable, '-m', 'pali_pax.cli', *map(str, args)],
-    capture_output=True,
-    text=True,
-    timeout=TIMEOUT_S,
-    env=env,
-  )
-  assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-  return proc.stdout
+  return run_cli(*args, env=cli_env(PALI_PAX_CACHE_DIR=str(cache)), timeout=TIMEOUT_S).stdout
 
 
 @pytest.fixture(scope='module')
@@ -117,8 +108,8 @@ def test_eval_writes_every_row_with_references_and_labelled_metrics(road):
 
 
 def test_from_checkpoint_and_predict_rebuild_the_trained_model(road):
-  from pali_pax import predict
   from pali_pax.inference import Predictor
+  from pali_pax.tasks import image_ops
 
   refs, files = _val_ids(road['data'])
   with open(
@@ -129,7 +120,7 @@ def test_from_checkpoint_and_predict_rebuild_the_trained_model(road):
   paths = [os.path.join(road['data'], 'val2014', files[i]) for i in ids]
   p = Predictor.from_checkpoint(str(road['job']))
   assert p.image_size == 32 and p.vocab_size == 2100
-  images = np.stack([predict.load_image(x, p.image_size) for x in paths])
+  images = np.stack([image_ops.load_image(x, p.image_size) for x in paths])
   texts = p.generate(images, [PROMPT] * len(ids), max_decode_steps=p.experiment.MAX_DECODE_LEN)
   assert texts == [by_id[i] for i in ids]  # same model, same decode as `pali-pax eval`
   out = _cli(

@@ -22,6 +22,9 @@ import pytest
 from pali_pax import job_config
 from pali_pax.checkpoint import integrity, layout
 from pali_pax.core import tree
+from tests.runs import run_tiny, tiny_command
+
+pytestmark = pytest.mark.slow
 
 STEPS = 12
 OVERRIDES = {'CHECKPOINT_EVERY': 4, 'EVAL_EVERY': 1}  # EVAL_EVERY=1: a loss line every step
@@ -52,15 +55,12 @@ def _run_killed(cmd, env, log_path):
   assert proc.returncode == -signal.SIGKILL, ''.join(lines)[-3000:]
 
 
-@pytest.mark.slow
-def test_kill_9_and_rerun_is_bit_identical_to_an_uninterrupted_run(
-  tmp_path, run_tiny, tiny_train_command
-):
+def test_kill_9_and_rerun_is_bit_identical_to_an_uninterrupted_run(tmp_path):
   straight = tmp_path / 'straight'
   _, straight_log = run_tiny(straight, STEPS, **OVERRIDES)
 
   resumed = tmp_path / 'resumed'
-  cmd, env = tiny_train_command(resumed, STEPS, **OVERRIDES)
+  cmd, env = tiny_command(resumed, STEPS, **OVERRIDES)
   _run_killed(cmd, env, tmp_path / 'killed.log')
   restart_step = layout.latest_step(str(resumed))
   assert restart_step is not None and 0 < restart_step < STEPS

@@ -18,8 +18,9 @@ from pali_pax.inference import Predictor
 from tests.numerics import assert_f32_close, pali_tiny_chain
 from tests.trees import assert_same_tensors, assert_trees_equal
 
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow
+
 def test_cli_exports_a_job_dir_and_the_exports_give_the_same_logits(
   tmp_path, mt5_hf_2100, vit_npz_tiny8
 ):
