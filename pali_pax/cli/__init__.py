@@ -11,6 +11,7 @@ pali-pax tasks [show NAME]      list seqio tasks/mixtures, or show examples of o
 pali-pax convert ...            public mT5 / ViT checkpoints -> Pax checkpoint
 pali-pax export --job_dir DIR   a trained model's mT5 -> HF MT5, ViT -> big_vision .npz / HF SigLIP
 pali-pax serve JOB|SAVED_MODEL  TF Serving's REST predict API with dynamic batching
+pali-pax merge JOB --out DIR    a LoRA job's adapters folded in: a plain job dir
 
 Flags mean the same in every command: `--exp NAME`, `--job_dir DIR` (paxml's
 `--job_log_dir` too), `--step N`, `--out PATH` (`pali_pax.cli.common`).
@@ -28,6 +29,11 @@ import io
 import sys
 import traceback
 from types import ModuleType
+
+# Imported before `load` captures stderr: absl's log handler binds the sys.stderr of the
+# moment absl.logging is first imported, and bound to the capture buffer it would drop
+# every log line of the command (paxml's and ours, `--verbosity` or not).
+import absl.logging  # noqa: F401
 
 from pali_pax.cli import common
 
@@ -55,6 +61,7 @@ COMMANDS = {
   'convert': ('convert', 'write a Pax checkpoint from public mT5 / ViT checkpoints'),
   'export': ('export', "a job dir's mT5 -> HF MT5, its ViT -> big_vision .npz / HF SigLIP"),
   'serve': ('serve', "a job dir or SavedModel behind TF Serving's REST predict API"),
+  'merge': ('merge', "fold a LoRA job's adapters into a plain job dir (--out DIR)"),
 }
 
 
