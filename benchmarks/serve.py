@@ -203,8 +203,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     row_exit = server.stop()
     print(f'{mode}: server exit code after SIGTERM: {row_exit}', flush=True)
   base = next(r for r in rows if r['mode'] == 'batched' and r['concurrency'] == levels[0])
-  print('\n| mode | clients | requests/s | tokens/s | p50 ms | p99 ms | errors | wrong/missing |')
-  print('|---|---|---|---|---|---|---|---|')
+  head = '| mode | clients | requests/s | tokens/s | p50 ms | p99 ms | errors | wrong/missing |'
+  print(f'\n{head} model calls per bucket |\n' + '|---' * 9 + '|')
   for r in rows:
     print(
       f'| {r["mode"]} | {r["concurrency"]} | {r["requests_per_s"]:.2f} | {r["tokens_per_s"]:.1f} '
@@ -215,6 +215,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if r['mode'] == 'batched' and r['concurrency'] != levels[0]:
       ratio = r['requests_per_s'] / base['requests_per_s']
       print(f'batched, {r["concurrency"]} clients: {ratio:.2f}x the throughput of 1 client')
+  for r in rows:
+    alone = [
+      a for a in rows if a['mode'] == 'one_at_a_time' and a['concurrency'] == r['concurrency']
+    ]
+    if r['mode'] == 'batched' and alone:
+      ratio = r['requests_per_s'] / alone[0]['requests_per_s']
+      print(f'{r["concurrency"]} clients: batched {ratio:.2f}x the throughput of one at a time')
   print(f'load average at end: {os.getloadavg()}', flush=True)
   return {'machine': info, 'rows': rows, 'load_avg_end': os.getloadavg()}
 
