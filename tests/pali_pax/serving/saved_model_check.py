@@ -85,7 +85,7 @@ def expected_scores(predictor, batch, steps):
   ids = predictor.generate_ids(
     prompt_ids, images=pixels, max_decode_steps=steps, has_image=has_image
   )
-  dec = [np.concatenate([[batch_lib.DECODER_START_ID], row[:-1]]) for row in ids]
+  dec = batch_lib.pad_ids([np.concatenate([[batch_lib.DECODER_START_ID], row[:-1]]) for row in ids])
   model_batch = predictor._batch(prompt_ids, None, pixels, dec, has_image=has_image)
   logits = np.asarray(predictor._jit_logits(predictor.params, model_batch), np.float64)
   top = logits.max(-1, keepdims=True)

@@ -1,8 +1,8 @@
 """SavedModel export of a model converted from the test fixtures, run by TensorFlow alone.
 
-The fixtures' random mT5 (vocab 2100) and ViT tiny/8 go through `convert_to_pax` into a
-PaliTinySynthetic job dir, as `pali-pax convert` writes it; the trained-job case is in
-test_saved_model_slow.py.
+The fixtures' random mT5 (vocab 2100) and ViT tiny/8, converted into a PaliTinySynthetic
+job dir as `pali-pax convert` writes it (conftest's `tiny_pax_job`); the trained-job case
+is in test_saved_model_slow.py.
 """
 
 import json
@@ -10,22 +10,17 @@ import os
 
 import pytest
 
-from pali_pax.convert import to_pax
 from pali_pax.core import errors
 from pali_pax.inference import Predictor
-from pali_pax.serving import saved_model
+from pali_pax.serving import saved_model, servable
 from tests.pali_pax.serving import saved_model_check
 
-EXP = 'PaliTinySynthetic'
-OVERRIDES = {'MODEL': 'tiny', 'IMAGE_SIZE': 32, 'VOCAB_SIZE': 2100, 'INPUT_LEN': 24}
 STEPS = 6  # an export option, below the experiment's MAX_DECODE_LEN (16)
 
 
 @pytest.fixture(scope='module')
-def job_dir(tmp_path_factory, mt5_hf_2100, vit_npz_tiny8):
-  job = str(tmp_path_factory.mktemp('converted_job'))
-  to_pax.convert_to_pax(EXP, job, mt5=mt5_hf_2100, vit=vit_npz_tiny8, seed=5, overrides=OVERRIDES)
-  return job
+def job_dir(tiny_pax_job):
+  return tiny_pax_job
 
 
 @pytest.fixture(scope='module')
@@ -42,7 +37,8 @@ def test_tf_only_process_returns_the_predictors_greedy_strings(job_dir, exported
 def test_metadata_records_settings_platforms_and_version(exported):
   with open(os.path.join(exported.saved_model, saved_model.METADATA)) as f:
     meta = json.load(f)
-  assert meta['settings']['MAX_DECODE_STEPS'] == STEPS and meta['settings']['MAX_INPUT_LEN'] == 24
+  assert meta['settings']['MAX_DECODE_STEPS'] == STEPS
+  assert meta['settings']['MAX_INPUT_LEN'] == servable.servable_for(exported.job_dir).MAX_INPUT_LEN
   assert meta['platforms'] == ['cpu', 'cuda', 'tpu']
   assert meta['xla_call_module_version'] == saved_model.serialization_version()
   assert meta['weight_bytes'] == meta['float32_weight_bytes']  # not quantized
