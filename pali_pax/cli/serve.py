@@ -24,7 +24,12 @@ DEFAULT_PORT = 8501  # TF Serving's REST port
 def add_arguments(p: argparse.ArgumentParser) -> None:
   """The flags of `pali-pax serve`."""
   p.add_argument('path', help='a paxml job dir or a SavedModel dir (pali-pax export --saved_model)')
-  p.add_argument('--port', type=common.positive_int, default=DEFAULT_PORT, help='TCP port')
+  p.add_argument(
+    '--port',
+    type=common.positive_int,
+    default=DEFAULT_PORT,
+    help=f"TCP port (default {DEFAULT_PORT}, TF Serving's REST port)",
+  )
   p.add_argument('--host', default='127.0.0.1', help='address to listen on (0.0.0.0: all)')
   p.add_argument(
     '--servable',
