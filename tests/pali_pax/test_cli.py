@@ -79,6 +79,7 @@ HELP_NAMES = {
   'convert': ['--exp', '--job_dir', '--mt5', '--vit', '--seed'],
   'export': ['JOB_DIR', '--job_dir', '--exp', '--step', '--mt5_out', '--vit_npz', '--vit_hf'],
   'serve': ['path', '--port', '--host', '--servable', '--batch_sizes', '--quantize'],
+  'merge': ['JOB_DIR', '--job_dir', '--step', '--out'],
 }
 
 
