@@ -12,7 +12,7 @@ each run twice against one new cache folder: cold (empty cache: everything compi
 is written) then warm (the same programs load from the cache).
 
 `--baseline-rev REV` measures the code of git revision REV (a `git archive` of it, put
-first on PYTHONPATH) beside the working tree, in the same run and round-robin (each
+first on PYTHONPATH) beside the working tree (or beside `--rev REV2`), in the same run and round-robin (each
 command: baseline, then current), each with its own cache: the before/after of a
 change on the same machine under the same load. The load average is recorded with
 every figure.
@@ -94,12 +94,15 @@ def _cpu() -> dict[str, Any]:
   return {'model': model, 'isa': isa, 'cores': os.cpu_count()}
 
 
-def measure(baseline_rev: str | None = None, timeout: float = 1800) -> dict[str, Any]:
+def measure(
+  baseline_rev: str | None = None, rev: str | None = None, timeout: float = 1800
+) -> dict[str, Any]:
   """{'cpu', 'runs': {label: {'train': {...}, 'predict': {...}}}, 'load_avg_*'}."""
   work = tempfile.mkdtemp(prefix='pali_startup_')
-  trees = {'current': None}
+  # The working tree, or `rev` when given (unaffected by edits while the benchmark runs).
+  trees: dict[str, str | None] = {rev or 'current': baseline_tree(rev, work) if rev else None}
   if baseline_rev:
-    trees = {f'baseline ({baseline_rev})': baseline_tree(baseline_rev, work), 'current': None}
+    trees = {f'baseline ({baseline_rev})': baseline_tree(baseline_rev, work), **trees}
   image = os.path.join(work, 'image.png')
   Image.fromarray(np.full((32, 32, 3), (200, 30, 30), np.uint8)).save(image)
   out: dict[str, Any] = {
@@ -136,7 +139,12 @@ def measure(baseline_rev: str | None = None, timeout: float = 1800) -> dict[str,
           cmd = [*cli, 'predict', job, '--image', image, '--prompt', 'Generate caption in EN:']
         progress(f'startup: {label} {command} ({phase} cache)')
         load_before = os.getloadavg()[0]
-        seconds, first, err = _timed(cmd, env, work, timeout, marker)
+        try:
+          seconds, first, err = _timed(cmd, env, work, timeout, marker)
+        except (RuntimeError, TimeoutError) as e:  # recorded; the other runs go on
+          out['runs'][label][command][f'{phase}_error'] = str(e)[-2000:]
+          progress(f'startup: {label} {command} ({phase}) failed: {str(e)[-300:]}')
+          continue
         rec = {
           f'{phase}_s': seconds,
           f'{phase}_load_avg': [load_before, os.getloadavg()[0]],
@@ -170,6 +178,9 @@ def startup_md(rec: dict[str, Any]) -> str:
   ]
   for label, runs in rec['runs'].items():
     for command, t in runs.items():
+      if 'warm_s' not in t or 'cold_s' not in t:
+        lines.append(f'| {label} | `pali-pax {command}` | failed | failed | | |')
+        continue
       cold = f'{t["cold_s"]:.0f} s'
       warm = f'{t["warm_s"]:.0f} s'
       if 'warm_first_step_s' in t:
@@ -186,10 +197,11 @@ def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog='python -m benchmarks.startup', description=__doc__)
   p.add_argument('--json', default=os.path.join(ROOT, 'docs', 'benchmarks.json'))
   p.add_argument('--baseline-rev', help='also measure this git revision, side by side')
+  p.add_argument('--rev', help='measure this git revision instead of the working tree')
   p.add_argument('--write-docs', action='store_true')
   a = p.parse_args(argv)
   results = load(a.json)
-  results['startup'] = measure(a.baseline_rev)
+  results['startup'] = measure(a.baseline_rev, a.rev)
   save(a.json, results)
   print(startup_md(results['startup']))
   if a.write_docs:
