@@ -11,12 +11,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import numpy as np
 import PIL.Image
 import requests
+
+from tests import runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PROMPTS = ['Generate caption in en:', 'Answer in fr: what colour?', 'Generate caption in de:']
@@ -61,10 +62,10 @@ class LiveServer:
     return f'http://127.0.0.1:{self.port}/v1/models/pali'
 
   def command(self) -> list[str]:
-    return [
-      sys.executable, '-m', 'pali_pax.cli', 'serve', self.job_dir, '--port', str(self.port),
-      '--batch_sizes', BATCH_SIZES, '--batch_wait_ms', str(BATCH_WAIT_MS), *self.extra_args,
-    ]  # fmt: skip
+    return runs.cli_command(
+      'serve', self.job_dir, '--port', self.port, '--batch_sizes', BATCH_SIZES,
+      '--batch_wait_ms', BATCH_WAIT_MS, *self.extra_args,
+    )  # fmt: skip
 
   def ensure(self) -> 'LiveServer':
     if self.proc is not None and self.proc.poll() is None:
@@ -72,7 +73,7 @@ class LiveServer:
     self.port = free_port()
     self.starts += 1
     self.log_path = os.path.join(self.log_dir, f'serve_{self.starts}.log')
-    env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2')
+    env = runs.cli_env(JAX_PLATFORMS='cpu')  # the session's compile cache, TF quiet
     with open(self.log_path, 'w') as log:
       self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + START_TIMEOUT_S

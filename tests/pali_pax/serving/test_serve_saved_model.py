@@ -17,9 +17,9 @@ from tests.pali_pax.serving.live_server import free_port, instance
 
 
 @pytest.fixture(scope='module')
-def saved_model_server(serving_job, tmp_path_factory):
+def saved_model_server(tiny_pax_job, tmp_path_factory):
   out = str(tmp_path_factory.mktemp('saved_model') / 'pali')
-  saved_model.export(serving_job, out, platforms=('cpu',))
+  saved_model.export(tiny_pax_job, out, platforms=('cpu',))
   backend = backends.load_backend(out, BATCH_SIZES=(1, 4))
   server, batcher = server_lib.build_server(backend, free_port())
   thread = threading.Thread(target=server.run, daemon=True)

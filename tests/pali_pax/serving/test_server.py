@@ -60,11 +60,11 @@ def test_concurrent_answers_equal_one_at_a_time(live_server):
   assert all(a['score'] < 0 for a in alone)
 
 
-def test_answer_equals_the_predictor_on_the_same_image(live_server, serving_job):
+def test_answer_equals_the_predictor_on_the_same_image(live_server, tiny_pax_job):
   """The server decodes images as the tasks do and decodes greedily as the Predictor."""
   row = instance(3)
   served = _answers([live_server.predict([row])])[0]
-  predictor = Predictor.from_checkpoint(serving_job)
+  predictor = Predictor.from_checkpoint(tiny_pax_job)
   exp = predictor.experiment
   pixels = request_checks.decode_pixels(base64.b64decode(row['image_b64']), 0, exp.IMAGE_SIZE)
   text = predictor.generate(pixels[None], [row['prompt']], max_decode_steps=exp.MAX_DECODE_LEN)
