@@ -69,7 +69,13 @@ def pytest_collection_modifyitems(config, items):
   """One slow convention: a `*_slow.py` file marked slow as a whole, and no slow test elsewhere.
 
   A test that breaks it loses its slow mark, so that every run selects it, and fails.
+  Then the files are put in LONG_FIRST's order.
   """
+  _check_slow_convention(items)
+  items.sort(key=lambda item: _rank(item.nodeid))  # stable: the order within a file stays
+
+
+def _check_slow_convention(items) -> None:
   for item in items:
     in_slow_file = str(item.path).endswith(SLOW_SUFFIX)
     if in_slow_file and not _marked_slow(getattr(item, 'module', None)):
@@ -81,6 +87,34 @@ def pytest_collection_modifyitems(config, items):
     item.stash[_SLOW_PROBLEM] = f'slow convention (tests/conftest.py): {problem}'
     for node in item.listchain():
       node.own_markers[:] = [m for m in node.own_markers if m.name != 'slow']
+
+
+# The longest files (and the serving tests, which share one `pali-pax serve` process) go
+# to the xdist workers first, so that neither worker ends the run alone with one of them.
+LONG_FIRST = (
+  'tests/fiddle_configs/test_paxml_train.py',  # two paxml.main runs
+  'tests/pali_pax/serving/',
+  'tests/pali_pax/test_model.py',
+  'tests/pali_pax/test_init_from.py',
+  'tests/layers/test_vit.py',
+)
+ONE_WORKER = ('tests/pali_pax/serving/',)  # scopes whose files share a session fixture
+
+
+def _rank(nodeid: str) -> int:
+  return next((i for i, p in enumerate(LONG_FIRST) if nodeid.startswith(p)), len(LONG_FIRST))
+
+
+def pytest_xdist_make_scheduler(config, log):
+  """xdist's `--dist loadfile` in collection order, with each ONE_WORKER folder one unit."""
+  from xdist.scheduler import LoadFileScheduling  # here: called only when xdist runs
+
+  class Scheduling(LoadFileScheduling):
+    def _split_scope(self, nodeid: str) -> str:
+      return next((p for p in ONE_WORKER if nodeid.startswith(p)), super()._split_scope(nodeid))
+
+  config.option.loadscopereorder = False  # keep LONG_FIRST's order (not: most tests first)
+  return Scheduling(config, log)
 
 
 def pytest_runtest_setup(item):
