@@ -36,7 +36,7 @@ from praxis import base_layer, pax_fiddle
 from benchmarks import subproc
 from benchmarks.timing import progress
 from pali_pax.core import batch as batch_lib
-from pali_pax.fiddle_configs import learner, pali, sharding
+from pali_pax.fiddle_configs import learner, lora, pali, sharding
 
 TPU_V4_HBM = 32 * 2**30
 
@@ -49,8 +49,15 @@ def task_config(
   mt5_scan: bool = True,
   fsdp: bool = False,
   shard_residual: bool = False,
+  trainable: str | None = None,
+  lora_rank: int = 8,
+  lora_alpha: float = 16.0,
 ) -> pax_fiddle.Config[tasks_lib.SingleTask]:
   """SingleTask as PaLI's experiments train it: sharded PaliModel + Adafactor learner.
+
+  What trains is an experiment's TRAINABLE preset (`learner.trainable_rules`;
+  None: 'no_vit' if `freeze_vit` else 'all'); 'lora' rewrites the model with the
+  experiments' LoRA adapters (`fiddle_configs.lora.apply_lora`, default targets).
 
   `learner.adafactor` (the experiments' optimizer: factored second moments, no
   first moment, update clipping 1.0) at a constant learning rate (the schedule
@@ -61,8 +68,13 @@ def task_config(
   minutes, and the scan's remat (save nothing but each block's input) is what
   a TPU run of this size would use too.
   """
+  trainable = trainable or ('no_vit' if freeze_vit else 'all')
   task_p = pax_fiddle.Config(tasks_lib.SingleTask, name='pali')
-  model_p = pali.pali_config(size, image_size=image_size, freeze_vit=freeze_vit)
+  model_p = pali.pali_config(
+    size, image_size=image_size, freeze_vit=not learner.trains_vit(trainable)
+  )
+  if trainable == 'lora':
+    lora.apply_lora(model_p, lora_rank, lora_alpha)
   model_p.mt5_tpl.encoder_tpl.scan = mt5_scan
   model_p.mt5_tpl.decoder_tpl.scan = mt5_scan
   # fsdp: weights (and so gradients and optimizer state) also split over 'data'.
@@ -75,8 +87,10 @@ def task_config(
     for stack in (task_p.model.mt5_tpl.encoder_tpl, task_p.model.mt5_tpl.decoder_tpl):
       stack.activation_split_dims_mapping.bld = bld
   optimizer = learner.adafactor(1e-3, learner.constant_schedule())
-  frozen = [learner.VIT_VARIABLES] if freeze_vit else []
-  task_p.train.learner = learner.learner('total_loss', optimizer, frozen)
+  inclusion, exclusion = learner.trainable_rules(trainable)
+  task_p.train.learner = learner.learner(
+    'total_loss', optimizer, frozen=exclusion, trainable=inclusion
+  )
   return task_p
 
 

@@ -3,16 +3,25 @@
 Counted from shapes only (`pali_pax.core.params.count`; leaves may be arrays,
 tracers or `jax.ShapeDtypeStruct`s), so it works for pod-size configs on a CPU.
 `PaliTask` logs it when paxml creates the optimizer state at start.
+
+What a LoRA job's checkpoints leave out is decided here too (`base_record`): its
+frozen params, read back from the INIT_FROM step recorded when the job starts
+(`pali_pax.checkpoint.frozen`).
 """
 
 import math
 from typing import Any
 
 import jax
+from absl import logging
+from etils import epath
 from paxml import tasks_lib
 from praxis import base_layer
 
+from pali_pax.checkpoint import frozen, layout, reading
+from pali_pax.core import errors
 from pali_pax.core import params as params_lib
+from pali_pax.fiddle_configs import learner
 
 
 def _bytes(tree: Any) -> int:
@@ -52,3 +61,54 @@ def describe(s: dict[str, int]) -> str:
     f'trainable parameters {s["trainable"]:,} of {s["total"]:,} ({100 * frac:.3g}%); '
     f'optimizer state {s["opt_state_bytes"] / 2**20:,.2f} MiB'
   )
+
+
+def saves_only_trainable(exp: Any) -> bool:
+  """Whether a job of `exp` leaves its frozen params out of its checkpoints.
+
+  A LoRA fine-tune of INIT_FROM: its frozen params stay INIT_FROM's bit for bit, so
+  they are read from there. (Without INIT_FROM they are a random init: saved.)
+  """
+  uses_lora = getattr(exp, 'uses_lora', None)
+  return bool(uses_lora and uses_lora() and exp.INIT_FROM)
+
+
+def base_record(exp: Any, job_dir: str) -> dict[str, Any] | None:
+  """The `base_checkpoint` entry of JOB/pali_pax.json for a job of `exp` (None: full steps).
+
+  The first start pins INIT_FROM's newest intact step (the one paxml's init rule
+  reads, `fiddle_configs.task`); a restart keeps the recorded one, which the job's
+  steps rely on.
+
+  Raises:
+    ConfigError: the job already holds steps saved under other rules (the frozen
+      set, or whether params are left out, would change under them).
+  """
+  recorded = frozen.of_job(job_dir)
+  has_steps = bool(layout.all_steps(job_dir))
+  if not saves_only_trainable(exp):
+    if recorded is not None and has_steps:
+      raise errors.ConfigError(
+        f'{job_dir}: its checkpoints hold only the trainable params (frozen ones are in '
+        f'{recorded.step_dir}); resume it as it started (TRAINABLE, INIT_FROM) or use a new job dir'
+      )
+    return None
+  inclusion, exclusion = learner.trainable_rules(exp.trainable())
+  if recorded is not None and has_steps:
+    if (recorded.inclusion, recorded.exclusion) != (tuple(inclusion), tuple(exclusion)):
+      raise errors.ConfigError(
+        f'{job_dir}: its checkpoints were saved with trainable rules '
+        f'{recorded.inclusion or recorded.exclusion}, now {inclusion or exclusion}; '
+        'TRAINABLE must stay as the job started (or use a new job dir)'
+      )
+    now = layout.checkpoint_dir(exp.INIT_FROM)
+    if epath.Path(recorded.step_dir).parent != (now if now.is_absolute() else now.resolve()):
+      logging.warning(
+        'pali_pax: %s reads its frozen params from %s (recorded at its start), not INIT_FROM=%s',
+        job_dir,
+        recorded.step_dir,
+        exp.INIT_FROM,
+      )
+    return recorded.to_json()
+  step, step_dir = reading.find_step(exp.INIT_FROM)
+  return frozen.make(step_dir, step, inclusion, exclusion).to_json()

@@ -13,9 +13,9 @@ use the model the job was trained as.
 
 from typing import Any
 
-from pali_pax.checkpoint import job_meta, layout, reading
+from pali_pax.checkpoint import frozen, job_meta, layout, reading
 from pali_pax.checkpoint.job_meta import METADATA_FILE, read
-from pali_pax.fiddle_configs import registry
+from pali_pax.fiddle_configs import registry, trainable
 
 __all__ = ['METADATA_FILE', 'build', 'experiment_of', 'load_model_params', 'read', 'write']
 
@@ -28,8 +28,16 @@ def build(experiment: str, overrides: dict[str, Any] | None = None) -> Any:
 def write(
   job_dir: str, experiment: str, overrides: dict[str, Any] | None, **extra: Any
 ) -> dict[str, Any]:
-  """Records the job's experiment, overrides and vocabulary; keeps other recorded keys."""
-  return job_meta.write(job_dir, experiment, overrides, build(experiment, overrides), **extra)
+  """Records the job's experiment, overrides and vocabulary; keeps other recorded keys.
+
+  A LoRA fine-tune of INIT_FROM also records its base step (`frozen.KEY`): its
+  checkpoints leave out the frozen params (`trainable.base_record`).
+  """
+  exp = build(experiment, overrides)
+  record = trainable.base_record(exp, job_dir)
+  if record is not None or frozen.of_job(job_dir) is not None:
+    extra.setdefault(frozen.KEY, record)
+  return job_meta.write(job_dir, experiment, overrides, exp, **extra)
 
 
 def experiment_of(

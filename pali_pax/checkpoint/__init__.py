@@ -10,6 +10,8 @@
                model params of a step (`restore_params`), for the predictor, eval,
                export and INIT_FROM alike
     job_meta   JOB/pali_pax.json: the experiment, overrides and vocabulary a job used
+    frozen     steps that leave out a job's frozen params (a LoRA job's base): they are
+               read from the base step recorded in pali_pax.json, verified intact
 
 The package imports nothing above it (no experiments registry): functions that need
 an experiment take the experiment object.

@@ -3,7 +3,8 @@
 Every reader picks the step here: `Predictor.from_checkpoint`, `pali-pax eval`
 and `export`, and INIT_FROM (`fiddle_configs.task.PaliTask`). Without an explicit
 step that is `intact_latest_step`: corrupt newer steps are logged with their path
-and problems and skipped (left in place: only training moves them aside).
+and problems and skipped (left in place: only training moves them aside). A job whose steps
+leave out its frozen params (a LoRA job, `frozen`) gets them from its base step.
 The experiment is a parameter (an instance): which one a job dir was trained with
 is `pali_pax.job_config`'s business.
 """
@@ -12,13 +13,14 @@ from typing import Any
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
-from paxml import checkpoints, trainer_lib
+from paxml import checkpoint_managers, trainer_lib
 from paxml.checkpoint_types import CheckpointType
 from praxis import base_layer
 
-from pali_pax.checkpoint import integrity, layout
+from pali_pax.checkpoint import frozen, integrity, layout, saving
 from pali_pax.core import batch as batch_lib
 from pali_pax.core import params as params_lib
 from pali_pax.core.errors import CheckpointMismatchError, MissingFileError
@@ -120,12 +122,24 @@ def restore_params(exp: Any, job_dir: epath.PathLike, step: int | None = None) -
   """
   step, step_dir = find_step(layout.checkpoint_dir(job_dir), step)
   meta = train_state_metadata(jax_task(exp), exp)
-  check_params_fit(step_dir, meta.unpadded_global_shapes.mdl_vars['params'])
-  restored = checkpoints.restore_checkpoint(
-    meta.padded_global_shapes,
+  expected = meta.unpadded_global_shapes.mdl_vars['params']
+  base = frozen.of_job(job_dir)
+  if base is None:
+    check_params_fit(step_dir, expected)
+  else:
+    frozen.check_saved(step_dir, base, expected)
+  # Our handler (whether or not `saving.install` ran): it reads a job's frozen params
+  # from its base step.
+  manager = checkpoint_managers.OrbaxCheckpointManager(
     step_dir.parent,
-    step=step,
+    ocp.Checkpointer(saving.ChecksummedPaxCheckpointHandler()),
     checkpoint_type=CheckpointType.GDA,
-    state_unpadded_shape_dtype_struct=meta.unpadded_global_shapes,
+    tensorstore_use_ocdbt=False,  # paxml's restore_checkpoint default
+  )
+  restored = manager.restore(
+    step,
+    meta.padded_global_shapes,
+    meta.unpadded_global_shapes,
+    restore_kwargs={'specs': None, 'mesh': None, 'transforms': None},
   )
   return jax.tree_util.tree_map(np.asarray, restored.mdl_vars['params'])

@@ -9,6 +9,9 @@
   that, once this process's writes are committed, hashes exactly those files and
   writes `state/pali_pax_checksums.process_<i>.json` (`integrity.write_part`).
   Orbax waits on that future before its cross-process barrier.
+- params the job leaves out (a LoRA job's frozen base, `frozen`): masked before
+  the save (so neither written nor checksummed), and on restore read from the
+  job's base step, verified intact first.
 - `finalize` (primary process, after the barrier, before the step directory is
   renamed into place): the files no process claimed, which the primary wrote
   (`.zarray` headers, sharding metadata, host-local numpy values), are hashed
@@ -24,9 +27,9 @@ import jax
 import numpy as np
 from absl import logging
 from etils import epath
-from paxml import checkpoint_creators, checkpoints
+from paxml import checkpoint_creators, checkpoints, train_states
 
-from pali_pax.checkpoint import integrity
+from pali_pax.checkpoint import frozen, integrity
 
 
 def _chunk_key(index: tuple[slice, ...], chunk: tuple[int, ...]) -> str:
@@ -91,11 +94,56 @@ class ChecksummedPaxCheckpointHandler(checkpoints.PaxCheckpointHandler):
     self._written = {**(self._written or {}), str(directory): files}
     return infos, all_aggregated
 
-  async def async_save(self, directory: epath.Path, *args: Any, **kwargs: Any) -> Any:
-    futures = await super().async_save(directory, *args, **kwargs)
+  async def async_save(
+    self,
+    directory: epath.Path,
+    item: Any = None,
+    save_args: Any = None,
+    version: float | None = None,
+  ) -> Any:
+    base = frozen.of_item_dir(directory) if isinstance(item, train_states.TrainState) else None
+    if base is not None:
+      # Masked like the optimizer slots of frozen variables: paxml writes no file for them.
+      item = frozen.without_frozen(item, frozen.frozen_mask(item.mdl_vars, base))
+    futures = await super().async_save(directory, item, save_args=save_args, version=version)
     files = (self._written or {}).pop(str(directory), [])
     before = [f for f in jax.tree_util.tree_leaves(futures or []) if f is not None]
     return [*before, _ManifestFuture(before, epath.Path(directory), files)]
+
+  def restore(
+    self,
+    directory: epath.Path,
+    item: Any = None,
+    specs: Any = None,
+    mesh: jax.sharding.Mesh | None = None,
+    version: float | None = None,
+    transforms: Any = None,
+  ) -> Any:
+    """paxml's restore; params the job left out are read from its base step (`frozen`)."""
+    directory = epath.Path(directory)
+    base = frozen.of_item_dir(directory) if isinstance(item, train_states.TrainState) else None
+    if base is None:
+      return super().restore(directory, item, specs, mesh, version, transforms)
+    mask = frozen.frozen_mask(item.mdl_vars, base)
+    own = super().restore(
+      directory,
+      frozen.without_frozen(item, mask),
+      None if specs is None else frozen.without_frozen(specs, mask),
+      mesh,
+      version,
+      transforms,
+    )
+    base_dir = frozen.check_base(base, str(directory.parent))
+    # self: a base that is itself such a job reads its own base in turn.
+    from_base = self.restore(
+      base_dir / 'state',
+      frozen.only_frozen(item, mask),
+      None if specs is None else frozen.only_frozen(specs, mask),
+      mesh,
+      version,
+    )
+    logging.info('pali_pax: frozen params of %s read from %s', directory.parent, base_dir)
+    return frozen.merged(own, from_base, mask)
 
   def finalize(self, directory: epath.Path) -> None:
     super().finalize(directory)
