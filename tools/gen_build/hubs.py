@@ -27,6 +27,7 @@ IMPORT_TO_DIST = {
   'PIL': 'pillow',
   'sklearn': 'scikit-learn',
   'tree': 'dm-tree',
+  'xdist': 'pytest-xdist',
   'yaml': 'PyYAML',
 }
 # Requires-Dist names that the locks provide under another distribution name.
