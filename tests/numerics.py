@@ -117,3 +117,10 @@ def pali_tiny_chain(patch: int, image_size: int, text_len: int, t_dec: int) -> i
   vit = vit_chain(patch=patch, tokens=tokens, **TINY_VIT)
   _, mt5 = mt5_chains(TINY_MT5, tokens + text_len, t_dec)
   return vit + TINY_VIT['width'] + mt5
+
+
+# Folding LoRA adapters (W + s A B) against applying them (x W + s (x A) B) in PaLI 'tiny':
+# each adapted projection sums K <= 64 + r = 68 products (gamma_K ~ K eps per evaluation,
+# twice for the two), and ~30 sequential projections on the deepest path add to first order
+# (tests/pali_pax/test_lora_merge_slow.py derives it). Relative to max |logits|.
+LORA_FOLD_BOUND = 30 * 4 * 68 * UNIT_ROUNDOFF

@@ -2,10 +2,15 @@
 
 other_vocab  a second SentencePiece model (150 pieces + 100 sentinels = 250 ids) with
              mT5's special ids: an experiment's VOCAB_PATH that is not the shipped one
+xm3600_dirs  (COCO captions dir, XM3600 dir): 8 + 4 COCO images, XM3600_ROWS as files
 """
 
+import json
+
+import numpy as np
 import pytest
 import sentencepiece as spm
+from PIL import Image
 
 
 @pytest.fixture(scope='session')
@@ -26,3 +31,31 @@ def other_vocab(tmp_path_factory):
     minloglevel=2,
   )
   return str(folder / 'other.model')
+
+
+# Two images; 'de' and 'en' caption both, 'zh' only the second.
+XM3600_ROWS = [
+  {'image/key': 'k1', 'de': {'caption': ['ein Kreis']}, 'en': {'caption': ['a circle']}},
+  {
+    'image/key': 'k2',
+    'de': {'caption': ['ein Quadrat']},
+    'en': {'caption': ['a square', 'one square']},
+    'zh': {'caption': ['一个正方形']},
+  },
+]
+
+
+def _write_xm3600(root) -> str:
+  (root / 'images').mkdir(parents=True)
+  for k, row in enumerate(XM3600_ROWS):
+    pixels = np.full((20, 24, 3), 40 * (k + 1), np.uint8)
+    Image.fromarray(pixels).save(root / 'images' / f'{row["image/key"]}.jpg')
+  text = '\n'.join(json.dumps(r, ensure_ascii=False) for r in XM3600_ROWS)
+  (root / 'captions.jsonl').write_text(text + '\n', encoding='utf-8')
+  return str(root)
+
+
+@pytest.fixture(scope='module')
+def xm3600_dirs(tmp_path_factory, make_coco_dir):
+  root = tmp_path_factory.mktemp('xm3600_exp')
+  return make_coco_dir(str(root / 'coco'), n_train=8, n_val=4), _write_xm3600(root / 'xm3600')

@@ -26,7 +26,7 @@ from pali_pax.core import errors, tree
 from pali_pax.inference import Predictor
 from pali_pax.tasks import vocab
 from tests import tiny_job
-from tests.pali_pax.test_lora_merge import BOUND
+from tests.numerics import LORA_FOLD_BOUND
 
 STEP = 7
 ADAPTER = ('lora_a', 'lora_b')
@@ -196,7 +196,7 @@ def test_merge_writes_a_full_plain_checkpoint_with_the_lora_models_logits(
   ids, dec, images = _inputs(2)
   want = lora_predictor.text_logits(ids, dec, images=images)
   got = Predictor.from_checkpoint(out).text_logits(ids, dec, images=images)
-  assert np.max(np.abs(got - want)) <= BOUND * np.max(np.abs(want))
+  assert np.max(np.abs(got - want)) <= LORA_FOLD_BOUND * np.max(np.abs(want))
 
 
 def test_a_corrupt_base_is_named_not_read(lora, tiny_pax_job, tmp_path):
