@@ -23,10 +23,12 @@ import numpy as np
 from praxis import base_layer, decoder_hparams, pax_fiddle, py_utils
 
 from pali_pax import job_config, validation
+from pali_pax.convert import components
 from pali_pax.core import batch as batch_lib
 from pali_pax.core import errors
 from pali_pax.core import params as params_lib
 from pali_pax.serving import int8
+from pali_pax.tasks import vocab as vocab_lib
 
 NestedMap = py_utils.NestedMap
 
@@ -80,8 +82,6 @@ class Predictor:
       vocab: SentencePiece model path for `generate` / `score`.
       seed: seed of the parts no checkpoint provides (the projection).
     """
-    from pali_pax.convert import components
-
     cfg, params = components.load_components(mt5=mt5, vit=vit, seed=seed)
     return cls(cfg, params, _vocab(vocab))
 
@@ -108,8 +108,6 @@ class Predictor:
     Raises:
       CheckpointMismatchError: a variable is missing, unexpected or mis-shaped (named).
     """
-    from pali_pax.tasks import vocab as vocab_lib
-
     exp, params = job_config.load_model_params(job_dir, experiment, step, overrides)
     cfg = params_lib.unsharded(exp.model_config())
     predictor = cls(cfg, params, vocab_lib.get_vocabulary(exp.VOCAB_PATH), quantize)
@@ -266,6 +264,4 @@ def _until_eos(row: np.ndarray) -> np.ndarray:
 def _vocab(path: str | None) -> Any:
   if path is None:
     return None
-  from pali_pax.tasks import vocab as vocab_lib
-
   return vocab_lib.get_vocabulary(path)

@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 from absl import logging
-from paxml import checkpoints, trainer_lib
+from paxml import checkpoints
 from paxml.checkpoint_types import CheckpointType
 
 from pali_pax import job_config
@@ -63,16 +63,8 @@ def merge(job_dir: str, out_dir: str, step: int | None = None) -> str:
   params = merged_params(exp, reading.restore_params(exp, job_dir, step))
   plain_overrides = {**overrides, **PLAIN}
   plain = job_config.build(name, plain_overrides)
-  jax_task = reading.jax_task(plain)
-  meta = reading.train_state_metadata(jax_task, plain)
   # A fresh state of the plain model (its optimizer slots), holding the merged weights.
-  state, _ = trainer_lib.initialize_model_state(
-    jax_task,
-    jax.random.PRNGKey(0),
-    meta.input_shape_dtype,
-    do_init_checkpoint_rules=False,
-    var_weight_hparams=meta.var_weight_hparams,
-  )
+  _, meta, state = reading.fresh_train_state(plain)
   want = jax.tree_util.tree_structure(state.mdl_vars['params'])
   if jax.tree_util.tree_structure(params) != want:
     raise errors.CheckpointMismatchError(f'{job_dir}: the merged params do not fit {name}')

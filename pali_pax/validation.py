@@ -28,8 +28,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import seqio
 
 from pali_pax.core import errors
+from pali_pax.tasks import prompts as prompts_lib
+from pali_pax.tasks import vocab as vocab_lib
 
 # Default longest prompt (tokens) a Predictor accepts: PaLI's fine-tuning prompts are
 # far shorter; mT5's relative attention has no hard limit, but memory grows with T^2.
@@ -181,8 +184,6 @@ def check_texts(texts: Any, what: str, allow_empty: bool = False) -> list[str]:
 
 def check_prompts(prompts: Any) -> list[str]:
   """Non-empty prompt strings; PaLI task prompts must name a known language code."""
-  from pali_pax.tasks import prompts as prompts_lib
-
   out = check_texts(prompts, 'prompts')
   for i, prompt in enumerate(out):
     if (m := _LANG_PROMPT.match(prompt)) and m.group(2).lower() not in prompts_lib.LANGUAGES:
@@ -221,10 +222,6 @@ def check_mesh(ici: Any, dcn: Any, device_count: int) -> None:
 
 def check_vocab(vocab_path: str | None, vocab_size: int, task_names: Iterable[str]) -> None:
   """VOCAB_PATH loads, fits VOCAB_SIZE, and is the vocabulary of every named task/mixture."""
-  import seqio
-
-  from pali_pax.tasks import vocab as vocab_lib
-
   try:
     vocab = vocab_lib.get_vocabulary(vocab_path)
   except errors.PaliPaxError:

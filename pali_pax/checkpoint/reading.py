@@ -90,6 +90,24 @@ def train_state_metadata(task: Any, exp: Any) -> Any:
   return trainer_lib.create_train_state_metadata(task, batch_lib.batch_specs(exp.IMAGE_SIZE))
 
 
+def fresh_train_state(exp: Any) -> tuple[Any, Any, Any]:
+  """(jax_task, TrainStateMetadata, a freshly initialised TrainState) of `exp` on one device.
+
+  The state's optimizer slots are those a new run of `exp` starts with; callers put
+  weights into it and save it as a step (merging adapters, writing test jobs).
+  """
+  task = jax_task(exp)
+  meta = train_state_metadata(task, exp)
+  state, _ = trainer_lib.initialize_model_state(
+    task,
+    jax.random.PRNGKey(0),
+    meta.input_shape_dtype,
+    do_init_checkpoint_rules=False,
+    var_weight_hparams=meta.var_weight_hparams,
+  )
+  return task, meta, state
+
+
 def check_params_fit(step_dir: epath.PathLike, expected: Any) -> None:
   """CheckpointMismatchError naming the first missing / unexpected / mis-shaped variable."""
   want = {

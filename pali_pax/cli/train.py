@@ -37,6 +37,7 @@ from absl import logging
 from pali_pax import compile_cache, job_config
 from pali_pax.checkpoint import restoring
 from pali_pax.cli import common
+from pali_pax.core import errors
 from pali_pax.fiddle_configs import experiments
 
 EXPERIMENTS_MODULE = experiments.__name__
@@ -58,7 +59,7 @@ def _fdl_config_target(spec: str) -> tuple[str, dict[str, Any]]:
   m = _CALL.match(spec.strip())
   fn = getattr(experiments, m.group(1), None) if m else None
   if fn is None or not callable(fn):
-    raise ValueError(
+    raise errors.InputValidationError(
       f'--fdl_config={spec}: pali-pax train reads functions of {EXPERIMENTS_MODULE} '
       "(experiment_config('NAME') or tiny_synthetic); use --exp=NAME --fdl.ATTR=VALUE"
     )
@@ -79,7 +80,7 @@ def resolve_flags(argv: list[str]) -> tuple[str | None, dict[str, Any], list[str
   found, rest = common.read_flags(argv, ['exp', 'fdl_config'], prefixes=['fdl.'])
   for name, value in found:
     if value is None:
-      raise ValueError(f'--{name} needs a value: write --{name}=VALUE')
+      raise errors.InputValidationError(f'--{name} needs a value: write --{name}=VALUE')
     if name == 'exp':
       experiment = value.removeprefix(EXPERIMENTS_MODULE + '.')
     elif name == 'fdl_config':
@@ -89,11 +90,13 @@ def resolve_flags(argv: list[str]) -> tuple[str | None, dict[str, Any], list[str
       overrides[name[len('fdl.') :]] = parse_value(value)
   if experiment is None:
     if overrides:
-      raise ValueError('--fdl.ATTR=VALUE needs --exp=NAME (or --fdl_config=...)')
+      raise errors.InputValidationError('--fdl.ATTR=VALUE needs --exp=NAME (or --fdl_config=...)')
     return None, {}, list(argv)
   if '.' in experiment:  # another package's experiment: paxml resolves it itself
     if overrides:
-      raise ValueError(f'--exp={experiment}: --fdl.* overrides apply to our experiments only')
+      raise errors.InputValidationError(
+        f'--exp={experiment}: --fdl.* overrides apply to our experiments only'
+      )
     return None, {}, list(argv)
   paxml_argv = [f"--fdl_config={EXPERIMENTS_MODULE}.experiment_config('{experiment}')"]
   paxml_argv += [f'--fdl.{k}={v!r}' for k, v in overrides.items()]

@@ -17,7 +17,7 @@ import shutil
 import jax
 import numpy as np
 import pytest
-from paxml import checkpoints, trainer_lib
+from paxml import checkpoints
 from paxml.checkpoint_types import CheckpointType
 
 from pali_pax import cli, job_config
@@ -59,15 +59,7 @@ def lora(tmp_path_factory, tiny_pax_job):
   overrides = lora_overrides(tiny_pax_job)
   job_config.write(job, tiny_job.EXP, overrides)
   exp = job_config.build(tiny_job.EXP, overrides)
-  jax_task = reading.jax_task(exp)
-  meta = reading.train_state_metadata(jax_task, exp)
-  state, _ = trainer_lib.initialize_model_state(
-    jax_task,
-    jax.random.PRNGKey(0),
-    meta.input_shape_dtype,
-    do_init_checkpoint_rules=False,
-    var_weight_hparams=meta.var_weight_hparams,
-  )
+  _, meta, state = reading.fresh_train_state(exp)
   base = tree.flatten(job_config.load_model_params(tiny_pax_job)[1])
   rng = np.random.default_rng(0)
 

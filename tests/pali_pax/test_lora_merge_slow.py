@@ -18,7 +18,7 @@ activations O(1), so |logits_merged - logits_lora| <= 30 * 4 * 68 * eps * max|lo
 import jax
 import numpy as np
 import pytest
-from paxml import checkpoints, trainer_lib
+from paxml import checkpoints
 from paxml.checkpoint_types import CheckpointType
 
 from pali_pax import cli, job_config, lora_merge
@@ -38,15 +38,7 @@ OVERRIDES = {'TRAINABLE': 'lora', 'LORA_RANK': 4, 'LORA_ALPHA': 8.0}
 def lora_job(tmp_path_factory) -> str:
   job = str(tmp_path_factory.mktemp('lora_job'))
   exp = job_config.build('PaliTinySynthetic', OVERRIDES)
-  jax_task = reading.jax_task(exp)
-  meta = reading.train_state_metadata(jax_task, exp)
-  state, _ = trainer_lib.initialize_model_state(
-    jax_task,
-    jax.random.PRNGKey(0),
-    meta.input_shape_dtype,
-    do_init_checkpoint_rules=False,
-    var_weight_hparams=meta.var_weight_hparams,
-  )
+  _, meta, state = reading.fresh_train_state(exp)
   rng = np.random.default_rng(0)
 
   def trained(path, x):
