@@ -36,6 +36,7 @@ from praxis import base_layer, pax_fiddle
 from benchmarks import subproc
 from benchmarks.timing import progress
 from pali_pax.core import batch as batch_lib
+from pali_pax.core import params as params_lib
 from pali_pax.fiddle_configs import learner, lora, pali, sharding
 
 TPU_V4_HBM = 32 * 2**30
@@ -122,7 +123,7 @@ def train_state(
   meta = trainer_lib.create_train_state_metadata(task, batch)
   shapes, specs = meta.padded_global_shapes, meta.partition_specs
   sizes = dict(
-    n_params=int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(shapes.mdl_vars))),
+    n_params=params_lib.count(shapes.mdl_vars),
     params_per_device=_per_device(shapes.mdl_vars, specs.mdl_vars, mesh_shape),
     opt_state_per_device=_per_device(shapes.opt_states, specs.opt_states, mesh_shape),
   )

@@ -20,14 +20,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from praxis import base_layer, decoder_hparams, pax_fiddle, py_utils
+from praxis import base_layer, pax_fiddle, py_utils
 
 from pali_pax import job_config, validation
 from pali_pax.convert import components
 from pali_pax.core import batch as batch_lib
 from pali_pax.core import errors
 from pali_pax.core import params as params_lib
-from pali_pax.serving import int8
+from pali_pax.serving import decode_fn, int8
 from pali_pax.tasks import vocab as vocab_lib
 
 NestedMap = py_utils.NestedMap
@@ -169,23 +169,10 @@ class Predictor:
 
   @functools.lru_cache(maxsize=8)  # noqa: B019  (one compiled program per decode shape)
   def _jit_decode(self, steps: int, beam_size: int) -> Any:
-    if beam_size > 1:
-      params = decoder_hparams.BeamSearchHParams(
-        seqlen=steps + 1, eos_id=batch_lib.EOS_ID, beam_size=beam_size, length_norm_alpha=0.0
-      )
-    else:
-      params = decoder_hparams.GreedyDecoderHParams(seqlen=steps + 1, eos_id=batch_lib.EOS_ID)
+    hparams = decode_fn.decoder_params(steps, beam_size)
 
     def run(p: dict, b: NestedMap) -> Any:
-      (_, result, _), _ = self._apply(
-        p,
-        b,
-        'decode_with_params',
-        params=params,
-        mutable=[base_layer.DECODE_CACHE],
-        rngs={base_layer.RANDOM: jax.random.PRNGKey(0)},
-      )
-      return result.output_ids[:, 0, 1:]
+      return decode_fn.run_decode(self.model, p, b, hparams).output_ids[:, 0, 1:]
 
     return jax.jit(run)
 

@@ -33,6 +33,37 @@ def check_settings(max_decode_steps: int, beam_size: int) -> None:
     raise errors.ConfigError(f'max_decode_steps must be >= 1, got {max_decode_steps}')
 
 
+def decoder_params(max_decode_steps: int, beam_size: int = 1) -> Any:
+  """praxis decoder hparams: greedy (beam_size 1) or beam search without length norm."""
+  if beam_size > 1:
+    return decoder_hparams.BeamSearchHParams(
+      seqlen=max_decode_steps + 1,
+      eos_id=batch_lib.EOS_ID,
+      beam_size=beam_size,
+      length_norm_alpha=0.0,
+    )
+  return decoder_hparams.GreedyDecoderHParams(seqlen=max_decode_steps + 1, eos_id=batch_lib.EOS_ID)
+
+
+def run_decode(model: Any, params: Any, batch: NestedMap, hparams: Any) -> NestedMap:
+  """`PaliModel.decode_with_params` in eval mode, KV-cached; params may be int8-quantized.
+
+  The one decode call of the Predictor and the served program; returns praxis'
+  decoder result (`output_ids` / `logprobs` [B, beams, 1 + steps], start token first).
+  """
+  ctx = base_layer.JaxContext.HParams(do_eval=True)
+  with base_layer.JaxContext.new_context(hparams=ctx):
+    (_, result, _), _ = model.apply(
+      {'params': int8.dequantize_params(params)},
+      batch,
+      method=model.decode_with_params,
+      params=hparams,
+      mutable=[base_layer.DECODE_CACHE],
+      rngs={base_layer.RANDOM: jax.random.PRNGKey(0)},
+    )
+  return result
+
+
 def greedy_fn(model: Any, max_decode_steps: int, beam_size: int = 1) -> DecodeFn:
   """`fn(params, image, has_image, ids) -> (out_ids, score)`, greedy, KV-cached.
 
@@ -51,22 +82,11 @@ def greedy_fn(model: Any, max_decode_steps: int, beam_size: int = 1) -> DecodeFn
   float32 [B], the sum of the chosen tokens' log-probabilities up to and with eos.
   """
   check_settings(max_decode_steps, beam_size)
-  hparams = decoder_hparams.GreedyDecoderHParams(
-    seqlen=max_decode_steps + 1, eos_id=batch_lib.EOS_ID
-  )
+  hparams = decoder_params(max_decode_steps)
 
   def fn(params: Any, image: jax.Array, has_image: jax.Array, ids: jax.Array) -> Any:
     batch = NestedMap(image=image, has_image=has_image, encoder_input_tokens=ids)
-    ctx = base_layer.JaxContext.HParams(do_eval=True)
-    with base_layer.JaxContext.new_context(hparams=ctx):
-      (_, result, _), _ = model.apply(
-        {'params': int8.dequantize_params(params)},
-        batch,
-        method=model.decode_with_params,
-        params=hparams,
-        mutable=[base_layer.DECODE_CACHE],
-        rngs={base_layer.RANDOM: jax.random.PRNGKey(0)},
-      )
+    result = run_decode(model, params, batch, hparams)
     out = result.output_ids[:, 0, 1:].astype(jnp.int32)
     # praxis marks the start token and the positions after eos with log-prob 1.0.
     logprobs = result.logprobs[:, 0, 1:]
