@@ -25,7 +25,7 @@ from praxis import base_layer, pax_fiddle, py_utils
 from pali_pax import job_config, validation
 from pali_pax.convert import components
 from pali_pax.core import batch as batch_lib
-from pali_pax.core import errors
+from pali_pax.core import errors, xla_cpu
 from pali_pax.core import params as params_lib
 from pali_pax.serving import decode_fn, int8
 from pali_pax.tasks import vocab as vocab_lib
@@ -157,15 +157,15 @@ class Predictor:
 
   @functools.cached_property
   def _jit_features(self) -> Any:
-    return jax.jit(lambda p, im: self._apply(p, im, 'image_features'))
+    return xla_cpu.inference_jit(lambda p, im: self._apply(p, im, 'image_features'))
 
   @functools.cached_property
   def _jit_logits(self) -> Any:
-    return jax.jit(lambda p, b: self._apply(p, b, 'compute_predictions').logits)
+    return xla_cpu.inference_jit(lambda p, b: self._apply(p, b, 'compute_predictions').logits)
 
   @functools.cached_property
   def _jit_score(self) -> Any:
-    return jax.jit(lambda p, b: self._apply(p, b, 'score'))
+    return xla_cpu.inference_jit(lambda p, b: self._apply(p, b, 'score'))
 
   @functools.lru_cache(maxsize=8)  # noqa: B019  (one compiled program per decode shape)
   def _jit_decode(self, steps: int, beam_size: int) -> Any:
@@ -174,7 +174,7 @@ class Predictor:
     def run(p: dict, b: NestedMap) -> Any:
       return decode_fn.run_decode(self.model, p, b, hparams).output_ids[:, 0, 1:]
 
-    return jax.jit(run)
+    return xla_cpu.inference_jit(run)
 
   # ------------------------------------------------------------ public API
   def image_features(self, images: Any) -> np.ndarray:

@@ -16,12 +16,11 @@ import json
 import os
 from typing import Any
 
-import jax
 import numpy as np
 import tensorflow as tf
 
 from pali_pax.core import batch as batch_lib
-from pali_pax.core import errors
+from pali_pax.core import errors, xla_cpu
 from pali_pax.inference import Predictor, normalise_images
 from pali_pax.serving import decode_fn, request_checks, saved_model
 from pali_pax.serving import servable as servable_lib
@@ -104,7 +103,7 @@ class PredictorBackend:
 
   @functools.cached_property
   def _decode(self) -> Any:
-    return jax.jit(decode_fn.greedy_fn(self.predictor.model, self.max_decode_steps))
+    return xla_cpu.inference_jit(decode_fn.greedy_fn(self.predictor.model, self.max_decode_steps))
 
   def run_batch(self, instances: list[request_checks.Instance]) -> list[Prediction]:
     """Greedy answers of a bucket-sized batch (rows are independent of each other)."""
