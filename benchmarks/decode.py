@@ -38,7 +38,8 @@ def init_params(model: Any, batch: NestedMap) -> dict:
   return init(jax.random.PRNGKey(0))['params']
 
 
-def _eval_ctx() -> Any:
+def eval_ctx() -> Any:
+  """praxis eval context (no dropout) for applying the model outside paxml."""
   return base_layer.JaxContext.new_context(hparams=base_layer.JaxContext.HParams(do_eval=True))
 
 
@@ -47,7 +48,7 @@ def cached_fn(model: Any, steps: int) -> Any:
   hp = decoder_hparams.GreedyDecoderHParams(seqlen=steps + 1, eos_id=NEVER_EOS)
 
   def run(params: dict, batch: NestedMap) -> jax.Array:
-    with _eval_ctx():
+    with eval_ctx():
       (_, result, _), _ = model.apply(
         {'params': params},
         batch,
@@ -78,7 +79,7 @@ def recompute_fn(model: Any, steps: int) -> Any:
     return jax.lax.fori_loop(0, steps, step, buf)[:, 1:]
 
   def run(params: dict, batch: NestedMap) -> jax.Array:
-    with _eval_ctx():
+    with eval_ctx():
       return model.apply({'params': params}, batch, method=body)
 
   return xla_cpu.inference_jit(run)
