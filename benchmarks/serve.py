@@ -6,12 +6,15 @@
 For each mode, a server subprocess (`pali_pax.serving.server` on a Predictor with random
 weights of the spec, deterministic) is started on a free port and warmed:
   one_at_a_time  BATCH_SIZES=(1,): each instance is its own model call
-  batched        BATCH_SIZES=(1, 4, 16), BATCH_WAIT_MS=--wait_ms
+  batched        BATCH_SIZES=--buckets (default 1,4,16), BATCH_WAIT_MS=--wait_ms
 then N clients (`--concurrency`, default 1, 4, 16) send one-instance requests from a
 pool of distinct (image, prompt) pairs. Reported per (mode, concurrency): requests/s,
 generated tokens/s, p50 / p99 latency, errors, and wrong or missing answers: every
 answer is compared with the one-at-a-time, concurrency-1 answer of the same instance
-(text exact, score within 1e-3). The machine (CPU model) and its load average are printed.
+(text exact, score within 1e-3); from the server's metadata, the model calls per bucket,
+the model's milliseconds per row of each bucket (the batcher's time in `run_batch` over
+the rows it computed, padding included) and the share of the wall time the model was
+busy. The machine (CPU model) and its load average are printed.
 """
 
 import argparse
@@ -33,7 +36,6 @@ import requests
 
 from benchmarks import machine
 
-MODES = {'one_at_a_time': '1', 'batched': '1,4,16'}
 PROMPTS = ['Generate caption in en:', 'Answer in fr: what colour?', 'Generate caption in de:']
 
 
@@ -153,9 +155,25 @@ def _level(url: str, pool: list[dict], n: int, concurrency: int) -> dict[str, An
   )
 
 
-def _batches_run(url: str) -> dict[str, int]:
-  """Model calls per bucket so far (the server's metadata)."""
-  return requests.get(f'{url}/metadata', timeout=30).json()['metadata']['batches_run']
+def _batches_run(url: str) -> tuple[dict[str, int], dict[str, float]]:
+  """(model calls, seconds in them) per bucket so far (the server's metadata)."""
+  meta = requests.get(f'{url}/metadata', timeout=30).json()['metadata']
+  return meta['batches_run'], meta['batch_seconds']
+
+
+def _model_use(before: tuple, after: tuple, wall: float) -> dict[str, Any]:
+  """Calls per bucket, model ms per row of each bucket, and the model-busy share of `wall`."""
+  (calls0, secs0), (calls1, secs1) = before, after
+  used = [b for b in calls1 if calls1[b] > calls0[b]]
+  per_row = {
+    b: round(1000 * (secs1[b] - secs0[b]) / (calls1[b] - calls0[b]) / int(b), 1) for b in used
+  }
+  busy = sum(secs1[b] - secs0[b] for b in used) / wall
+  return {
+    'model_calls': {b: calls1[b] - calls0[b] for b in used},
+    'model_ms_per_row': per_row,
+    'model_busy': round(busy, 3),
+  }
 
 
 def _wrong(answers: list[dict | None], pool_size: int, reference: dict[int, dict]) -> int:
@@ -181,7 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   ]
   levels = [int(c) for c in args.concurrency.split(',')]
   rows, reference = [], {}
-  for mode, sizes in MODES.items():
+  for mode, sizes in {'one_at_a_time': '1', 'batched': args.buckets}.items():
     server = _Server(args, sizes)
     print(f'{mode}: server up (load + warm-up {server.start_s:.0f} s)', flush=True)
     _one(server.url, pool[0])  # the clients' own first-call costs, outside the measurement
@@ -190,7 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
       before = _batches_run(server.url)
       row = _level(server.url, pool, n, c)
       after = _batches_run(server.url)
-      row['model_calls'] = {b: after[b] - before[b] for b in after if after[b] > before[b]}
+      row.update(_model_use(before, after, row['wall_s']))
       if not reference:  # the first level of the first mode: one at a time, alone
         reference = {i: a for i, a in enumerate(row['answers'][: args.pool]) if a}
       row['wrong_or_missing'] = _wrong(row.pop('answers'), args.pool, reference)
@@ -204,12 +222,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f'{mode}: server exit code after SIGTERM: {row_exit}', flush=True)
   base = next(r for r in rows if r['mode'] == 'batched' and r['concurrency'] == levels[0])
   head = '| mode | clients | requests/s | tokens/s | p50 ms | p99 ms | errors | wrong/missing |'
-  print(f'\n{head} model calls per bucket |\n' + '|---' * 9 + '|')
+  print(f'\n{head} calls per bucket | model ms per row | model busy |\n' + '|---' * 11 + '|')
   for r in rows:
     print(
       f'| {r["mode"]} | {r["concurrency"]} | {r["requests_per_s"]:.2f} | {r["tokens_per_s"]:.1f} '
       f'| {r["p50_ms"]:.0f} | {r["p99_ms"]:.0f} | {r["errors"]} | {r["wrong_or_missing"]} '
-      f'| {r["model_calls"]} |'
+      f'| {r["model_calls"]} | {r["model_ms_per_row"]} | {r["model_busy"]:.0%} |'
     )
   for r in rows:
     if r['mode'] == 'batched' and r['concurrency'] != levels[0]:
@@ -234,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     '--requests', type=int, default=32, help='requests per level (at least 3x clients)'
   )
   p.add_argument('--pool', type=int, default=16, help='distinct (image, prompt) instances')
+  p.add_argument('--buckets', default='1,4,16', help='BATCH_SIZES of the batched mode')
   p.add_argument('--wait_ms', type=float, default=50.0, help='BATCH_WAIT_MS of the batched mode')
   p.add_argument('--max_decode_steps', type=int, default=16)
   p.add_argument('--log_dir', default='/tmp', help='server logs')

@@ -44,6 +44,8 @@ class Batcher:
     self._thread: threading.Thread | None = None
     self.ready = threading.Event()  # set once every bucket is warm
     self.batches_run: dict[int, int] = {b: 0 for b in self.batch_sizes}  # bucket -> calls
+    # bucket -> wall seconds inside run_batch (model call + pre/post-processing)
+    self.batch_seconds: dict[int, float] = {b: 0.0 for b in self.batch_sizes}
     self.warm_up_error: BaseException | None = None
 
   @property
@@ -110,6 +112,7 @@ class Batcher:
     instances = [inst for inst, _ in live]
     bucket = self.bucket(len(instances))
     padded = instances + [instances[-1]] * (bucket - len(instances))
+    start = time.monotonic()
     try:
       if self.warm_up_error is not None:  # no program to run: each request learns why
         raise RuntimeError(f'the model failed to warm up: {self.warm_up_error!r}')
@@ -119,5 +122,6 @@ class Batcher:
         fut.set_exception(e)
       return
     self.batches_run[bucket] += 1
+    self.batch_seconds[bucket] += time.monotonic() - start
     for (_, fut), result in zip(live, results, strict=False):
       fut.set_result(result)

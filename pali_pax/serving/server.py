@@ -164,6 +164,7 @@ def create_app(
           'max_input_len': limits.max_input_len,
         },
         'batches_run': {str(k): v for k, v in batcher.batches_run.items()},
+        'batch_seconds': {str(k): round(v, 3) for k, v in batcher.batch_seconds.items()},
       },
     }
 

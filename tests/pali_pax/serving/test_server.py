@@ -29,12 +29,13 @@ def test_status_and_metadata(live_server):
   assert meta['backend'] == 'job' and meta['EXPERIMENT'] == 'PaliTinySynthetic'
   assert meta['BATCH_SIZES'] == [1, 4, 8] and meta['BEAM_SIZE'] == 1
   assert meta['limits']['max_input_len'] == meta['MAX_INPUT_LEN']
-  assert set(meta['batches_run']) == {'1', '4', '8'}
+  assert set(meta['batches_run']) == set(meta['batch_seconds']) == {'1', '4', '8'}
 
 
 def test_concurrent_answers_equal_one_at_a_time(live_server):
   alone = [_answers([live_server.predict([instance(i)])])[0] for i in range(N)]
-  before = live_server.metadata()['batches_run']
+  before_meta = live_server.metadata()
+  before = before_meta['batches_run']
   # 6 clients at once, 2 instances per request: gathered into buckets of 4 and 8.
   barrier = threading.Barrier(N // 2)
   results: dict[int, requests.Response] = {}
@@ -49,8 +50,12 @@ def test_concurrent_answers_equal_one_at_a_time(live_server):
   for t in threads:
     t.join(120)
   together = _answers([results[k] for k in range(N // 2)])
-  after = live_server.metadata()['batches_run']
+  after_meta = live_server.metadata()
+  after = after_meta['batches_run']
   assert int(after['4']) + int(after['8']) > int(before['4']) + int(before['8']), after
+  for b in ('4', '8'):  # model time is counted where, and only where, batches ran
+    ran = after[b] > before[b]
+    assert (after_meta['batch_seconds'][b] > before_meta['batch_seconds'][b]) == ran
   assert [a['text'] for a in together] == [a['text'] for a in alone]
   np.testing.assert_allclose(
     [a['score'] for a in together], [a['score'] for a in alone], rtol=1e-4, atol=1e-4
