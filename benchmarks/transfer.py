@@ -151,9 +151,7 @@ def trainable_counts(job: str, log: str) -> dict[str, int]:
 
   Counted on the abstract train state paxml builds for the job's experiment (the same
   learner masks and optimizer), with `fiddle_configs.trainable.summary`, the function
-  behind the run's start-up line. paxml.main's partitioned start does not call
-  `PaliTask.create_opt_states`, so that line is missing from `pali-pax train` logs;
-  where the log has it, it must agree.
+  behind the run's start-up line (`PaliTask`); where the log has that line, it must agree.
   """
 
   exp = job_config.experiment_of(job)

@@ -85,14 +85,31 @@ class PaliTask(tasks_lib.SingleTask):
   """paxml's SingleTask whose INIT_FROM rules read the intact step, check shapes and
   resample the ViT posemb; it logs what trains when the optimizer state is created."""
 
+  def _log_trainable(self, mdl_vars: Any, var_weight_hparams: Any, opt_states: Any) -> None:
+    """Logs trainable / total parameters and the optimizer state's bytes (once per task)."""
+    if getattr(self, '_logged_trainable', False):
+      return
+    s = trainable.summary(mdl_vars, var_weight_hparams, self.learners[0], opt_states)
+    logging.info('pali_pax: %s', trainable.describe(s))
+    object.__setattr__(self, '_logged_trainable', True)
+
   def create_opt_states(self, mdl_vars: Any, var_weight_hparams: Any) -> list[Any]:
-    """paxml's optimizer state; logs trainable / total parameters and its bytes (once)."""
+    """paxml's optimizer state (the unpartitioned start); logs what trains."""
     opt_states = super().create_opt_states(mdl_vars, var_weight_hparams)
-    if not getattr(self, '_logged_trainable', False):
-      s = trainable.summary(mdl_vars, var_weight_hparams, self.learners[0], opt_states)
-      logging.info('pali_pax: %s', trainable.describe(s))
-      object.__setattr__(self, '_logged_trainable', True)
+    self._log_trainable(mdl_vars, var_weight_hparams, opt_states)
     return opt_states
+
+  def create_train_state_unpadded_shapes(
+    self, var_weight_hparams: Any, discard_opt_states: bool = False
+  ) -> Any:
+    """paxml's TrainState shapes: what `paxml.main`'s partitioned start builds first.
+
+    That path never calls `create_opt_states`, so what trains is logged here.
+    """
+    state = super().create_train_state_unpadded_shapes(var_weight_hparams, discard_opt_states)
+    if not discard_opt_states:
+      self._log_trainable(state.mdl_vars, var_weight_hparams, state.opt_states)
+    return state
 
   def apply_init_checkpoint_rules(
     self,

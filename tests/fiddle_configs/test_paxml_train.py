@@ -153,3 +153,12 @@ def test_training_beats_the_untrained_model(trained, untrained):
   assert nll_untrained > 6.0
   assert nll_trained < 0.6 * nll_untrained, (nll_untrained, nll_trained)
   assert np.isfinite(resumed[180])
+
+
+def test_the_run_logs_what_trains(trained):
+  """paxml.main's partitioned start logs the trainable count: here every parameter."""
+  job, _, _, log = trained
+  total = sum(int(np.prod(a.shape)) for a in saved_params(job, 120).values())
+  m = re.search(r'pali_pax: trainable parameters ([\d,]+) of ([\d,]+) \(100%\)', log)
+  assert m, 'no trainable-parameter line in the train log'
+  assert int(m.group(1).replace(',', '')) == int(m.group(2).replace(',', '')) == total
