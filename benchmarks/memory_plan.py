@@ -140,9 +140,15 @@ def plan_task(
   mt5_scan: bool = True,
   fsdp: bool = False,
   shard_residual: bool = False,
+  trainable: str | None = None,
 ) -> pax_fiddle.Config[tasks_lib.SingleTask]:
-  """`task_config` with the plan's dtypes and no summaries: the task `plan` compiles."""
-  task_p = task_config(size, image_size, mesh_shape, freeze_vit, mt5_scan, fsdp, shard_residual)
+  """`task_config` with the plan's dtypes and no summaries: the task `plan` compiles.
+
+  `trainable`: a TRAINABLE preset ('all', 'no_vit', 'lora', ...); None: from `freeze_vit`.
+  """
+  task_p = task_config(
+    size, image_size, mesh_shape, freeze_vit, mt5_scan, fsdp, shard_residual, trainable
+  )
   task_p.model.dtype = getattr(jnp, param_dtype)
   task_p.model.fprop_dtype = getattr(jnp, fprop_dtype)
   task_p.summary_verbosity = 0
@@ -163,10 +169,22 @@ def plan(
   mt5_scan: bool = True,
   fsdp: bool = False,
   shard_residual: bool = False,
+  trainable: str | None = None,
+  mesh_axes: tuple[int, int, int] | None = None,
+  batch: int | None = None,
 ) -> dict[str, Any]:
-  """Child side: compile the train step abstractly; returns per-device bytes."""
+  """Child side: compile the train step abstractly; returns per-device bytes.
+
+  Mesh [replica, data, mdl]: `mesh_axes` if given (its product must be `devices`), else
+  [1, devices / mdl, mdl]. Global batch (examples per step): `batch` if given, else
+  `per_device_batch * devices`; it must divide over replica x data.
+  `trainable`: the TRAINABLE preset compiled ('lora': the LoRA program itself).
+  """
   assert jax.device_count() == devices, (jax.device_count(), devices)
-  mesh_shape = (1, devices // mdl, mdl)
+  mesh_shape = tuple(mesh_axes) if mesh_axes else (1, devices // mdl, mdl)
+  assert math.prod(mesh_shape) == devices, (mesh_shape, devices)
+  b = batch if batch is not None else per_device_batch * devices
+  assert b % (mesh_shape[0] * mesh_shape[1]) == 0, (b, mesh_shape)
   task_p = plan_task(
     size,
     image_size,
@@ -177,8 +195,8 @@ def plan(
     mt5_scan,
     fsdp,
     shard_residual,
+    trainable,
   )
-  b = per_device_batch * devices
   batch = batch_lib.batch_specs(image_size, b, input_len, target_len)
   t0 = time.perf_counter()
   task, meta, state_sizes = train_state(task_p, batch, mesh_shape)
@@ -189,6 +207,7 @@ def plan(
     batch,
   )
   key_sh = NamedSharding(mesh, PartitionSpec())
+  tag = f'{size} {image_size}px {trainable or ""} mesh {list(mesh_shape)} batch {b}'
   step = jax.jit(
     functools.partial(
       trainer_lib.train_step_single_learner,
@@ -202,9 +221,9 @@ def plan(
   )
   key = jax.ShapeDtypeStruct((2,), jnp.uint32)
   with mesh:
-    progress(f'memory plan {size} {image_size}px: lowering')
+    progress(f'memory plan {tag}: lowering')
     lowered = step.lower(meta.padded_global_shapes, key, batch)
-    progress(f'memory plan {size} {image_size}px: compiling')
+    progress(f'memory plan {tag}: compiling')
     compiled = lowered.compile()
   compile_s = time.perf_counter() - t0
   mem = compiled.memory_analysis()
@@ -213,10 +232,12 @@ def plan(
     image_size=image_size,
     devices=devices,
     mesh=list(mesh_shape),
-    per_device_batch=per_device_batch,
+    per_device_batch=b // devices if b % devices == 0 else b / devices,
+    batch=b,
     input_len=input_len,
     target_len=target_len,
     freeze_vit=freeze_vit,
+    trainable=trainable or ('no_vit' if freeze_vit else 'all'),
     param_dtype=param_dtype,
     fprop_dtype=fprop_dtype,
     mt5_scan=mt5_scan,
@@ -320,6 +341,9 @@ def main() -> None:
   p.add_argument('--mt5-scan', default='True')
   p.add_argument('--fsdp', default='False', help='also shard weights over the data axis')
   p.add_argument('--shard-residual', default='False', help="split [B, T, D] over 'mdl' too")
+  p.add_argument('--trainable', default=None, help='TRAINABLE preset; default: from --freeze-vit')
+  p.add_argument('--mesh', default=None, help="'R,D,M' (product = --devices); default 1,N/mdl,mdl")
+  p.add_argument('--batch', type=int, default=None, help='global batch; default per-device x N')
   a = p.parse_args()
   freeze = a.image_size <= 224 if a.freeze_vit == 'auto' else a.freeze_vit == 'True'
   subproc.emit(
@@ -337,6 +361,9 @@ def main() -> None:
       a.mt5_scan == 'True',
       a.fsdp == 'True',
       a.shard_residual == 'True',
+      a.trainable,
+      tuple(int(x) for x in a.mesh.split(',')) if a.mesh else None,
+      a.batch,
     )
   )
 

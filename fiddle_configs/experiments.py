@@ -9,7 +9,7 @@ Pali3BPretrain         3b     224  4096   1e-2   [1,128,4] x dcn [1,2,1]   froze
 Pali15BPretrain        15b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   frozen ViT
 Pali17BPretrain        17b    224  4096   5e-3   [1,128,4] x dcn [1,2,1]   1024 TPUv4 chips, 4-way model
 Pali17BHighRes         17b    588  1024   5e-3   [1,128,4] x dcn [1,2,1]   10k steps, all params train
-PaliFinetune*          3b     224  256    1e-4   [1,32,1]                  COCO / VQAv2 / TextVQA / COCO->XM3600 / JSONL
+PaliFinetune*          3b     224  256    1e-4   [1,8,4]                   COCO / VQAv2 / TextVQA / COCO->XM3600 / JSONL
 PaliFinetune*Tiny      tiny   32   32     3e-3   [1,1,1]                   the same on a CPU (SIZE_PRESETS['tiny']; JSONL batch 8)
 
 Each is a data mixin (`data`), a recipe and a size (`experiment_base.SIZE_PRESETS`,
@@ -159,13 +159,19 @@ class Pali17BHighRes(Pali17BPretrain):
 class _PaliFinetune(sized('3b')):
   """Fine-tuning PaLI-3B from a checkpoint (set INIT_FROM; VOCAB_PATH: mT5's model).
 
-  A smaller job than pretraining: batch 256 on a 32-chip slice, pure data parallel.
+  A smaller job than pretraining: batch 256 on a 32-chip slice (v4-64), every variable
+  trains (TRAINABLE 'all'). The mesh is [1, 8, 4], 4-way model partitioning as in
+  pretraining: the fine-tune memory plan (docs/pods.md section 5, `benchmarks/finetune_plan`)
+  compiles this exact step at 13.0 GiB per chip (11.9 GiB with VQA's 16-token
+  targets), within a v4 chip's 32 GiB, while pure data parallel [1, 32, 1] does not
+  fit even at 1 example per chip (33.7 GiB: the whole float32 model, its gradients
+  and the step's temporaries on every chip).
   """
 
   FREEZE_VIT = False
   BATCH_SIZE = 256
   EVAL_BATCH_SIZE = 64
-  ICI_MESH_SHAPE = (1, 32, 1)
+  ICI_MESH_SHAPE = (1, 8, 4)
   DCN_MESH_SHAPE = None
   LEARNING_RATE = 1e-4
   WARMUP_STEPS = 100

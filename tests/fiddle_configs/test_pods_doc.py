@@ -14,7 +14,7 @@ import shlex
 
 import pytest
 
-from benchmarks import memory_plan
+from benchmarks import finetune_plan, memory_plan
 from pali_pax.core import batch as batch_lib
 from pali_pax.fiddle_configs import experiments, registry
 from pali_pax.fiddle_configs.experiment_base import SIZE_PRESETS
@@ -32,8 +32,21 @@ def _doc() -> str:
     return f.read()
 
 
+def _table(first_column: str) -> list[str]:
+  """The lines of the doc's markdown table whose header starts with `first_column`."""
+  tables, cur = [], []
+  for ln in [*_doc().splitlines(), '']:
+    if ln.startswith('|'):
+      cur.append(ln)
+    elif cur:
+      tables.append(cur)
+      cur = []
+  (table,) = [t for t in tables if t[0].split('|')[1].strip() == first_column]
+  return table
+
+
 def _mesh_rows() -> list[dict[str, str]]:
-  lines = [ln for ln in _doc().splitlines() if ln.startswith('| ')]
+  lines = [ln for ln in _table('experiment') if ln.startswith('| ')]
   header = [c.strip() for c in lines[0].strip('|').split('|')]
   assert header[:3] == ['experiment', 'slice', 'chips'], header
   cells = [[c.strip() for c in ln.strip('|').split('|')] for ln in lines[1:]]
@@ -211,3 +224,71 @@ def test_command_flags_are_paxml_flags_or_experiment_attributes():
     assert issubclass(cls, experiments.PaliExperiment)
     cls(**overrides).model_config()  # the overrides build (unknown attributes would raise)
     assert overrides.get('INIT_FROM', 'gs://').startswith('gs://')
+
+
+# ---------------------------------------------------------------- fine-tuning fit table
+
+
+def _finetune_plan() -> list[dict]:
+  with open(PLAN) as f:
+    return json.load(f)['finetune_plan']['records']
+
+
+def test_fit_table_is_the_compiled_finetune_plan():
+  """Every cell of the fit table is what docs/benchmarks.json's compiled records say."""
+  assert _table('size') == finetune_plan.table_md(_finetune_plan()).splitlines()
+
+
+def test_fit_table_covers_the_issue_grid():
+  recs = _finetune_plan()
+  rows = set(finetune_plan.rows(recs))
+  for size in ('3b', '15b', '17b'):
+    for px in (224, 448):
+      for tr in ('all', 'no_vit', 'lora'):
+        key = (size, px, tr, 'float32')
+        assert key in rows, key
+        for t in finetune_plan.TARGETS:
+          assert finetune_plan.cell(recs, key, t)['status'] != 'missing', (key, t.key)
+
+
+def test_lora_rows_are_the_lora_program():
+  """'lora' records come from the LoRA model itself, not from the full program scaled:
+  the adapters add parameters, and only they have optimizer state."""
+  recs = [r for r in _finetune_plan() if 'peak' in r and r['family'] == 'single']
+  for size in ('3b', '15b', '17b'):
+    by_tr = {r['trainable']: r for r in recs if (r['size'], r['image_size']) == (size, 224)}
+    lora, base = by_tr['lora'], by_tr['no_vit']  # no_vit: every base variable, ViT frozen
+    assert base['n_params'] < lora['n_params'] < 1.05 * base['n_params']
+    assert lora['opt_state_per_device'] < 0.2 * base['opt_state_per_device']
+
+
+FINETUNE = [
+  n
+  for n in registry.names()
+  if n.startswith('PaliFinetune') and registry.get_experiment(n).MODEL not in ('tiny', 'mini')
+]
+
+
+@pytest.mark.parametrize('name', FINETUNE)
+def test_finetune_experiment_fits_its_slice(name):
+  """The default PaliFinetune* step, compiled at its own mesh / TRAINABLE / batch, fits a v4 chip."""
+  exp = registry.get_experiment(name)()
+  recs = [r for r in _finetune_plan() if r['family'].startswith('experiment:')]
+  (rec,) = [
+    r
+    for r in recs
+    if (r['size'], r['image_size'], tuple(r['mesh']), r['fsdp'], r['batch'], r['trainable'])
+    == (
+      exp.MODEL,
+      exp.IMAGE_SIZE,
+      tuple(exp.ICI_MESH_SHAPE),
+      exp.FSDP,
+      exp.BATCH_SIZE,
+      exp.trainable(),
+    )
+    and (r['input_len'], r['target_len']) == (exp.INPUT_LEN, exp.TARGET_LEN)
+  ]
+  assert exp.DCN_MESH_SHAPE is None and rec['devices'] == math.prod(exp.ICI_MESH_SHAPE)
+  assert rec['peak'] < TPU_V4_HBM_GIB * 2**30
+  # The class docstring states the plan's figure.
+  assert f'{rec["peak"] / 2**30:.1f} GiB' in experiments._PaliFinetune.__doc__

@@ -18,7 +18,7 @@ def test_model_override_brings_its_preset_and_explicit_overrides_win():
   back = experiments.PaliFinetuneCocoCaptionsTiny(MODEL='3b')
   assert (back.VOCAB_SIZE, back.ICI_MESH_SHAPE, back.IMAGE_SIZE) == (250_112, (1, 128, 4), 224)
   # Same MODEL as the class: nothing else changes (the fine-tune recipe's own slice stays).
-  assert experiments.PaliFinetuneCocoCaptions(MODEL='3b').ICI_MESH_SHAPE == (1, 32, 1)
+  assert experiments.PaliFinetuneCocoCaptions(MODEL='3b').ICI_MESH_SHAPE == (1, 8, 4)
   with pytest.raises(ValueError, match="MODEL must be one of .* got 'huge'"):
     experiments.PaliFinetuneVqaV2(MODEL='huge')
 
