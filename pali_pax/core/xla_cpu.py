@@ -5,12 +5,13 @@ than 32 into a reduce-window over 32-wide windows plus a second reduce (a two-le
 for accuracy). For reductions along the minor dimension, which is all an inference
 program has (softmax's max and sum over keys, RMSNorm's mean square over the width,
 the log-sum-exp over the vocabulary), the windowed loop is slower than the plain row
-reduction: on an Intel Xeon (AVX-512), softmax over [16, 6, 212, 212] took 41-53 ms with
-the pass and 5-9 ms without; log-softmax over [1024, 32000] 464-497 ms against 168-191 ms
-(`python -m benchmarks.reductions`). Reductions over a major axis (the column sums of
-bias gradients in a train step) are the opposite, 20-40x slower without the pass, so
-training programs keep XLA's default and only the inference programs (the Predictor's,
-the served decode) are compiled with `INFERENCE_OPTIONS`.
+reduction: on an idle Intel Xeon (AVX-512, 2 cores), softmax over [16, 6, 212, 212] took
+13.5-17 ms with the pass and 4-8 ms without, log-softmax over [1024, 32000] 133-171 ms
+against 47-65 ms, and the small spec's 16-token decode at batch 16 ran 1.16-1.18x faster
+(`python -m benchmarks.reductions`, docs/benchmarks.md). Reductions over a major axis
+(the column sums of bias gradients in a train step) are the opposite, ~17x slower
+without the pass, so training programs keep XLA's default and only the inference
+programs (the Predictor's, the served decode) are compiled with `INFERENCE_OPTIONS`.
 
 Accuracy: a row reduction of n float32 terms then accumulates in one pass; its error
 bound grows from O(log n) to O(n) units of float32 rounding. For the model's rows (n <=
