@@ -36,7 +36,7 @@ from etils import epath
 from praxis import base_layer, py_utils
 
 from pali_pax.checkpoint import integrity, job_meta, layout
-from pali_pax.core.errors import CheckpointMismatchError, CorruptCheckpointError, FileFormatError
+from pali_pax.core.errors import CorruptCheckpointError, FileFormatError
 
 KEY = 'base_checkpoint'
 
@@ -117,13 +117,6 @@ def frozen_mask(mdl_vars: Any, base: BaseCheckpoint) -> Any:
   return mask
 
 
-def frozen_names(params: Any, base: BaseCheckpoint) -> set[str]:
-  """'a/b/w' names of the frozen leaves of a `params` tree."""
-  mask = frozen_mask({base_layer.PARAMS: params}, base)[base_layer.PARAMS]
-  leaves = jax.tree_util.tree_leaves_with_path(mask)
-  return {'/'.join(str(getattr(k, 'key', k)) for k in path) for path, m in leaves if m}
-
-
 def _select(mask: Any, tree: Any, frozen: bool) -> Any:
   """`tree` with a MaskedNode where `mask` is `frozen` (not frozen: keeps what is frozen)."""
   return jax.tree_util.tree_map(lambda m, x: optax.MaskedNode() if m == frozen else x, mask, tree)
@@ -164,31 +157,3 @@ def check_base(base: BaseCheckpoint, job: str) -> epath.Path:
       f'{step_dir} (step {base.step}), which is missing or corrupt:\n  {report}'
     )
   return step_dir
-
-
-def check_saved(step_dir: epath.PathLike, base: BaseCheckpoint, expected: Any) -> None:
-  """CheckpointMismatchError unless the step holds exactly the params that train and the base
-  holds every frozen one at the model's shape.
-
-  Args:
-    step_dir: the job's step dir.
-    base: the job's record.
-    expected: the model's `params` tree (shapes).
-  """
-  want = {
-    '/'.join(str(getattr(k, 'key', k)) for k in path): tuple(x.shape)
-    for path, x in jax.tree_util.tree_leaves_with_path(expected)
-  }
-  frozen = frozen_names(expected, base)
-  saved = {n[len('params/') :]: s for n, s in layout.saved_shapes(step_dir).items()}
-  in_base = {n[len('params/') :]: s for n, s in layout.saved_shapes(base.step_dir).items()}
-  for name, shape in sorted(want.items()):
-    where, holder = (in_base, base.step_dir) if name in frozen else (saved, str(step_dir))
-    if name not in where:
-      raise CheckpointMismatchError(f'{holder}: the model variable {name} is not in it')
-    if where[name] != shape:
-      raise CheckpointMismatchError(
-        f'{holder}: variable {name} has shape {where[name]} there but {shape} in the model'
-      )
-  for name in sorted(saved.keys() - (want.keys() - frozen)):
-    raise CheckpointMismatchError(f'{step_dir}: checkpoint variable {name} is not trained here')

@@ -108,25 +108,56 @@ def fresh_train_state(exp: Any) -> tuple[Any, Any, Any]:
   return task, meta, state
 
 
-def check_params_fit(step_dir: epath.PathLike, expected: Any) -> None:
-  """CheckpointMismatchError naming the first missing / unexpected / mis-shaped variable."""
-  want = {
-    '.'.join(str(getattr(k, 'key', k)) for k in path): tuple(leaf.shape)
-    for path, leaf in jax.tree_util.tree_flatten_with_path(expected)[0]
-  }
-  have = {
+def _dotted(path: Any) -> str:
+  return '.'.join(str(getattr(k, 'key', k)) for k in path)
+
+
+def _saved_params(step_dir: epath.PathLike) -> dict[str, tuple[int, ...]]:
+  """{'a.b.w': shape} of the `params` variables saved in a step."""
+  return {
     name[len('params/') :].replace('/', '.'): shape
     for name, shape in layout.saved_shapes(step_dir).items()
     if name.startswith('params/')
   }
-  for name in sorted(want.keys() - have.keys()):
-    raise CheckpointMismatchError(f'{step_dir}: the model variable {name} is not in the checkpoint')
-  for name in sorted(have.keys() - want.keys()):
-    raise CheckpointMismatchError(f'{step_dir}: checkpoint variable {name} is not in the model')
+
+
+def check_params_fit(
+  step_dir: epath.PathLike, expected: Any, base: frozen.BaseCheckpoint | None = None
+) -> None:
+  """CheckpointMismatchError naming the first missing / unexpected / mis-shaped variable.
+
+  Args:
+    step_dir: the step to read.
+    expected: the model's `params` tree (shapes).
+    base: for a job whose steps leave out its frozen params (`frozen.of_job`): those
+      are looked for in the base step, and the step must not hold them.
+  """
+  leaves = jax.tree_util.tree_flatten_with_path(expected)[0]
+  want = {_dotted(path): tuple(leaf.shape) for path, leaf in leaves}
+  have = _saved_params(step_dir)
+  frozen_names, in_base = set(), {}
+  if base is not None:
+    mask = frozen.frozen_mask({base_layer.PARAMS: expected}, base)[base_layer.PARAMS]
+    masked = jax.tree_util.tree_flatten_with_path(mask)[0]
+    frozen_names = {_dotted(path) for path, is_frozen in masked if is_frozen}
+    in_base = _saved_params(base.step_dir)
+  holder = {
+    name: (in_base, base.step_dir) if name in frozen_names else (have, step_dir) for name in want
+  }
   for name in sorted(want):
-    if want[name] != have[name]:
+    saved, where = holder[name]
+    if name not in saved:
+      raise CheckpointMismatchError(f'{where}: the model variable {name} is not in the checkpoint')
+  for name in sorted(have.keys() - (want.keys() - frozen_names)):
+    why = (
+      'frozen here (it belongs in the base step)' if name in frozen_names else 'not in the model'
+    )
+    raise CheckpointMismatchError(f'{step_dir}: checkpoint variable {name} is {why}')
+  for name in sorted(want):
+    saved, where = holder[name]
+    if want[name] != saved[name]:
       raise CheckpointMismatchError(
-        f'{step_dir}: variable {name} has shape {have[name]} in the checkpoint but '
+        f'{where}: variable {name} has shape {saved[name]} in the checkpoint but '
         f'{want[name]} in the model'
       )
 
@@ -141,11 +172,7 @@ def restore_params(exp: Any, job_dir: epath.PathLike, step: int | None = None) -
   step, step_dir = find_step(layout.checkpoint_dir(job_dir), step)
   meta = train_state_metadata(jax_task(exp), exp)
   expected = meta.unpadded_global_shapes.mdl_vars['params']
-  base = frozen.of_job(job_dir)
-  if base is None:
-    check_params_fit(step_dir, expected)
-  else:
-    frozen.check_saved(step_dir, base, expected)
+  check_params_fit(step_dir, expected, frozen.of_job(job_dir))
   # Our handler (whether or not `saving.install` ran): it reads a job's frozen params
   # from its base step.
   manager = checkpoint_managers.OrbaxCheckpointManager(
