@@ -28,9 +28,8 @@ import jax
 import jax.numpy as jnp
 from praxis import base_layer
 
-from benchmarks import configs, machine, model_step
+from benchmarks import configs, machine, model_step, timing
 from benchmarks.decode import eval_ctx, init_params
-from benchmarks.timing import progress
 from pali_pax.core import xla_cpu
 from pali_pax.serving import decode_fn
 
@@ -65,7 +64,7 @@ def ours_stages(spec: configs.BenchSpec, tuned: bool) -> dict[str, Callable[[], 
   }
   out = {}
   for stage, fn in fns.items():
-    progress(f'ours {spec.name} {stage} (tuned={tuned}): compiling')
+    timing.progress(f'ours {spec.name} {stage} (tuned={tuned}): compiling')
     compiled = xla_cpu.inference_jit(fn, tuned=tuned).lower(params, batch).compile()
     out[stage] = lambda c=compiled: c(params, batch)
   return out
@@ -111,21 +110,6 @@ def peer_stages(spec: configs.BenchSpec, threads: int) -> dict[str, Callable[[],
   return {k: no_grad(fn) for k, fn in fns.items()}
 
 
-def measure(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-  """Round-robin over all fns, best wall seconds of each."""
-  import time
-
-  for fn in fns.values():
-    jax.block_until_ready(fn())  # warm (torch: first-call allocations)
-  best = {k: float('inf') for k in fns}
-  for _ in range(repeats):
-    for k, fn in fns.items():
-      start = time.perf_counter()
-      jax.block_until_ready(fn())
-      best[k] = min(best[k], time.perf_counter() - start)
-  return best
-
-
 def parts(best: dict[str, float], side: str) -> dict[str, float]:
   """Stage times of `side` -> per-part seconds (differences of cumulative stages)."""
   t = [best[f'{side}:{s}'] for s in STAGES]
@@ -149,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     fns.update({f'{side}:{k}': fn for k, fn in ours_stages(spec, tuned).items()})
   if not a.no_peer:
     fns.update({f'peer:{k}': fn for k, fn in peer_stages(spec, a.threads).items()})
-  best = measure(fns, a.repeats)
+  best = {k: t.lo for k, t in timing.interleave(fns, a.repeats, label='prefill ').items()}
   cols = [*sides, *([] if a.no_peer else ['peer'])]
   table = {c: parts(best, c) for c in cols}
   print(f'\n{spec.name} spec, batch {spec.batch}, {spec.image_size} px: seconds (best of '

@@ -15,7 +15,6 @@ The CPU model and the load average are printed with the figures.
 
 import argparse
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from praxis import base_layer
 
-from benchmarks import configs, machine, model_step
+from benchmarks import configs, machine, model_step, timing
 from benchmarks.decode import init_params
 from pali_pax.core import xla_cpu
 from pali_pax.serving import decode_fn
@@ -32,15 +31,9 @@ from pali_pax.serving import decode_fn
 VARIANTS = {'xla default': False, 'pali_pax': True}  # name -> xla_cpu `tuned`
 
 
-def _best_ms(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-  """Round-robin timing: best wall ms of each fn over `repeats` rounds."""
-  best = {k: float('inf') for k in fns}
-  for _ in range(repeats):
-    for k, fn in fns.items():
-      start = time.perf_counter()
-      jax.block_until_ready(fn())
-      best[k] = min(best[k], (time.perf_counter() - start) * 1000)
-  return best
+def _best_ms(fns: dict[str, Callable[[], Any]], repeats: int, label: str) -> dict[str, float]:
+  """Best wall milliseconds of each fn, timed round-robin (`timing.interleave`)."""
+  return {k: t.lo * 1000 for k, t in timing.interleave(fns, repeats, label=label).items()}
 
 
 def reduction_cases(vocab: int) -> dict[str, tuple[Callable, tuple[int, ...]]]:
@@ -66,7 +59,7 @@ def bench_reductions(vocab: int, repeats: int) -> list[dict[str, Any]]:
     for variant, tuned in VARIANTS.items():
       compiled = xla_cpu.inference_jit(fn, tuned=tuned).lower(x).compile()
       fns[variant] = lambda c=compiled, x=x: c(x)
-    rows.append({'case': name, **_best_ms(fns, repeats)})
+    rows.append({'case': name, **_best_ms(fns, repeats, f'{name}: ')})
   return rows
 
 
@@ -89,7 +82,7 @@ def bench_decode(spec_name: str, batches: list[int], repeats: int) -> list[dict[
         fns[variant] = lambda c=compiled, a=args: c(*a)
       same = bool(np.array_equal(*outs.values()))
       row = {'case': f'{spec_name} decode, batch {b}, {steps} token(s)', 'same ids': same}
-      rows.append({**row, **_best_ms(fns, repeats)})
+      rows.append({**row, **_best_ms(fns, repeats, f'{row["case"]}: ')})
   return rows
 
 
