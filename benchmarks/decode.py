@@ -23,6 +23,7 @@ from praxis import base_layer, decoder_hparams, py_utils
 from benchmarks import configs, model_step
 from benchmarks.timing import progress
 from pali_pax.core import xla_cpu
+from pali_pax.serving import decode_fn
 
 NestedMap = py_utils.NestedMap
 NEVER_EOS = -1
@@ -44,20 +45,11 @@ def eval_ctx() -> Any:
 
 
 def cached_fn(model: Any, steps: int) -> Any:
-  """jit(params, batch) -> ids [B, steps] via praxis greedy decoding + KV cache."""
+  """jit(params, batch) -> ids [B, steps]: the Predictor's decode call, never stopping at eos."""
   hp = decoder_hparams.GreedyDecoderHParams(seqlen=steps + 1, eos_id=NEVER_EOS)
 
   def run(params: dict, batch: NestedMap) -> jax.Array:
-    with eval_ctx():
-      (_, result, _), _ = model.apply(
-        {'params': params},
-        batch,
-        hp,
-        method=model.decode_with_params,
-        mutable=[base_layer.DECODE_CACHE],
-        rngs={base_layer.RANDOM: jax.random.PRNGKey(0)},
-      )
-    return result.output_ids[:, 0, 1:]
+    return decode_fn.run_decode(model, params, batch, hp).output_ids[:, 0, 1:]
 
   return xla_cpu.inference_jit(run)  # compiled as the Predictor compiles it
 
