@@ -217,12 +217,11 @@ def _compile(key: tuple, s: int, timeout: float) -> dict[str, Any] | None:
   size, px, tr, dtype, fam_name = key
   fam = FAMILIES[fam_name]
   n = math.prod(fam.mesh)
-  flags = os.environ.get('XLA_FLAGS', '') + f' --xla_force_host_platform_device_count={n}'
   args = ['--size', size, '--image-size', str(px), '--devices', str(n), '--trainable', tr]
   args += ['--mesh', ','.join(map(str, fam.mesh)), '--batch', str(s * fam.mesh[0] * fam.mesh[1])]
   args += ['--fsdp', str(fam.fsdp), '--param-dtype', dtype]
   t0 = time.perf_counter()
-  rec = subproc.run_child('benchmarks.memory_plan', args, env={'XLA_FLAGS': flags}, timeout=timeout)
+  rec = subproc.run_child('benchmarks.memory_plan', args, timeout=timeout, devices=n)
   if rec is not None:
     rec.update(family=fam_name, child_s=time.perf_counter() - t0)
     progress(f'  {fam_name} {key[:4]} s={s}: {rec["peak"] / GIB:.2f} GiB ({rec["child_s"]:.0f} s)')
@@ -293,13 +292,12 @@ def experiment_point(name: str, timeout: float) -> dict[str, Any] | None:
   exp = registry.get_experiment(name)()
   mesh = tuple(exp.ICI_MESH_SHAPE)
   n = math.prod(mesh)
-  flags = os.environ.get('XLA_FLAGS', '') + f' --xla_force_host_platform_device_count={n}'
   args = ['--size', exp.MODEL, '--image-size', str(exp.IMAGE_SIZE), '--devices', str(n)]
   args += ['--trainable', exp.trainable(), '--mesh', ','.join(map(str, mesh))]
   args += ['--batch', str(exp.BATCH_SIZE), '--fsdp', str(exp.FSDP)]
   args += ['--input-len', str(exp.INPUT_LEN), '--target-len', str(exp.TARGET_LEN)]
   t0 = time.perf_counter()
-  rec = subproc.run_child('benchmarks.memory_plan', args, env={'XLA_FLAGS': flags}, timeout=timeout)
+  rec = subproc.run_child('benchmarks.memory_plan', args, timeout=timeout, devices=n)
   if rec is not None:
     rec.update(family=f'experiment:{name}', child_s=time.perf_counter() - t0)
     progress(f'  {name}: {rec["peak"] / GIB:.2f} GiB per device ({rec["child_s"]:.0f} s)')

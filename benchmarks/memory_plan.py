@@ -22,7 +22,6 @@ shard, not on the data-axis size, so the figure is that of the paper's
 import argparse
 import functools
 import math
-import os
 import time
 from typing import Any
 
@@ -287,12 +286,9 @@ def bench_memory_plan(
     pt = parse_point(text, default_devices)
     n = pt['devices']
     progress(f'memory plan {text} on {n} emulated devices (subprocess)')
-    flags = os.environ.get('XLA_FLAGS', '') + f' --xla_force_host_platform_device_count={n}'
     args = ['--size', pt['size'], '--image-size', str(pt['image_size']), '--devices', str(n)]
     args += ['--fsdp', str(pt['fsdp']), '--shard-residual', str(pt['shard_residual'])]
-    rec = subproc.run_child(
-      'benchmarks.memory_plan', args, env={'XLA_FLAGS': flags}, timeout=timeout
-    )
+    rec = subproc.run_child('benchmarks.memory_plan', args, timeout=timeout, devices=n)
     if rec is not None:
       rec['fits_tpu_v4'] = rec['peak'] <= TPU_V4_HBM
       out.append(rec)

@@ -18,12 +18,22 @@ RESULT = 'RESULT '
 
 
 def run_child(
-  module: str, args: list[str], env: dict[str, str] | None = None, timeout: float = 3600
+  module: str,
+  args: list[str],
+  env: dict[str, str] | None = None,
+  timeout: float = 3600,
+  devices: int | None = None,
 ) -> dict[str, Any] | None:
-  """`python -m module args...`; returns the child's RESULT json or None on failure."""
+  """`python -m module args...`; returns the child's RESULT json or None on failure.
+
+  devices: emulate this many CPU devices in the child (XLA_FLAGS, added to ours).
+  """
   full_env = dict(os.environ)
   full_env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   full_env.update(env or {})
+  if devices is not None:
+    flag = f'--xla_force_host_platform_device_count={devices}'
+    full_env['XLA_FLAGS'] = f'{full_env.get("XLA_FLAGS", "")} {flag}'.strip()
   cmd = [sys.executable, '-m', module, *args]
   try:
     proc = subprocess.run(
