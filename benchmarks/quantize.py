@@ -68,7 +68,7 @@ def only_group(params: dict, group: str) -> dict:
   """`params` with only the weights of GROUPS[group] int8 (per-channel, as the table)."""
 
   def one(path: tuple, leaf: np.ndarray) -> object:
-    p = tuple(int8._key(k) for k in path)  # noqa: SLF001
+    p = int8.path_names(path)
     axes = int8.reduced_axes(p, np.ndim(leaf))
     return leaf if axes is None or not GROUPS[group]('/'.join(p)) else int8.quantize(leaf, axes)
 
@@ -79,7 +79,7 @@ def rounded(params: dict, dtype: object) -> dict:
   """float32 `params` whose int8-table weights were rounded to `dtype` (a 16-bit yardstick)."""
 
   def one(path: tuple, leaf: np.ndarray) -> np.ndarray:
-    p = tuple(int8._key(k) for k in path)  # noqa: SLF001
+    p = int8.path_names(path)
     if int8.storage(p, np.ndim(leaf), 'int8') == 'float32':
       return leaf
     return np.asarray(jnp.asarray(leaf).astype(dtype).astype(jnp.float32))

@@ -99,7 +99,8 @@ def _key(k: Any) -> str:
   return str(getattr(k, 'key', getattr(k, 'name', k)))
 
 
-def _path(path: Any) -> tuple[str, ...]:
+def path_names(path: Any) -> tuple[str, ...]:
+  """A jax key path as names, e.g. ('mt5', 'softmax', 'logits_ffn', 'linear', 'w')."""
   return tuple(_key(k) for k in path)
 
 
@@ -111,7 +112,7 @@ def quantize_params(params: Any, head: str = 'float16') -> Any:
   """
 
   def one(path: Any, leaf: Any) -> Any:
-    p = _path(path)
+    p = path_names(path)
     kind = storage(p, np.ndim(leaf), head)
     if kind == 'float16':
       w = np.asarray(leaf, np.float32)
@@ -164,7 +165,7 @@ def planned_bytes(params: Any, head: str = 'float16') -> int:
   """
   total = 0
   for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-    p, shape = _path(path), tuple(leaf.shape)
+    p, shape = path_names(path), tuple(leaf.shape)
     kind, n = storage(p, len(shape), head), math.prod(shape)
     if kind == 'int8':
       axes = reduced_axes(p, len(shape))
