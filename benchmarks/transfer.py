@@ -41,12 +41,9 @@ import sys
 import time
 from typing import Any
 
-from paxml import trainer_lib
-from praxis import base_layer
-
 from benchmarks import machine, transfer_data
 from pali_pax import job_config
-from pali_pax.core import batch as batch_lib
+from pali_pax.checkpoint import reading
 from pali_pax.fiddle_configs import trainable
 
 PRETRAIN_EXP = 'PaliTinySynthetic'
@@ -153,11 +150,9 @@ def trainable_counts(job: str, log: str) -> dict[str, int]:
   learner masks and optimizer), with `fiddle_configs.trainable.summary`, the function
   behind the run's start-up line (`PaliTask`); where the log has that line, it must agree.
   """
-
   exp = job_config.experiment_of(job)
-  task = base_layer.instantiate(exp.task())
-  specs = batch_lib.batch_specs(exp.IMAGE_SIZE, exp.BATCH_SIZE, exp.INPUT_LEN, exp.TARGET_LEN)
-  meta = trainer_lib.create_train_state_metadata(task, specs)
+  task = reading.jax_task(exp)
+  meta = reading.train_state_metadata(task, exp)
   state = meta.unpadded_global_shapes
   out = trainable.summary(
     state.mdl_vars, meta.var_weight_hparams, task.learners[0], state.opt_states
