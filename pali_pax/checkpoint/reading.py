@@ -16,7 +16,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
-from paxml import checkpoint_managers, trainer_lib
+from paxml import checkpoint_managers, tasks_lib, trainer_lib
 from paxml.checkpoint_types import CheckpointType
 from praxis import base_layer
 
@@ -162,17 +162,34 @@ def check_params_fit(
       )
 
 
+def params_state_shapes(exp: Any) -> Any:
+  """A TrainState of shapes: the step and `exp`'s model variables, no optimizer slots.
+
+  The model's init is traced abstractly (nothing is allocated). Readers of the
+  weights alone need no optimizer: the learner's slot shapes, which
+  `train_state_metadata` also traces, cost a predictor's start about as much as
+  the model itself.
+  """
+  model = base_layer.instantiate(params_lib.unsharded(exp.model_config()))
+  # do_eval=False: the variables paxml's train-state metadata has (the checkpoint's).
+  var_hparams = model.abstract_init_with_metadata(batch_lib.batch_specs(exp.IMAGE_SIZE))
+  return tasks_lib.create_state_unpadded_shapes(var_hparams, discard_opt_states=True, learners=None)
+
+
 def restore_params(exp: Any, job_dir: epath.PathLike, step: int | None = None) -> dict:
   """The `params` (numpy) of checkpoint `step` (None: newest intact) of a job, as `exp` has them.
+
+  Only the step and the model variables are read: the optimizer slots (twice the
+  params for Adam) stay on disk.
 
   Raises:
     CheckpointMismatchError: the checkpoint does not fit `exp`'s model (names the variable).
     MissingFileError: no such (intact) step.
   """
   step, step_dir = find_step(layout.checkpoint_dir(job_dir), step)
-  meta = train_state_metadata(jax_task(exp), exp)
-  expected = meta.unpadded_global_shapes.mdl_vars['params']
-  check_params_fit(step_dir, expected, frozen.of_job(job_dir))
+  # One device, no mesh: padded and unpadded global shapes are the same.
+  shapes = params_state_shapes(exp)
+  check_params_fit(step_dir, shapes.mdl_vars['params'], frozen.of_job(job_dir))
   # Our handler (whether or not `saving.install` ran): it reads a job's frozen params
   # from its base step.
   manager = checkpoint_managers.OrbaxCheckpointManager(
@@ -182,9 +199,6 @@ def restore_params(exp: Any, job_dir: epath.PathLike, step: int | None = None) -
     tensorstore_use_ocdbt=False,  # paxml's restore_checkpoint default
   )
   restored = manager.restore(
-    step,
-    meta.padded_global_shapes,
-    meta.unpadded_global_shapes,
-    restore_kwargs={'specs': None, 'mesh': None, 'transforms': None},
+    step, shapes, shapes, restore_kwargs={'specs': None, 'mesh': None, 'transforms': None}
   )
   return jax.tree_util.tree_map(np.asarray, restored.mdl_vars['params'])

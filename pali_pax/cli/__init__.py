@@ -35,7 +35,7 @@ from types import ModuleType
 # every log line of the command (paxml's and ours, `--verbosity` or not).
 import absl.logging  # noqa: F401
 
-from pali_pax.cli import common
+from pali_pax.cli import common, process
 
 _VERBOSE = ('-v', '--verbose')
 _HELP = ('-h', '--help')
@@ -70,6 +70,7 @@ def load(command: str) -> ModuleType:
   captured = io.StringIO()
   with contextlib.redirect_stderr(captured):
     module = importlib.import_module(f'{__name__}.{COMMANDS[command][0]}')
+  process.imports_done()
   for line in captured.getvalue().splitlines():
     if not line.startswith('Registered experiment'):
       print(line, file=sys.stderr)
@@ -100,7 +101,16 @@ def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-  """Entry point of the `pali-pax` console script; returns the exit status."""
+  """Entry point of the `pali-pax` console script; returns the exit status.
+
+  Without `argv` (the console script, `python -m pali_pax.cli`) main runs this
+  process's command line and manages the process (`pali_pax.cli.process`): no
+  garbage collection during the imports, and a command that only prints leaves
+  without interpreter teardown once it has succeeded. With `argv`, it only runs the
+  command.
+  """
+  if argv is None:
+    process.manage()
   argv = list(sys.argv[1:] if argv is None else argv)
   command = next((i for i, a in enumerate(argv) if a not in _VERBOSE), len(argv))
   name = argv[command] if command < len(argv) else None
@@ -113,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if passthrough:
       return load('train').run_argv(argv[1:])
     args = build_parser([name] if name in COMMANDS else []).parse_args(argv)
-    return args.fn(args)
+    code = args.fn(args)
   except KeyboardInterrupt:
     print(f'{common.PROG}: interrupted', file=sys.stderr)
     return 130
@@ -122,3 +132,6 @@ def main(argv: list[str] | None = None) -> int:
       traceback.print_exc()
     print(common.one_line(e), file=sys.stderr)
     return 1
+  if process.managed() and name in process.FAST_EXIT:
+    process.exit_now(code)
+  return code
