@@ -14,7 +14,8 @@ runs cumulative stages, so a part is the difference of two stages:
   one token     greedy decode of 1 token (serving.decode_fn)      generate(max_new_tokens=1)
 
 Ours is timed compiled with XLA's defaults and as pali_pax compiles inference
-(`pali_pax.core.xla_cpu`). Every function is timed round-robin in one process, best of
+(`pali_pax.core.xla_cpu`); `--try FLAG=VALUE` adds a column of those options plus one
+XLA CPU flag (e.g. `--try xla_cpu_use_onednn=true`). Every function is timed round-robin in one process, best of
 --repeats (wall seconds); torch uses --threads intra-op threads. The CPU model and load
 average are printed.
 """
@@ -36,8 +37,10 @@ from pali_pax.serving import decode_fn
 STAGES = ('vit', '+projection', '+encoder', 'one token')
 
 
-def ours_stages(spec: configs.BenchSpec, tuned: bool) -> dict[str, Callable[[], Any]]:
-  """{stage: fn()} of our model on the spec's random batch (compiled before returning)."""
+def ours_stages(
+  spec: configs.BenchSpec, options: dict[str, Any] | None
+) -> dict[str, Callable[[], Any]]:
+  """{stage: fn()} of our model on the spec's random batch, compiled with XLA `options`."""
   model = base_layer.instantiate(configs.model_config(spec))
   batch = jax.tree_util.tree_map(jnp.asarray, model_step.random_batch(spec))
   params = init_params(model, batch)
@@ -64,8 +67,8 @@ def ours_stages(spec: configs.BenchSpec, tuned: bool) -> dict[str, Callable[[], 
   }
   out = {}
   for stage, fn in fns.items():
-    timing.progress(f'ours {spec.name} {stage} (tuned={tuned}): compiling')
-    compiled = xla_cpu.inference_jit(fn, tuned=tuned).lower(params, batch).compile()
+    timing.progress(f'ours {spec.name} {stage} ({options}): compiling')
+    compiled = jax.jit(fn, compiler_options=options).lower(params, batch).compile()
     out[stage] = lambda c=compiled: c(params, batch)
   return out
 
@@ -123,14 +126,26 @@ def main(argv: list[str] | None = None) -> None:
   p.add_argument('--repeats', type=int, default=5)
   p.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
   p.add_argument('--no-peer', action='store_true', help='ours only (no torch)')
+  p.add_argument(
+    '--try',
+    dest='extra',
+    action='append',
+    default=[],
+    metavar='FLAG=VALUE',
+    help="also pali_pax's options plus this XLA flag (repeatable; one column each)",
+  )
   a = p.parse_args(argv)
   info = machine.describe()
   print(f'CPU: {info["cpu_model"]}; load average at start: {info["load_avg_start"]}', flush=True)
   spec = configs.SPECS[a.spec]
-  sides = {'xla default': False, 'pali_pax': True}
+  tuned = xla_cpu.inference_options() or {}
+  sides: dict[str, dict[str, Any] | None] = {'xla default': None, 'pali_pax': tuned}
+  for flag in a.extra:
+    key, _, value = flag.partition('=')
+    sides[f'+{key}'] = {**tuned, key: value}
   fns: dict[str, Callable[[], Any]] = {}
-  for side, tuned in sides.items():
-    fns.update({f'{side}:{k}': fn for k, fn in ours_stages(spec, tuned).items()})
+  for side, options in sides.items():
+    fns.update({f'{side}:{k}': fn for k, fn in ours_stages(spec, options).items()})
   if not a.no_peer:
     fns.update({f'peer:{k}': fn for k, fn in peer_stages(spec, a.threads).items()})
   best = {k: t.lo for k, t in timing.interleave(fns, a.repeats, label='prefill ').items()}

@@ -103,7 +103,15 @@ def reference(f32: Predictor, rows: list[dict], steps: int, batch: int) -> list[
     mask = model_batch.decoder_target_tokens != batch_lib.PAD_ID  # real positions only
     mask[np.arange(len(a)), [len(r) - 1 for r in a]] = True  # eos position
     out.append(
-      {'ids': ids, 'kw': kw, 'out': a, 'batch': model_batch, 'logits': logits, 'mask': mask}
+      {
+        'ids': ids,
+        'kw': kw,
+        'out': a,
+        'batch': model_batch,
+        'logits': logits,
+        'mask': mask,
+        'tasks': [r['task'] for r in chunk],
+      }
     )
   return out
 
@@ -117,6 +125,7 @@ def top2_margin(logits: np.ndarray) -> np.ndarray:
 def compare(f32: Predictor, q: Predictor, ref: list[dict]) -> dict:
   """Greedy agreement, logit error and float32 margins at the first differing token."""
   same = n = 0
+  per_task: dict[str, list[int]] = {}  # task -> [identical, n]
   max_err = max_logit = 0.0
   margins = []
   for r in ref:
@@ -127,13 +136,23 @@ def compare(f32: Predictor, q: Predictor, ref: list[dict]) -> dict:
     m = top2_margin(r['logits'])
     for i, (x, y) in enumerate(zip(r['out'], b, strict=True)):
       n += 1
+      counts = per_task.setdefault(r['tasks'][i], [0, 0])
+      counts[1] += 1
       if f32.vocab.decode(x.tolist()) == f32.vocab.decode(y.tolist()):
         same += 1
+        counts[0] += 1
         continue
       k = min(len(x), len(y))
       first = next((j for j in range(k) if x[j] != y[j]), k)
       margins.append(float(m[i, min(first, m.shape[1] - 1)]))
-  return {'identical': same, 'n': n, 'max_err': max_err, 'max_logit': max_logit, 'margins': margins}
+  return {
+    'identical': same,
+    'n': n,
+    'max_err': max_err,
+    'max_logit': max_logit,
+    'margins': margins,
+    'per_task': per_task,
+  }
 
 
 def near_ties(ref: list[dict]) -> dict[float, int]:
@@ -149,6 +168,8 @@ def report(name: str, res: dict, ratio: float | None = None) -> None:
     f'{name:24s} identical {res["identical"]}/{res["n"]} = {pct:.1f}%{size}'
     f'  max |dlogit| {res["max_err"]:.4f} (largest |logit| {res["max_logit"]:.2f})'
   )
+  tasks = ', '.join(f'{t} {a}/{b}' for t, (a, b) in res['per_task'].items())
+  print(f'{"":24s} identical per task: {tasks}')
   if res['margins']:
     print(f'{"":24s} float32 margins where they differ: {np.round(sorted(res["margins"]), 4)}')
 

@@ -217,19 +217,24 @@ def field_accuracy(rows: list[dict[str, Any]]) -> dict[str, float]:
   return out
 
 
-def evaluate(job: str, step: int | None = None, out: str | None = None) -> dict[str, float]:
-  """`pali-pax eval JOB --task EVAL_TASK` on the whole val split.
-
-  Returns its metrics (exact_match, vqa_accuracy) and `field_accuracy` of its predictions.
-  """
+def scored(
+  job: str, task: str, step: int | None = None, out: str | None = None
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+  """`pali-pax eval JOB --task TASK` on the whole val split: (its metrics, its predictions)."""
   out = out or os.path.join(job, 'eval')
   step_flag = ['--step', step] if step is not None else []
-  cli('eval', job, '--task', EVAL_TASK, *step_flag, '--out', out, log_path=f'{out}/eval.log')
+  cli('eval', job, '--task', task, *step_flag, '--out', out, log_path=f'{out}/eval.log')
   (stem,) = [f[: -len('.metrics.json')] for f in os.listdir(out) if f.endswith('.metrics.json')]
   with open(os.path.join(out, f'{stem}.metrics.json')) as f:
     metrics = json.load(f)['metrics']
   with open(os.path.join(out, f'{stem}.predictions.json')) as f:
-    return {**metrics, **field_accuracy(json.load(f))}
+    return metrics, json.load(f)
+
+
+def evaluate(job: str, step: int | None = None, out: str | None = None) -> dict[str, float]:
+  """`scored` on EVAL_TASK: its metrics (exact_match, vqa_accuracy) and `field_accuracy`."""
+  metrics, rows = scored(job, EVAL_TASK, step, out)
+  return {**metrics, **field_accuracy(rows)}
 
 
 def run_recipe(root: str, s: Settings, base: str | None = None, log: Any = print) -> TransferResult:
