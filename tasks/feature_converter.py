@@ -79,6 +79,25 @@ class PaliFeatureConverter(seqio.FeatureConverter):
       'has_image': tf.cast(ex['has_image'], tf.float32),
     }
 
+  @tf.autograph.experimental.do_not_convert
+  def convert_batch(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Task features of B examples, already padded to their lengths -> the model features.
+
+    batch: inputs int32 [B, Ti], targets int32 [B, To] (0-padded), image [B, H, W, 3],
+    has_image [B]. The same rows as converting each example (the step-indexed input's
+    batched path: one call per batch instead of one per example).
+    """
+    targets = batch['targets']
+    bos = tf.fill([tf.shape(targets)[0], 1], tf.constant(self.bos_id, targets.dtype))
+    return {
+      'encoder_input_tokens': batch['inputs'],
+      'decoder_target_tokens': targets,
+      'decoder_input_tokens': tf.concat([bos, targets[:, :-1]], axis=1),
+      'decoder_loss_weights': tf.cast(tf.not_equal(targets, batch_lib.PAD_ID), tf.float32),
+      'image': tf.cast(batch['image'], tf.float32),
+      'has_image': tf.cast(batch['has_image'], tf.float32),
+    }
+
   def _convert_features(
     self, ds: tf.data.Dataset, task_feature_lengths: Mapping[str, int]
   ) -> tf.data.Dataset:

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from pali_pax.tasks import features
 
-_SEED_SALT = 1  # features.example_seed salt of span corruption
+SEED_SALT = 1  # features.example_seed salt of span corruption (the batched synthetic path too)
 
 
 def _random_composition(total: tf.Tensor, parts: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -110,7 +110,7 @@ def span_corruption_preprocessor(
     tokens = ex['inputs']
     if max_tokens:
       tokens = tokens[:max_tokens]
-    seed = features.example_seed(ex, seed, _SEED_SALT)
+    seed = features.example_seed(ex, seed, SEED_SALT)
     mask = noise_mask(tf.size(tokens), seed, noise_density, mean_span_length)
     ex['inputs'], ex['targets'] = corrupt(tokens, mask, vocab.vocab_size)
     for key in ('inputs', 'targets'):

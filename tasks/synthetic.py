@@ -1,14 +1,20 @@
-"""Deterministic synthetic multilingual examples, generated in TensorFlow.
+"""Deterministic synthetic multilingual examples, generated in TensorFlow a batch at a time.
 
 Each example is a pure function of (task, split, index, image_size, seed,
-max_objects): its stateless seed is [seed * 1000 + 10 * task id + split id,
-index], so 'train' and 'validation' come from disjoint seed streams and any
-example can be regenerated on its own. Scenes come from `synthetic_scene`; the
-texts are gathered from string tables precomputed here from the hand-written
-word tables (`synthetic_words`) and the prompt templates (`prompts`), so the
-grammar lives in Python once and tf.data threads never call back into Python.
+max_objects): its key is a hash of (seed * 1000 + 10 * task id + split id,
+index) (`synthetic_scene.example_keys`), so 'train' and 'validation' come from
+disjoint streams and any example can be regenerated on its own, alone or in any
+batch. Scenes come from `synthetic_scene`; the texts are gathered from string
+tables precomputed here from the hand-written word tables (`synthetic_words`)
+and the prompt templates (`prompts`), so the grammar lives in Python once and
+tf.data threads never call back into Python.
 
-Raw example (what `example_fn` returns, what the seqio source emits):
+`batch_fn` makes n examples per call with ops over the batch (the train input's
+path: one tf.data call per batch instead of ~100 small ops per example);
+`example_fn` is the same for one index.
+
+Raw example (what `example_fn` returns, what the seqio source emits; `batch_fn`
+adds a leading [n]):
   image uint8 [S, S, 3]; inputs, targets, lang: tf.string [];
   objects int32 [M, 7]: (valid, colour, shape, ymin, xmin, ymax, xmax) per slot;
   word int32 [] (OCR word index, -1 if none).
@@ -48,6 +54,7 @@ QUESTION_TYPES: tuple[str, ...] = ('colour', 'shape', 'count')
 _TASK_ID = {t: i for i, t in enumerate(TASKS)}
 _SPLIT_ID = {'train': 0, 'validation': 1}
 _MARK = '\x00'  # placeholder used to cut templates into constant parts
+BATCH = 64  # examples per generator call in `dataset` (one tf.data call per batch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,97 +151,109 @@ def text_tables() -> dict[str, list]:
   return tables
 
 
+def _at(table: tf.Tensor, *index: tf.Tensor) -> tf.Tensor:
+  """table[i0[r], i1[r], ...] for each row r (int32 [n] indices; a gather, no loop)."""
+  return tf.gather_nd(table, tf.stack(index, axis=-1))
+
+
 def _pick(options: list[tf.Tensor], i: tf.Tensor) -> tf.Tensor:
-  """options[i] for scalar tensors (a gather, no tf.cond)."""
-  return tf.gather(tf.stack(options), i)
+  """options[i[r]][r] for each row r: options are [n] tensors, i int32 [n] (no tf.cond)."""
+  return tf.gather(tf.stack(options, axis=1), i, batch_dims=1)
 
 
 def _caption(T: dict[str, tf.Tensor], li: tf.Tensor, sc: dict[str, tf.Tensor]) -> tf.Tensor:
-  """Noun phrases of the objects in reading order, joined by the language's 'and'."""
-  pre, mid, suf = tf.unstack(T['and'][li])
-  cap = T['np'][li, sc['colours'][0], sc['shapes'][0]]
-  for k in range(1, sc['colours'].shape[0]):
-    more = tf.strings.join([pre, cap, mid, T['np'][li, sc['colours'][k], sc['shapes'][k]], suf])
-    cap = _pick([cap, more], tf.cast(sc['valid'][k], tf.int32))
+  """Noun phrases of the objects in reading order, joined by the language's 'and'. [n]"""
+  pre, mid, suf = tf.unstack(tf.gather(T['and'], li), axis=1)
+  cap = _at(T['np'], li, sc['colours'][:, 0], sc['shapes'][:, 0])
+  for k in range(1, sc['colours'].shape[1]):
+    obj = _at(T['np'], li, sc['colours'][:, k], sc['shapes'][:, k])
+    cap = tf.where(sc['valid'][:, k], tf.strings.join([pre, cap, mid, obj, suf]), cap)
   return cap
 
 
 def _alt_text(T: dict[str, tf.Tensor], li: tf.Tensor, sc: dict[str, tf.Tensor]) -> tf.Tensor:
-  pre, suf = tf.unstack(T['alt'][li])
+  pre, suf = tf.unstack(tf.gather(T['alt'], li), axis=1)
   return tf.strings.join([pre, _caption(T, li, sc), suf])
 
 
 def _question(
-  T: dict[str, tf.Tensor], qi: tf.Tensor, ai: tf.Tensor, sc: dict[str, tf.Tensor], seed: tf.Tensor
+  T: dict[str, tf.Tensor], qi: tf.Tensor, ai: tf.Tensor, sc: dict[str, tf.Tensor], keys: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
-  """(question in language qi, answer in language ai): colour / shape / count, uniformly."""
-  s = scene_lib.split_seed(seed, 2)
-  qtype = scene_lib.randint(s[0], 0, len(QUESTION_TYPES))
-  j = scene_lib.randint(s[1], 0, sc['num_objects'])
-  c, sh = sc['colours'][j], sc['shapes'][j]
-  q = _pick([T['q_colour'][qi, sh], T['q_shape'][qi, c], T['q_count'][qi]], qtype)
-  a = _pick(
-    [T['a_colour'][ai, c], T['a_shape'][ai, sh], T['a_number'][ai, sc['num_objects'] - 1]], qtype
+  """(question in language qi, answer in language ai) [n]: colour / shape / count, uniformly."""
+  qtype = scene_lib.randint(keys, 0, 0, len(QUESTION_TYPES))
+  j = scene_lib.randint(keys, 1, 0, sc['num_objects'])
+  c = tf.gather(sc['colours'], j, batch_dims=1)
+  sh = tf.gather(sc['shapes'], j, batch_dims=1)
+  q = _pick(
+    [_at(T['q_colour'], qi, sh), _at(T['q_shape'], qi, c), tf.gather(T['q_count'], qi)], qtype
   )
+  number = _at(T['a_number'], ai, sc['num_objects'] - 1)
+  a = _pick([_at(T['a_colour'], ai, c), _at(T['a_shape'], ai, sh), number], qtype)
   return q, a
 
 
 def _presence(
-  T: dict[str, tf.Tensor], li: tf.Tensor, sc: dict[str, tf.Tensor], seed: tf.Tensor
+  T: dict[str, tf.Tensor], li: tf.Tensor, sc: dict[str, tf.Tensor], keys: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
-  """'Is there <np> in the image?': a present object or an absent combination, 50/50."""
-  s = scene_lib.split_seed(seed, 3)
+  """'Is there <np> in the image?' [n]: a present object or an absent combination, 50/50."""
   ns, combos = len(words.SHAPES), len(words.COLOURS) * len(words.SHAPES)
-  present = scene_lib.randint(s[0], 0, 2)
-  j = scene_lib.randint(s[1], 0, sc['num_objects'])
-  is_present = tf.reduce_any(
-    tf.cast(tf.one_hot(sc['colours'] * ns + sc['shapes'], combos), tf.bool) & sc['valid'][:, None],
-    axis=0,
+  present = scene_lib.randint(keys, 0, 0, 2)
+  j = scene_lib.randint(keys, 1, 0, sc['num_objects'])
+  hot = tf.one_hot(sc['colours'] * ns + sc['shapes'], combos, on_value=True, off_value=False)
+  is_present = tf.reduce_any(hot & sc['valid'][:, :, None], axis=1)  # [n, combos]
+  order = scene_lib.permutation(keys, 2, combos)  # the absent one: first absent in a random order
+  first = tf.argmax(tf.cast(~tf.gather(is_present, order, batch_dims=1), tf.int32), axis=1)
+  absent = tf.gather(order, first, batch_dims=1)
+  c = _pick([absent // ns, tf.gather(sc['colours'], j, batch_dims=1)], present)
+  sh = _pick([absent % ns, tf.gather(sc['shapes'], j, batch_dims=1)], present)
+  return _at(T['q_presence'], li, c, sh), _pick(
+    [tf.gather(T['no'], li), tf.gather(T['yes'], li)], present
   )
-  order = tf.random.experimental.stateless_shuffle(tf.range(combos), s[2])
-  absent = order[tf.argmax(tf.cast(~tf.gather(is_present, order), tf.int32))]
-  c = _pick([absent // ns, sc['colours'][j]], present)
-  sh = _pick([absent % ns, sc['shapes'][j]], present)
-  return T['q_presence'][li, c, sh], _pick([T['no'][li], T['yes'][li]], present)
 
 
 def _detection(
   T: dict[str, tf.Tensor], li: tf.Tensor, sc: dict[str, tf.Tensor], size: int
 ) -> tf.Tensor:
-  """'ymin xmin ymax xmax label ; ...', coordinates floor(1000 * px / size) in 0..999."""
+  """'ymin xmin ymax xmax label ; ...' [n], coordinates floor(1000 * px / size) in 0..999."""
   bins = metrics_detection.NUM_BOX_BINS
-  q = tf.clip_by_value((bins * sc['boxes']) // size, 0, bins - 1)
-  coords = tf.strings.reduce_join(tf.strings.as_string(q), axis=1, separator=' ')
-  objs = tf.strings.join([coords, tf.gather(T['a_shape'][li], sc['shapes'])], separator=' ')
-  return tf.strings.reduce_join(
-    tf.boolean_mask(objs, sc['valid']), separator=metrics_detection.OBJECT_SEPARATOR
-  )
+  q = tf.clip_by_value((bins * sc['boxes']) // size, 0, bins - 1)  # [n, M, 4]
+  coords = tf.strings.reduce_join(tf.strings.as_string(q), axis=2, separator=' ')  # [n, M]
+  labels = tf.gather(tf.gather(T['a_shape'], li), sc['shapes'], batch_dims=1)
+  objs = tf.strings.join([coords, labels], separator=' ')
+  out = objs[:, 0]
+  for k in range(1, objs.shape[1]):  # valid objects are a prefix
+    more = tf.strings.join([out, objs[:, k]], separator=metrics_detection.OBJECT_SEPARATOR)
+    out = tf.where(sc['valid'][:, k], more, out)
+  return out
 
 
 def _split_cap(
-  T: dict[str, tf.Tensor], li: tf.Tensor, text: tf.Tensor, seed: tf.Tensor
+  T: dict[str, tf.Tensor], li: tf.Tensor, text: tf.Tensor, keys: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
-  """Split-captioning prompt and target: the text cut after 1 <= pos < n words (characters
-  when it has no space), pos uniform."""
+  """Split-captioning prompts and targets [n]: each text cut after 1 <= pos < units words
+  (characters when it has no space), pos uniform."""
 
-  def split(units: tf.Tensor, sep: str) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    pos = scene_lib.randint(seed, 1, tf.size(units))
-    first = tf.strings.reduce_join(units[:pos], separator=sep)
-    return pos, first, tf.strings.reduce_join(units[pos:], separator=sep)
+  def split(units: tf.RaggedTensor, sep: str) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    pos = scene_lib.randint(keys, 0, 1, tf.cast(units.row_lengths(), tf.int32))
+    head = tf.ragged.range(units.row_lengths()) < tf.cast(pos, tf.int64)[:, None]
+    first = tf.strings.reduce_join(tf.ragged.boolean_mask(units, head), axis=1, separator=sep)
+    rest = tf.strings.reduce_join(tf.ragged.boolean_mask(units, ~head), axis=1, separator=sep)
+    return pos, first, rest
 
-  pos, first, rest = tf.cond(
-    tf.strings.regex_full_match(text, '.* .*'),
-    lambda: split(tf.strings.split(text, ' '), ' '),
-    lambda: split(tf.strings.unicode_split(text, 'UTF-8'), ''),
-  )
-  pre, mid, post = tf.unstack(T['split_prompt'][li])
+  # Both cuts for every row (a batch mixes both kinds), then each row takes its own.
+  by_word = split(tf.strings.split(text, ' '), ' ')
+  by_char = split(tf.strings.unicode_split(text, 'UTF-8'), '')
+  spaced = tf.strings.regex_full_match(text, '.* .*')
+  pos, first, rest = (tf.where(spaced, w, c) for w, c in zip(by_word, by_char, strict=True))
+  pre, mid, post = tf.unstack(tf.gather(T['split_prompt'], li), axis=1)
   return tf.strings.join([pre, tf.strings.as_string(pos), mid, first, post]), rest
 
 
-def example_fn(
+def batch_fn(
   task: str, split: str, image_size: int = 224, seed: int = 0, max_objects: int = 2
 ) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
-  """index (int64 []) -> raw example dict (see module docstring); traceable by tf.data.
+  """indices (int64 [n]) -> n raw examples (the fields of the module docstring, with a
+  leading [n]); traceable by tf.data. Row i depends only on indices[i].
 
   Args:
     task: one of TASKS.
@@ -245,78 +264,84 @@ def example_fn(
   """
   check_task(task)
   _check_split(split)
-  base = int(seed) * 1000 + 10 * _TASK_ID[task] + _SPLIT_ID[split]
+  stream = int(seed) * 1000 + 10 * _TASK_ID[task] + _SPLIT_ID[split]
   tables = text_tables()
+  size, m = int(image_size), int(max_objects)
   if task == 'ocr':
-    scene_lib.ocr_glyphs(image_size)  # render the glyphs now, in this (main) thread
+    scene_lib.ocr_glyphs(size)  # render the glyphs now, in this (main) thread
 
   @tf.autograph.experimental.do_not_convert
-  def fn(index: tf.Tensor) -> dict[str, tf.Tensor]:
+  def fn(indices: tf.Tensor) -> dict[str, tf.Tensor]:
     T = {k: tf.constant(v) for k, v in tables.items()}
-    s = scene_lib.split_seed(tf.stack([tf.constant(base, tf.int64), tf.cast(index, tf.int64)]), 5)
-    li = scene_lib.randint(s[0], 0, len(words.LANGS))
-    lang = T['lang'][li]
+    keys = scene_lib.example_keys(stream, tf.reshape(indices, [-1]))
+    n = tf.shape(keys)[0]
+    li = scene_lib.randint(keys, 0, 0, len(words.LANGS))
     if task == 'ocr':
-      ocr = scene_lib.sample_ocr(s[1], image_size)
-      objects = tf.zeros([max_objects, 7], tf.int32)
+      ocr = scene_lib.sample_ocr(scene_lib.subkeys(keys, 1), size)
       return {
-        'image': scene_lib.render_ocr(ocr, image_size),
-        'inputs': tf.constant(prompts.ocr_prompt()),
-        'targets': T['ocr_words'][ocr['word']],
-        'lang': tf.constant('en'),
-        'objects': objects,
+        'image': scene_lib.render_ocr(ocr, size),
+        'inputs': tf.fill([n], prompts.ocr_prompt()),
+        'targets': tf.gather(T['ocr_words'], ocr['word']),
+        'lang': tf.fill([n], 'en'),
+        'objects': tf.zeros([n, m, 7], tf.int32),
         'word': ocr['word'],
       }
-    sc = scene_lib.sample_scene(s[1], image_size, max_objects)
+    sc = scene_lib.sample_scene(scene_lib.subkeys(keys, 1), size, m)
+    qkeys = scene_lib.subkeys(keys, 2)
     if task == 'caption':
-      inputs, targets = T['caption_prompt'][li], _caption(T, li, sc)
+      inputs, targets = tf.gather(T['caption_prompt'], li), _caption(T, li, sc)
     elif task in ('vqa', 'vqg'):
-      q, a = _question(T, li, li, sc, s[2])
-      pre, post = tf.unstack(T[f'{task}_prompt'][li])
+      q, a = _question(T, li, li, sc, qkeys)
+      pre, post = tf.unstack(tf.gather(T[f'{task}_prompt'], li), axis=1)
       inputs = tf.strings.join([pre, q if task == 'vqa' else a, post])
       targets = a if task == 'vqa' else q
     elif task == 'xvqa':  # question in another language than the answer
-      qi = (li + 1 + scene_lib.randint(s[3], 0, len(words.LANGS) - 1)) % len(words.LANGS)
-      q, targets = _question(T, qi, li, sc, s[2])
-      pre, post = tf.unstack(T['vqa_prompt'][li])
+      other = scene_lib.randint(scene_lib.subkeys(keys, 3), 0, 0, len(words.LANGS) - 1)
+      qi = (li + 1 + other) % len(words.LANGS)
+      q, targets = _question(T, qi, li, sc, qkeys)
+      pre, post = tf.unstack(tf.gather(T['vqa_prompt'], li), axis=1)
       inputs = tf.strings.join([pre, q, post])
     elif task == 'object_vqa':
-      q, targets = _presence(T, li, sc, s[2])
-      pre, post = tf.unstack(T['object_vqa_prompt'][li])
+      q, targets = _presence(T, li, sc, qkeys)
+      pre, post = tf.unstack(tf.gather(T['object_vqa_prompt'], li), axis=1)
       inputs = tf.strings.join([pre, q, post])
     elif task == 'detection':
-      inputs, targets = T['detection_prompt'][li], _detection(T, li, sc, image_size)
+      inputs, targets = tf.gather(T['detection_prompt'], li), _detection(T, li, sc, size)
     elif task == 'split_cap':
-      inputs, targets = _split_cap(T, li, _alt_text(T, li, sc), s[2])
+      inputs, targets = _split_cap(T, li, _alt_text(T, li, sc), qkeys)
     else:  # span_corruption: plain text, noised after tokenisation
-      q, a = _question(T, li, li, sc, s[2])
-      inputs, targets = (
-        tf.strings.join([_alt_text(T, li, sc), q, a], separator=' '),
-        tf.constant(''),
-      )
+      q, a = _question(T, li, li, sc, qkeys)
+      inputs = tf.strings.join([_alt_text(T, li, sc), q, a], separator=' ')
+      targets = tf.fill([n], '')
     if task in TEXT_ONLY_TASKS:
-      image = tf.zeros([image_size, image_size, 3], tf.uint8)
+      image = tf.zeros([n, size, size, 3], tf.uint8)
     else:
-      image = scene_lib.render_shapes(sc, image_size)
-    objects = tf.concat(
-      [
-        tf.cast(sc['valid'], tf.int32)[:, None],
-        sc['colours'][:, None],
-        sc['shapes'][:, None],
-        sc['boxes'],
-      ],
-      axis=1,
-    )
+      image = scene_lib.render_shapes(sc, size)
+    fields = [tf.cast(sc['valid'], tf.int32), sc['colours'], sc['shapes']]
+    objects = tf.concat([*(f[:, :, None] for f in fields), sc['boxes']], axis=2)
     return {
       'image': image,
       'inputs': inputs,
       'targets': targets,
-      'lang': lang,
+      'lang': tf.gather(T['lang'], li),
       'objects': objects,
-      'word': tf.constant(-1),
+      'word': tf.fill([n], -1),
     }
 
   return fn
+
+
+def example_fn(
+  task: str, split: str, image_size: int = 224, seed: int = 0, max_objects: int = 2
+) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+  """index (int64 []) -> raw example dict (see module docstring): `batch_fn` for one index."""
+  fn = batch_fn(task, split, image_size, seed, max_objects)
+
+  @tf.autograph.experimental.do_not_convert
+  def one(index: tf.Tensor) -> dict[str, tf.Tensor]:
+    return {k: v[0] for k, v in fn(tf.reshape(index, [1])).items()}
+
+  return one
 
 
 def dataset(
@@ -329,10 +354,10 @@ def dataset(
   stop: int = 1000,
   step: int = 1,
 ) -> tf.data.Dataset:
-  """Raw examples start, start + step, ... < stop (parallel, order kept)."""
-  fn = example_fn(task, split, image_size, seed, max_objects)
-  ds = tf.data.Dataset.range(start, stop, step)
-  return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  """Raw examples start, start + step, ... < stop (made BATCH at a time, order kept)."""
+  fn = batch_fn(task, split, image_size, seed, max_objects)
+  ds = tf.data.Dataset.range(start, stop, step).batch(BATCH)
+  return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,4 +1,4 @@
-"""Synthetic scenes in pure TensorFlow: sampling and rendering, no Python per example.
+"""Synthetic scenes in pure TensorFlow, a batch at a time: sampling and rendering.
 
 A scene is 1..max_objects shapes (circle / square / triangle, colours of
 `synthetic_words.COLOURS`) on a gray background, or one rendered Latin word for
@@ -7,15 +7,17 @@ disjoint slots (side by side, or stacked), so everything said about the scene
 is determined by the picture. Object k is in slot k: reading order (left to
 right, or top to bottom).
 
-Everything is a function of a stateless seed ([2] int), so tf.data can generate
-examples in parallel threads with no Python callbacks (which would also make
-interpreter exit hang while iterators are alive) and any example can be
-regenerated from its index.
+Every function works on a batch of n scenes at once (TF ops over a leading
+batch axis: one tf.data call makes a whole batch, instead of ~100 small ops per
+example), and row i depends only on its own key: its random draws are a hash of
+(key, draw number) (`uniform`, `randint`, `permutation`), a counter-based
+generator, so an example is the same in any batch and can be regenerated from
+its index alone (exact resume, any process count).
 
-Scene tensors (M = max_objects):
-  num_objects int32 []; colours int32 [M]; shapes int32 [M] (indices into
-  COLOURS / SHAPES; entries >= num_objects are unused); boxes int32 [M, 4]
-  (ymin, xmin, ymax, xmax) in pixels, max exclusive; valid bool [M].
+Scene tensors (n scenes, M = max_objects):
+  num_objects int32 [n]; colours int32 [n, M]; shapes int32 [n, M] (indices into
+  COLOURS / SHAPES; entries >= num_objects are unused); boxes int32 [n, M, 4]
+  (ymin, xmin, ymax, xmax) in pixels, max exclusive; valid bool [n, M].
 """
 
 import functools
@@ -27,62 +29,124 @@ from PIL import Image, ImageDraw, ImageFont
 from pali_pax.core import errors
 from pali_pax.tasks import synthetic_words as words
 
-
-def split_seed(seed: tf.Tensor, n: int) -> tf.Tensor:
-  """n independent stateless seeds [n, 2] derived from `seed`."""
-  return tf.random.experimental.stateless_split(seed, n)
+_GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: splitmix64's increment
+_MAX_DRAWS = 64  # draws per salt (the width of a vector draw)
 
 
-def randint(seed: tf.Tensor, lo: int | tf.Tensor, hi: int | tf.Tensor) -> tf.Tensor:
-  """Uniform int32 scalar in [lo, hi)."""
-  return tf.random.stateless_uniform([], seed, minval=lo, maxval=hi, dtype=tf.int32)
+def mix64(z: tf.Tensor) -> tf.Tensor:
+  """splitmix64's finaliser on uint64 (a bijection that spreads every input bit)."""
+  for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+    z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, tf.constant(shift, tf.uint64)))
+    z = z * tf.constant(mult, tf.uint64)
+  return tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, tf.constant(31, tf.uint64)))
 
 
-def sample_scene(seed: tf.Tensor, size: int, max_objects: int) -> dict[str, tf.Tensor]:
-  """Draws the objects of one scene (see the module docstring for the tensors)."""
+def example_keys(stream: int, indices: tf.Tensor) -> tf.Tensor:
+  """uint64 [n]: the key of each example of `indices` (int64 [n]) in `stream` (an int >= 0)."""
+  base = mix64(tf.constant((int(stream) * _GOLDEN + 1) % 2**64, tf.uint64))
+  return mix64(tf.cast(indices, tf.uint64) * tf.constant(_GOLDEN, tf.uint64) + base)
+
+
+def _bits(keys: tf.Tensor, salt: int, m: int) -> tf.Tensor:
+  """uint64 [n, m]: random bits, draw j of `salt` for each key (splitmix64's stream)."""
+  if not 0 < m <= _MAX_DRAWS:
+    raise errors.ConfigError(f'at most {_MAX_DRAWS} draws per salt, got {m}')
+  steps = np.arange(salt * _MAX_DRAWS + 1, salt * _MAX_DRAWS + 1 + m, dtype=np.uint64)
+  offsets = tf.constant(steps * np.uint64(_GOLDEN), tf.uint64)  # wraps mod 2**64, as meant
+  return mix64(keys[:, None] + offsets[None, :])
+
+
+def subkeys(keys: tf.Tensor, salt: int) -> tf.Tensor:
+  """uint64 [n]: an independent key per row for a sub-draw (e.g. a scene's own draws)."""
+  return _bits(keys, salt, 1)[:, 0]
+
+
+def uniform(keys: tf.Tensor, salt: int, m: int = 1) -> tf.Tensor:
+  """float32 [n, m] uniform in [0, 1): 24 random bits each (exact in float32, never 1)."""
+  top = tf.bitwise.right_shift(_bits(keys, salt, m), tf.constant(40, tf.uint64))
+  return tf.cast(top, tf.float32) * 2.0**-24
+
+
+def randint(keys: tf.Tensor, salt: int, lo: int | tf.Tensor, hi: int | tf.Tensor) -> tf.Tensor:
+  """int32 [n] uniform in [lo, hi) per row (`hi` an int or int32 [n]; hi > lo)."""
+  top = tf.bitwise.right_shift(_bits(keys, salt, 1)[:, 0], tf.constant(32, tf.uint64))
+  span = tf.cast(tf.convert_to_tensor(hi, tf.int32) - lo, tf.uint64)
+  # Multiply-shift (Lemire): floor(top * span / 2**32), in [0, span), no division.
+  return lo + tf.cast(tf.bitwise.right_shift(top * span, tf.constant(32, tf.uint64)), tf.int32)
+
+
+def permutation(keys: tf.Tensor, salt: int, m: int) -> tf.Tensor:
+  """int32 [n, m]: a uniform random permutation of range(m) per row."""
+  u = tf.cast(tf.bitwise.right_shift(_bits(keys, salt, m), tf.constant(11, tf.uint64)), tf.float64)
+  return tf.argsort(u, axis=1, stable=True)
+
+
+def sample_scene(keys: tf.Tensor, size: int, max_objects: int) -> dict[str, tf.Tensor]:
+  """Draws the objects of n scenes, keys uint64 [n] (see the module docstring for the tensors)."""
   if not 1 <= max_objects <= len(words.SHAPES):
     raise errors.ConfigError(f'max_objects must be in [1, {len(words.SHAPES)}], got {max_objects}')
   m = max_objects
-  s = split_seed(seed, 6)
-  n = randint(s[0], 1, m + 1)
-  colours = tf.random.experimental.stateless_shuffle(tf.range(len(words.COLOURS)), s[1])[:m]
-  shapes = tf.random.experimental.stateless_shuffle(tf.range(len(words.SHAPES)), s[2])[:m]
-  stacked = randint(s[3], 0, 2) > 0
-  slot = size / tf.cast(n, tf.float32)
+  n = randint(keys, 0, 1, m + 1)
+  colours = permutation(keys, 1, len(words.COLOURS))[:, :m]
+  shapes = permutation(keys, 2, len(words.SHAPES))[:, :m]
+  stacked = randint(keys, 3, 0, 2)[:, None] > 0  # [n, 1]
+  slot = size / tf.cast(n, tf.float32)[:, None]  # [n, 1]
   max_side = tf.minimum(0.9 * slot, 0.7 * size)
-  u = tf.random.stateless_uniform([3, m], s[4])
-  side = tf.floor(max_side * (0.6 + 0.4 * u[0]))
-  along = tf.floor(tf.range(m, dtype=tf.float32) * slot + u[1] * (slot - side))
-  across = tf.floor(u[2] * (size - side))
+  u = uniform(keys, 4, 3 * m)
+  side = tf.floor(max_side * (0.6 + 0.4 * u[:, :m]))  # [n, m]
+  along = tf.floor(tf.range(m, dtype=tf.float32) * slot + u[:, m : 2 * m] * (slot - side))
+  across = tf.floor(u[:, 2 * m :] * (size - side))
   y = tf.where(stacked, along, across)
   x = tf.where(stacked, across, along)
   boxes = tf.cast(tf.stack([y, x, y + side, x + side], axis=-1), tf.int32)
-  valid = tf.range(m) < n
+  valid = tf.range(m)[None, :] < n[:, None]
   return {'num_objects': n, 'colours': colours, 'shapes': shapes, 'boxes': boxes, 'valid': valid}
 
 
-def _background(size: int) -> tf.Tensor:
-  return tf.broadcast_to(tf.constant(words.BACKGROUND_RGB, tf.float32), [size, size, 3])
+def _rows(x: tf.Tensor) -> tf.Tensor:
+  """[n, ...] -> [n, ..., 1] (tf.expand_dims: graph-mode `x[:, k, None]` can drop the new axes)."""
+  return tf.expand_dims(x, -1)
+
+
+def _spans(scene: dict[str, tf.Tensor], k: int, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+  """int32 [n, size] each: the columns [lo, hi) object k covers in each image row.
+
+  A pixel (r, c) is inside when its centre (r + .5, c + .5) is: in the box for a
+  square; within `half` of the box centre for a circle; in the box and
+  |c + .5 - cx| <= (r + .5 - ymin) / 2 for a triangle (apex at the top middle).
+  Each is an interval of columns per row, so the masks cost [n, size] ops, not
+  [n, size, size] ones. Rows the object misses (and unused slots) get lo = hi = 0.
+  """
+  centres = tf.range(size, dtype=tf.float32) + 0.5
+  ymin, xmin, ymax, xmax = (_rows(tf.cast(scene['boxes'][:, k, i], tf.float32)) for i in range(4))
+  cx, half = (xmin + xmax) / 2, (ymax - ymin) / 2
+  in_rows = (centres >= ymin) & (centres < ymax)  # [n, S]
+  left_sq = tf.square(half) - tf.square(centres - (ymin + ymax) / 2)  # circle: dx^2 <= this
+  reach = tf.where(_rows(scene['shapes'][:, k]) == 0, tf.sqrt(tf.maximum(left_sq, 0.0)), 0.0)
+  reach += tf.where(_rows(scene['shapes'][:, k]) == 2, (centres - ymin) / 2, 0.0)
+  lo = tf.math.ceil(cx - 0.5 - reach)  # |c + .5 - cx| <= reach
+  hi = tf.floor(cx - 0.5 + reach) + 1
+  shape = _rows(scene['shapes'][:, k])
+  lo = tf.where(shape == 1, xmin, tf.maximum(lo, xmin))
+  hi = tf.where(shape == 1, xmax, tf.minimum(hi, xmax))
+  rows = tf.where(shape == 0, left_sq >= 0, in_rows) & _rows(scene['valid'][:, k])
+  return tf.cast(tf.where(rows, lo, 0.0), tf.int32), tf.cast(tf.where(rows, hi, 0.0), tf.int32)
 
 
 def render_shapes(scene: dict[str, tf.Tensor], size: int) -> tf.Tensor:
-  """uint8 [size, size, 3]: the scene's shapes, hard edges (crisp colours)."""
-  centres = tf.range(size, dtype=tf.float32) + 0.5  # pixel centres
-  yy, xx = tf.meshgrid(centres, centres, indexing='ij')
-  rgb_table = tf.constant([words.COLOUR_RGB[c] for c in words.COLOURS], tf.float32)
-  img = _background(size)
-  boxes = tf.cast(scene['boxes'], tf.float32)
-  for k in range(scene['boxes'].shape[0]):
-    ymin, xmin, ymax, xmax = tf.unstack(boxes[k])
-    cy, cx, half = (ymin + ymax) / 2, (xmin + xmax) / 2, (ymax - ymin) / 2
-    in_box = (yy >= ymin) & (yy < ymax) & (xx >= xmin) & (xx < xmax)
-    circle = tf.square(yy - cy) + tf.square(xx - cx) <= tf.square(half)
-    # Apex at the top middle, base along the bottom edge.
-    triangle = in_box & (tf.abs(xx - cx) <= (yy - ymin) / 2)
-    masks = tf.stack([circle, in_box, triangle])  # order of words.SHAPES
-    mask = tf.gather(masks, scene['shapes'][k]) & scene['valid'][k]
-    img = tf.where(mask[..., None], rgb_table[scene['colours'][k]], img)
-  return tf.cast(img, tf.uint8)
+  """uint8 [n, size, size, 3]: the scenes' shapes, hard edges (crisp colours).
+
+  A colour index per pixel (0: background, 1 + colour: a shape; the objects never
+  overlap), then one palette gather: four [n, size, size] ops per object slot.
+  """
+  palette = tf.constant([words.BACKGROUND_RGB, *(words.COLOUR_RGB[c] for c in words.COLOURS)])
+  cols = tf.reshape(tf.range(size), [1, 1, size])
+  index = tf.zeros([tf.shape(scene['boxes'])[0], size, size], tf.int32)
+  for k in range(scene['boxes'].shape[1]):
+    lo, hi = _spans(scene, k, size)
+    inside = (cols >= _rows(lo)) & (cols < _rows(hi))  # [n, S, S]
+    index = tf.where(inside, _rows(_rows(scene['colours'][:, k] + 1)), index)
+  return tf.gather(tf.cast(palette, tf.uint8), index)
 
 
 def font_px(size: int) -> int:
@@ -124,27 +188,46 @@ def ocr_glyphs(size: int) -> tuple[np.ndarray, np.ndarray]:
   return masks, extent
 
 
-def sample_ocr(seed: tf.Tensor, size: int) -> dict[str, tf.Tensor]:
-  """An OCR scene: word int32 [], word_yx int32 [2] (top-left), text_rgb int32 [] (index)."""
+def sample_ocr(keys: tf.Tensor, size: int) -> dict[str, tf.Tensor]:
+  """n OCR scenes: word int32 [n], word_yx int32 [n, 2] (top-left), text_rgb int32 [n] (index)."""
   _, extent = ocr_glyphs(size)
-  s = split_seed(seed, 4)
-  word = randint(s[0], 0, len(words.OCR_WORDS))
-  h, w = tf.unstack(tf.gather(tf.constant(extent), word))
-  y = randint(s[1], 0, tf.maximum(1, size - h))
-  x = randint(s[2], 0, tf.maximum(1, size - w))
+  word = randint(keys, 0, 0, len(words.OCR_WORDS))
+  hw = tf.gather(tf.constant(extent), word)  # [n, 2]
+  y = randint(keys, 1, 0, tf.maximum(1, size - hw[:, 0]))
+  x = randint(keys, 2, 0, tf.maximum(1, size - hw[:, 1]))
   return {
     'word': word,
-    'word_yx': tf.stack([y, x]),
-    'text_rgb': randint(s[3], 0, len(words.TEXT_RGB)),
+    'word_yx': tf.stack([y, x], axis=1),
+    'text_rgb': randint(keys, 3, 0, len(words.TEXT_RGB)),
   }
 
 
-def render_ocr(ocr: dict[str, tf.Tensor], size: int) -> tf.Tensor:
-  """uint8 [size, size, 3]: the word in black or white on the background."""
+@functools.cache
+def ocr_palette(size: int) -> np.ndarray:
+  """uint8 [1 + words * text colours * Hm * Wm, 3]: entry 0 the background; then every
+  glyph pixel of every word in every text colour, blended over the background."""
   masks, _ = ocr_glyphs(size)
-  mask = tf.cast(tf.gather(tf.constant(masks), ocr['word']), tf.float32) / 255.0
-  y, x = tf.unstack(ocr['word_yx'])
-  mask = tf.pad(mask, [[y, size], [x, size]])[:size, :size, None]  # placed at (y, x)
-  rgb = tf.gather(tf.constant(words.TEXT_RGB, tf.float32), ocr['text_rgb'])
-  img = _background(size) * (1.0 - mask) + rgb * mask
-  return tf.cast(tf.round(img), tf.uint8)
+  m = masks.astype(np.float32)[:, None, :, :, None] / 255.0  # [W, 1, Hm, Wm, 1]
+  rgb = np.array(words.TEXT_RGB, np.float32)[None, :, None, None, :]  # [1, T, 1, 1, 3]
+  background = np.array(words.BACKGROUND_RGB, np.float32)
+  blended = np.round(background * (1.0 - m) + rgb * m).astype(np.uint8).reshape(-1, 3)
+  return np.concatenate([background.astype(np.uint8)[None], blended])
+
+
+def render_ocr(ocr: dict[str, tf.Tensor], size: int) -> tf.Tensor:
+  """uint8 [n, size, size, 3]: each word in black or white on the background.
+
+  Pixel (r, c) of scene i shows glyph pixel (r - y_i, c - x_i) of its word in its
+  colour, or the background: an index per pixel, then one gather from
+  `ocr_palette` for the whole batch.
+  """
+  masks, _ = ocr_glyphs(size)
+  hm, wm = masks.shape[1:]
+  palette = tf.constant(ocr_palette(size))
+  dr = tf.range(size) - _rows(ocr['word_yx'][:, 0])  # [n, S]: glyph row of each image row
+  dc = tf.range(size) - _rows(ocr['word_yx'][:, 1])  # [n, S]: glyph column of each column
+  tile = ocr['word'] * len(words.TEXT_RGB) + ocr['text_rgb']  # [n]
+  row_at = 1 + (_rows(tile) * hm + dr) * wm  # [n, S]
+  inside = _rows((dr >= 0) & (dr < hm)) & tf.expand_dims((dc >= 0) & (dc < wm), 1)
+  index = tf.where(inside, _rows(row_at) + tf.expand_dims(dc, 1), 0)  # [n, S, S]
+  return tf.gather(palette, index)
