@@ -1,12 +1,19 @@
 """Builds the small multilingual SentencePiece model shipped in tasks/data/.
 
-    python -m pali_pax.tasks.build_vocab [--output PATH] [--vocab_size N]
+    python -m pali_pax.tasks.build_vocab [--output PATH] [--vocab_size N] [--regenerate]
 
 The corpus is the synthetic tasks' text (generated examples of every task and
 language, plus every word-table phrase exhaustively), every prompt template in
 every prompt language, and the OCR words. Training is deterministic: fixed
 corpus order, no sentence shuffling, one thread, fixed random seed, so running
 the script again reproduces the shipped file byte for byte.
+
+The generated examples' texts are frozen in tasks/data/vocab_corpus_texts.txt.gz:
+the 1000 examples per task the shipped model was trained on (the per-example
+generator of 2026-12-02). The batched generator that replaced it draws other
+examples of the same distribution, and a model trained on those would give
+most pieces other ids, which every trained checkpoint relies on.
+`--regenerate` trains on the current generator's texts instead (a new vocabulary).
 
 Model: SentencePiece BPE, 2000 pieces. (A unigram model, mT5's type, cannot
 grow past ~960 pieces on a corpus this small and then splits frequent words;
@@ -25,6 +32,7 @@ and two boxes fit a 16-token target. Other numbers encode in shorter pieces.
 
 import argparse
 import functools
+import gzip
 import io
 import os
 import re
@@ -41,6 +49,7 @@ _EXAMPLES_PER_TASK = 1000
 # comes from the first; detection's from each, so all their coordinates become pieces.
 _IMAGE_SIZES = (32, 48)
 _SEED = 20220914  # PaLI's arXiv date; any fixed value
+FROZEN_TEXTS_PATH = os.path.join(os.path.dirname(__file__), 'data', 'vocab_corpus_texts.txt.gz')
 _DELIMITER = '|'  # not in the corpus; pieces never cross it, and it is no piece itself
 _HAN = re.compile(r'[\u4e00-\u9fff]+')
 # Chinese words of the templates (the word-table values are added in _zh_lexicon).
@@ -104,24 +113,50 @@ def _prompt_texts() -> list[str]:
   return out
 
 
-def corpus(examples_per_task: int = _EXAMPLES_PER_TASK) -> list[str]:
-  """The training sentences, in a fixed order (Chinese words delimited)."""
-  lines = _word_table_phrases() + _prompt_texts() + list(words.OCR_WORDS)
+def generated_texts(examples_per_task: int = _EXAMPLES_PER_TASK) -> list[str]:
+  """Prompt and target of the first examples of every task (detection at every size),
+  from the current generator."""
+  lines = []
   for task in synthetic.TASKS:
     for size in _IMAGE_SIZES if task == 'detection' else _IMAGE_SIZES[:1]:
       ds = synthetic.dataset(task, 'train', image_size=size, seed=_SEED, stop=examples_per_task)
       for batch in ds.batch(examples_per_task).as_numpy_iterator():
         for inputs, targets in zip(batch['inputs'], batch['targets'], strict=True):
           lines += [inputs.decode().replace(prompts.SENTINEL_0, ''), targets.decode()]
+  return lines
+
+
+def frozen_texts() -> list[str]:
+  """`generated_texts()` as the shipped model was trained on them (see the module docstring)."""
+  with gzip.open(FROZEN_TEXTS_PATH, 'rt', encoding='utf-8') as f:
+    return f.read().split('\n')
+
+
+def corpus(examples_per_task: int = _EXAMPLES_PER_TASK, regenerate: bool = False) -> list[str]:
+  """The training sentences, in a fixed order (Chinese words delimited).
+
+  Args:
+    examples_per_task: generated examples per task (other than the default: regenerated).
+    regenerate: the current generator's texts instead of the frozen ones.
+  """
+  lines = _word_table_phrases() + _prompt_texts() + list(words.OCR_WORDS)
+  if regenerate or examples_per_task != _EXAMPLES_PER_TASK:
+    lines += generated_texts(examples_per_task)
+  else:
+    lines += frozen_texts()
   return [segment_han(line.strip()) for line in lines if line.strip()]
 
 
-def train(vocab_size: int = VOCAB_SIZE, examples_per_task: int = _EXAMPLES_PER_TASK) -> bytes:
-  """Trains the unigram model; returns the serialized ModelProto."""
+def train(
+  vocab_size: int = VOCAB_SIZE,
+  examples_per_task: int = _EXAMPLES_PER_TASK,
+  regenerate: bool = False,
+) -> bytes:
+  """Trains the BPE model; returns the serialized ModelProto."""
   spm.set_random_generator_seed(_SEED)
   model = io.BytesIO()
   spm.SentencePieceTrainer.train(
-    sentence_iterator=iter(corpus(examples_per_task)),
+    sentence_iterator=iter(corpus(examples_per_task, regenerate)),
     model_writer=model,
     model_type='bpe',
     vocab_size=vocab_size,
@@ -146,8 +181,11 @@ def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--output', default=vocab.DEFAULT_VOCAB_PATH)
   parser.add_argument('--vocab_size', type=int, default=VOCAB_SIZE)
+  parser.add_argument(
+    '--regenerate', action='store_true', help="the current generator's texts (a new vocabulary)"
+  )
   args = parser.parse_args(argv)
-  data = train(args.vocab_size)
+  data = train(args.vocab_size, regenerate=args.regenerate)
   os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
   with open(args.output, 'wb') as f:
     f.write(data)
