@@ -45,7 +45,10 @@ def machine_md(m: dict[str, Any], runs: list[dict[str, Any]] | None = None) -> s
   lines = [
     '## Machine',
     '',
-    f'- CPU: {m.get("cpu_model")} ({m.get("cpus")} cores usable: {m.get("cpus_usable")}, '
+    "Each section's figures come from the newest run below that lists it; runs on "
+    'different CPUs do not compare.',
+    '',
+    f'- CPU (newest run): {m.get("cpu_model")} ({m.get("cpus")} cores usable: {m.get("cpus_usable")}, '
     f'{m.get("threads_per_core")} thread/core, {m.get("hypervisor") or "bare metal"} VM), '
     f'ISA: {", ".join(m.get("isa", []))}',
     f'- memory: {_gib(mem)} GiB; Python {m.get("python")}',
@@ -57,7 +60,12 @@ def machine_md(m: dict[str, Any], runs: list[dict[str, Any]] | None = None) -> s
     start = tuple(round(x, 1) for x in run.get('load_avg_start', ()))
     end = tuple(round(x, 1) for x in run.get('load_avg_end', ()))
     what = ', '.join(run.get('sections', [])) or 'all sections'
-    lines.append(f'- run {run.get("date")} ({what}): load average {start} at start, {end} at end')
+    cpu = run.get('cpu_model') or m.get('cpu_model')
+    isa = ', '.join(run.get('isa') or m.get('isa', []))
+    lines.append(
+      f'- run {run.get("date")} on {cpu} ({isa}) ({what}): load average {start} at start, '
+      f'{end} at end'
+    )
   lines.append('')
   return '\n'.join(lines)
 

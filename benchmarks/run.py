@@ -107,10 +107,17 @@ def run_sections(a: argparse.Namespace, results: dict[str, Any]) -> None:
       'torch/transformers not installed: the peer is skipped (pip install -r '
       'requirements/bench-lock.txt)'
     )
+  # Runs logged before runs named their CPU ran on the machine recorded then.
+  previous = results.get('machine', {})
+  for old in results.get('runs', []):
+    old.setdefault('cpu_model', previous.get('cpu_model'))
+    old.setdefault('isa', previous.get('isa', []))
   results['machine'] = machine.describe()
   run_log = {
     'date': results['machine']['date'],
     'sections': [x for x in SECTIONS if x in want],
+    'cpu_model': results['machine']['cpu_model'],
+    'isa': results['machine']['isa'],
     'load_avg_start': results['machine']['load_avg_start'],
   }
   results.setdefault('runs', []).append(run_log)
