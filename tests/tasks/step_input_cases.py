@@ -18,7 +18,7 @@ def same(a, b):
   return set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def make_input(name, batch_size, hosts=1, host=0, step=0, seed=7):
+def make_input(name, batch_size, hosts=1, host=0, step=0, seed=7, make_batches=True):
   """A StepIndexedInput of `name` for process `host` of `hosts`, restored at `step`."""
   p = pax_fiddle.Config(
     step_input.StepIndexedInput,
@@ -31,6 +31,7 @@ def make_input(name, batch_size, hosts=1, host=0, step=0, seed=7):
     infeed_host_index=host,
     input_random_seed=seed,
     is_training=True,
+    make_batches=make_batches,
   )
   p.deterministic_input_start_index._latest_model_step = step  # what paxml sets on restore
   return pax_fiddle.instantiate(p)

@@ -56,3 +56,11 @@ def test_global_batch_is_the_same_for_any_process_count_and_start_step(mixture):
   fresh = _input(mixture, 8)
   fresh.set_state(json.dumps({'step': 1}).encode())
   assert _same(dict(fresh.get_next()), dict(batches[1]))
+
+
+# ~1 min: the mixture streamed example by example, against the batched default
+def test_batched_input_gives_the_batches_of_the_streamed_one(mixture):
+  batched, streamed = _input(mixture, 8, step=3), _input(mixture, 8, step=3, make_batches=False)
+  assert batched._dataset(0).element_spec == streamed._dataset(0).element_spec
+  for _ in range(2):
+    assert _same(dict(batched.get_next()), dict(streamed.get_next()))
