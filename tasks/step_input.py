@@ -62,7 +62,10 @@ REPLACEMENT_STRIDE = 1 << 40  # far beyond any run's examples (PaLI: 1.6e9 < 2**
 MAX_ATTEMPTS = 4  # tries per example slot before the input fails
 _CYCLE = 2  # examples prepared in parallel per task (more only thrashes small CPUs)
 _CHOICE_CHUNK = 256  # example indices per vectorised task draw
-_EXAMPLES_PER_CALL = 256  # most rows one call of the batched path makes (several steps)
+# Rows one call of the batched path makes (the batches of several steps): at most
+# this many, and at most _CALL_BYTES of float images.
+_ROWS_PER_CALL = 1024
+_CALL_BYTES = 64 << 20
 
 
 def _options() -> tf.data.Options:
@@ -216,12 +219,14 @@ def examples_dataset(
 def batched(name: str) -> bool:
   """Whether every task of `name` (rate > 0) makes its features a batch at a time.
 
-  Such a task's source has random access and `features_batch(split, records,
+  Such a task's source has random access, `features_batch(split, records,
   example_seeds, lengths)`: its preprocessed, padded features of n records in
-  batch ops (the synthetic tasks). It never drops an example.
+  batch ops (the synthetic tasks), and `image_size` (the side of its images). It
+  never drops an example.
   """
   return all(
-    _has_random_access(t) and hasattr(t.source, 'features_batch') for t, _ in tasks_and_rates(name)
+    _has_random_access(t) and all(hasattr(t.source, a) for a in ('features_batch', 'image_size'))
+    for t, _ in tasks_and_rates(name)
   )
 
 
@@ -380,13 +385,16 @@ class StepIndexedInput(base_input.BaseInput):
   def _batched_dataset(self, first: int, seed: int) -> tf.data.Dataset:
     """Batch i from the start step: example indices first + i * B * hosts + [0, b).
 
-    One call makes the batches of several steps (_EXAMPLES_PER_CALL rows at most):
-    a call's cost is mostly its fixed number of TF ops (nine tasks' generators),
-    so more rows per call cost less per example. Each row still depends on its
-    index alone, so the batches do not depend on the grouping.
+    One call makes the batches of several steps (_ROWS_PER_CALL rows and
+    _CALL_BYTES of images at most): much of a call's cost is its fixed number of
+    TF ops (nine tasks' generators), so more rows per call cost less per example
+    (256 rows: ~1.5x the CPU per example of 1024 at 32 px). Each row still
+    depends on its index alone, so the batches do not depend on the grouping.
     """
     b, hosts = self.batch_size, self.num_infeed_hosts
-    steps = max(1, _EXAMPLES_PER_CALL // b)
+    side = max(int(t.source.image_size) for t, _ in tasks_and_rates(self.mixture_name))
+    rows = min(_ROWS_PER_CALL, _CALL_BYTES // (side * side * 3 * 4))
+    steps = max(1, rows // b)
     lengths = dict(self.task_feature_lengths)
     make = features_batch_fn(self.mixture_name, self.split_name, seed, lengths)
     converter = self.feature_converter

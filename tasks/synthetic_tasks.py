@@ -105,6 +105,11 @@ class SyntheticSource(seqio.DataSource):
     )
 
   @property
+  def image_size(self) -> int:
+    """Side of the generated images in pixels."""
+    return self._image_size
+
+  @property
   def supports_arbitrary_sharding(self) -> bool:
     return True
 
