@@ -38,10 +38,15 @@ BASELINE_REV = '8247b8949f740dac0e2ba9f7d416779d34723b46'  # before the batched 
 _LEGACY = 'pali_pax.tasks._legacy_synthetic'
 
 
-def _git_show(rev: str, path: str) -> str:
+def _git_show(rev: str, module: str) -> str:
+  """The source of tasks/<module>.py at git revision `rev`."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   out = subprocess.run(
-    ['git', 'show', f'{rev}:{path}'], cwd=root, capture_output=True, text=True, check=True
+    ['git', 'show', f'{rev}:tasks/{module}.py'],
+    cwd=root,
+    capture_output=True,
+    text=True,
+    check=True,
   )
   return out.stdout
 
@@ -49,9 +54,9 @@ def _git_show(rev: str, path: str) -> str:
 def legacy_synthetic(rev: str) -> types.ModuleType:
   """tasks/synthetic.py of `rev` with its own synthetic_scene.py, as a module of this process."""
   scene = types.ModuleType(f'{_LEGACY}_scene')
-  exec(compile(_git_show(rev, 'tasks/synthetic_scene.py'), scene.__name__, 'exec'), scene.__dict__)
+  exec(compile(_git_show(rev, 'synthetic_scene'), scene.__name__, 'exec'), scene.__dict__)
   sys.modules[scene.__name__] = scene
-  src = _git_show(rev, 'tasks/synthetic.py').replace(
+  src = _git_show(rev, 'synthetic').replace(
     'from pali_pax.tasks import synthetic_scene as scene_lib',
     f'import {scene.__name__} as scene_lib',
   )
