@@ -4,6 +4,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from benchmarks import ocr_transfer_data as ocr
@@ -13,7 +14,7 @@ from pali_pax.tasks import synthetic_words as words
 
 def test_the_data_set_is_deterministic(tmp_path):
   for folder, seed in (('a', 3), ('b', 3), ('c', 4)):
-    ocr.write(str(tmp_path / folder), seed=seed, n_train=6, n_val=3)
+    ocr.write(str(tmp_path / folder), seed=seed, n_train=6, n_val=3, style='rgb')
   for name in ('TextVQA_0.5.1_train.json', 'TextVQA_0.5.1_val.json', 'train_images/val_00001.jpg'):
     assert (tmp_path / 'a' / name).read_bytes() == (tmp_path / 'b' / name).read_bytes()
     assert (tmp_path / 'a' / name).read_bytes() != (tmp_path / 'c' / name).read_bytes()
@@ -41,10 +42,11 @@ def test_the_textvqa_reader_reads_every_question_with_its_image(tmp_path):
   assert len(ids) == 9  # train and val never share an image
 
 
-def test_text_and_background_differ_by_the_contrast_bound():
+@pytest.mark.parametrize('style', sorted(ocr.STYLES))
+def test_text_and_background_differ_by_the_contrast_bound(style):
   rng = np.random.default_rng(0)
   for word in words.OCR_WORDS[:10]:
-    img = np.asarray(ocr.render(word, rng), np.float32)
+    img = np.asarray(ocr.render(word, rng, ocr.STYLES[style]), np.float32)
     level = img.mean(axis=-1)  # gray level per pixel
     # The background fills the corners' majority; the ink is the farthest level from it.
     background = np.median(level)
@@ -66,3 +68,8 @@ def test_the_answers_name_the_rendered_word(tmp_path):
     word = words.OCR_WORDS[int(rng.integers(len(words.OCR_WORDS)))]
     ocr.render(word, rng)
     assert item['answers'][0] == word
+
+
+def test_an_unknown_style_is_refused_by_name(tmp_path):
+  with pytest.raises(ValueError, match="unknown style 'neon'"):
+    ocr.write(str(tmp_path), seed=0, n_train=1, n_val=1, style='neon')
