@@ -13,13 +13,12 @@ synthetic mixture, built in one process and drained in turns (round-robin),
             feature converter on the batch (`make_batches=True`, the default).
 
 Reported: process CPU time per example (every tf.data thread: what the input
-takes from the train step on a small host), median over rounds. A turn is timed
-from an idle process (every input's buffers full) to the process idle again after
-its `--batches` batches (its buffers refilled), so the prefetching that all three
-inputs do in the background is charged to the input that does it. 'streamed' and 'batched' must give the same batches (checked on the first
+takes from the train step on a small host), median over rounds (`_round_robin`).
+`--split` instead splits the 'before' input's CPU into its stages (generator,
+seqio preprocessors, feature converter, mixture plumbing). 'streamed' and 'batched' must give the same batches (checked on the first
 batch of every turn); 'before' draws other examples of the same distribution.
 
-    python -m benchmarks.synthetic_input --experiment PaliTinySynthetic
+    python -m benchmarks.synthetic_input --experiment PaliTinySynthetic [--split]
 """
 
 import argparse
@@ -110,28 +109,16 @@ def _settle(timeout_s: float = 10.0) -> None:
       return
 
 
-def measure(
-  experiment: str, batches: int, rounds: int, baseline_rev: str | None
-) -> tuple[dict[str, float], int]:
-  """({input: CPU us per example}, rows per batch); medians over rounds."""
-  from praxis import pax_fiddle
+def _round_robin(
+  iters: dict[str, Any], batches: int, rounds: int, rows: int, check: tuple[str, str] | None = None
+) -> dict[str, float]:
+  """{name: host CPU us per example}, median over rounds of draining each iterator in turn.
 
-  from pali_pax.fiddle_configs import registry
-
-  exp = registry.get_experiment(experiment)()
-  cfg = exp.datasets()[0]
-  variants = {'streamed': {'make_batches': False}, 'batched': {'make_batches': True}}
-  if baseline_rev:
-    before = _register_legacy(cfg.mixture_name, legacy_synthetic(baseline_rev))
-    variants = {'before': {'make_batches': False, 'mixture_name': before}, **variants}
-  iters = {}
-  for name, fields in variants.items():
-    c = cfg.clone()
-    for k, v in fields.items():
-      setattr(c, k, v)
-    inp = pax_fiddle.instantiate(c)
-    iters[name] = inp._dataset(0).as_numpy_iterator()  # noqa: SLF001
-  rows = cfg.batch_size
+  A turn runs from an idle process (every input's buffers full) to the process idle
+  again after its `batches` batches (its buffers refilled), so the prefetching the
+  other inputs do in the background is charged to the input that does it.
+  `check`: two names whose first batch of every turn must be equal.
+  """
   samples: dict[str, list[float]] = {k: [] for k in iters}
   for _ in range(3):  # warm-up: autotuning settles
     for it in iters.values():
@@ -146,11 +133,82 @@ def measure(
         next(it)
       _settle()
       samples[name].append(1e6 * (time.process_time() - c0) / (batches * rows))
-      progress(f'input {name}: round {r + 1}/{rounds} {samples[name][-1]:.0f} us cpu/example')
-    a, b = firsts['streamed'], firsts['batched']
-    if not all(np.array_equal(a[k], b[k]) for k in a):
-      raise RuntimeError('streamed and batched inputs gave different batches')
-  return {name: float(np.median(s)) for name, s in samples.items()}, rows
+      progress(f'{name}: round {r + 1}/{rounds} {samples[name][-1]:.0f} us cpu/example')
+    if check and not all(
+      np.array_equal(firsts[check[0]][k], firsts[check[1]][k]) for k in firsts[check[0]]
+    ):
+      raise RuntimeError(f'{check[0]} and {check[1]} gave different batches')
+  return {name: float(np.median(s)) for name, s in samples.items()}
+
+
+def _train_config(experiment: str) -> Any:
+  from pali_pax.fiddle_configs import registry
+
+  return registry.get_experiment(experiment)().datasets()[0]
+
+
+def measure(
+  experiment: str, batches: int, rounds: int, baseline_rev: str | None
+) -> tuple[dict[str, float], int]:
+  """({input: CPU us per example}, rows per batch); medians over rounds."""
+  from praxis import pax_fiddle
+
+  cfg = _train_config(experiment)
+  variants = {'streamed': {'make_batches': False}, 'batched': {'make_batches': True}}
+  if baseline_rev:
+    before = _register_legacy(cfg.mixture_name, legacy_synthetic(baseline_rev))
+    variants = {'before': {'make_batches': False, 'mixture_name': before}, **variants}
+  iters = {}
+  for name, fields in variants.items():
+    c = cfg.clone()
+    for k, v in fields.items():
+      setattr(c, k, v)
+    iters[name] = pax_fiddle.instantiate(c)._dataset(0).as_numpy_iterator()  # noqa: SLF001
+  rows = cfg.batch_size
+  return _round_robin(iters, batches, rounds, rows, check=('streamed', 'batched')), rows
+
+
+def split(experiment: str, batches: int, rounds: int, baseline_rev: str) -> dict[str, float]:
+  """Where the 'before' input's host CPU per example goes, stage by stage (us).
+
+  Each task alone, cumulatively: its generator ('generate'), then its seqio
+  preprocessors and trimming ('preprocess'), then the feature converter ('convert'),
+  weighted by the mixing rates; 'mixture' is the whole input minus the last
+  (task draws, the per-task streams, choosing and batching: the plumbing).
+  """
+  import tensorflow as tf
+  from praxis import pax_fiddle
+
+  from pali_pax.tasks import step_input
+
+  cfg = _train_config(experiment)
+  legacy = legacy_synthetic(baseline_rev)
+  before = _register_legacy(cfg.mixture_name, legacy)
+  lengths, rows = dict(cfg.task_feature_lengths), cfg.batch_size
+  c = cfg.clone()
+  c.mixture_name, c.make_batches = before, False
+  iters = {'input': pax_fiddle.instantiate(c)._dataset(0).as_numpy_iterator()}  # noqa: SLF001
+  weights = {}
+  for task, rate in step_input.tasks_and_rates(before):
+    src, ids = task.source, tf.data.Dataset.counter(dtype=tf.int64)
+    fn = legacy.example_fn(src._task, 'train', src._image_size, src._seed, src._max_objects)
+    stream = step_input._task_stream_fn(task, 'train', 0, lengths)  # noqa: SLF001
+    stages = {
+      'generate': ids.map(fn, num_parallel_calls=2).batch(rows),
+      'preprocess': stream(ids).padded_batch(rows),
+      'convert': cfg.feature_converter(stream(ids), lengths).batch(rows),
+    }
+    for stage, ds in stages.items():  # the input's tf.data options (map fusion)
+      ds = ds.prefetch(2).with_options(step_input._OPTIONS)  # noqa: SLF001
+      iters[f'{task.name} {stage}'] = ds.as_numpy_iterator()
+    weights[task.name] = rate
+  us = _round_robin(iters, batches, rounds, rows)
+  total = sum(weights.values())
+  out = {
+    stage: sum(w / total * us[f'{t} {stage}'] for t, w in weights.items())
+    for stage in ('generate', 'preprocess', 'convert')
+  }
+  return {**out, 'input': us['input']}
 
 
 def _machine() -> str:
@@ -167,13 +225,29 @@ def _machine() -> str:
 def main(argv: Any = None) -> None:
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--experiment', default='PaliTinySynthetic')
-  p.add_argument('--batches', type=int, default=20)
+  p.add_argument(
+    '--batches', type=int, default=128, help='per turn (the batched input makes 32 a call)'
+  )
   p.add_argument('--rounds', type=int, default=5)
   p.add_argument(
     '--baseline-rev', default=BASELINE_REV, help="git revision of 'before' ('' to leave it out)"
   )
+  p.add_argument('--split', action='store_true', help="where the 'before' input's CPU goes")
   args = p.parse_args(argv)
   start = _machine()
+  if args.split:
+    res = split(args.experiment, args.batches, args.rounds, args.baseline_rev)
+    print(f'\n{start} (start); {_machine()} (end)')
+    print(f'| {args.experiment} input before, stage | host CPU us / example | share |')
+    print('|---|---:|---:|')
+    prev = 0.0
+    for stage in ('generate', 'preprocess', 'convert'):
+      print(f'| {stage} | {res[stage] - prev:.0f} | {(res[stage] - prev) / res["input"]:.0%} |')
+      prev = res[stage]
+    plumbing = res['input'] - prev
+    print(f'| mixture plumbing | {plumbing:.0f} | {plumbing / res["input"]:.0%} |')
+    print(f'| whole input | {res["input"]:.0f} | |')
+    return
   res, rows = measure(args.experiment, args.batches, args.rounds, args.baseline_rev or None)
   print(f'\n{start} (start); {_machine()} (end)')
   print(f'| {args.experiment} train input | host CPU us / example | per batch of {rows} |')
