@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> None:
   sides: dict[str, dict[str, Any] | None] = {'xla default': None, 'pali_pax': tuned}
   for flag in a.extra:
     key, _, value = flag.partition('=')
-    sides[f'+{key}'] = {**tuned, key: value}
+    # XLA's option parser takes Python bools for bool flags, not 'true' / 'false'.
+    typed = {'true': True, 'false': False}.get(value.lower(), value)
+    sides[f'+{key}'] = {**tuned, key: typed}
   fns: dict[str, Callable[[], Any]] = {}
   for side, options in sides.items():
     fns.update({f'{side}:{k}': fn for k, fn in ours_stages(spec, options).items()})
