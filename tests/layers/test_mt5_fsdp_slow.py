@@ -5,12 +5,17 @@ The weights are created by praxis from the layer's own partition specs (jit of
 with the layout stated by axis meaning: heads N, feed-forward units F and the
 vocabulary V over 'mdl'; with fsdp the model dimension D also over 'data';
 everything else (head width H, position buckets, norm scales) replicated.
-The sharded model must also compute what the unsharded one computes.
+The sharded model must also compute what the unsharded one computes. Slow (~30 s: a
+child process with 8 devices); the default suite keeps test_mt5_sharding's forward.
 """
 
 import textwrap
 
+import pytest
+
 from tests.devices import run_on_devices
+
+pytestmark = pytest.mark.slow
 
 _SCRIPT = textwrap.dedent(
   """
