@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 from benchmarks import machine, ocr_transfer_data
-from benchmarks.transfer import PRETRAIN_EXP, cli, pretrain, scored, step_time
+from benchmarks.transfer import PRETRAIN_EXP, pretrain, scored, step_time, train_job
 
 FINETUNE_EXP = 'PaliFinetuneTextVqaTiny'
 EVAL_TASK = 'pali_textvqa'
@@ -94,17 +94,7 @@ def finetune(job: str, data: str, base: str | None, s: Settings) -> tuple[str, f
   }
   if base is not None:
     overrides['INIT_FROM'] = os.path.join(base, 'checkpoints')
-  flags = [f'--fdl.{k}={v}' for k, v in overrides.items()]
-  t0 = time.time()
-  log = cli(
-    'train',
-    f'--exp={FINETUNE_EXP}',
-    *flags,
-    f'--job_dir={job}',
-    '--mode=train',
-    log_path=os.path.join(job, 'train.log'),
-  )
-  return log, time.time() - t0
+  return train_job(FINETUNE_EXP, job, overrides)
 
 
 def run_recipe(root: str, s: Settings, base: str | None = None, log: Any = print) -> dict[str, Any]:

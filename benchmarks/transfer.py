@@ -174,6 +174,21 @@ def step_time(log: str) -> float:
   return 1.0 / statistics.median(rates)
 
 
+def train_job(exp: str, job: str, overrides: dict[str, Any]) -> tuple[str, float]:
+  """`pali-pax train --exp=EXP --fdl.K=V ... --mode=train` into `job`: (log, wall seconds)."""
+  flags = [f'--fdl.{k}={v}' for k, v in overrides.items()]
+  t0 = time.time()
+  log = cli(
+    'train',
+    f'--exp={exp}',
+    *flags,
+    f'--job_dir={job}',
+    '--mode=train',
+    log_path=os.path.join(job, 'train.log'),
+  )
+  return log, time.time() - t0
+
+
 def finetune(job: str, data: str, base: str, preset: str, s: Settings) -> tuple[str, float]:
   """`pali-pax train` of FINETUNE_EXP under `preset` from `base`; returns (log, wall s)."""
   overrides = {
@@ -191,17 +206,7 @@ def finetune(job: str, data: str, base: str, preset: str, s: Settings) -> tuple[
     'WARMUP_STEPS': s.warmup_steps,
     **(LORA if preset == 'lora' else {}),
   }
-  flags = [f'--fdl.{k}={v}' for k, v in overrides.items()]
-  t0 = time.time()
-  log = cli(
-    'train',
-    f'--exp={FINETUNE_EXP}',
-    *flags,
-    f'--job_dir={job}',
-    '--mode=train',
-    log_path=os.path.join(job, 'train.log'),
-  )
-  return log, time.time() - t0
+  return train_job(FINETUNE_EXP, job, overrides)
 
 
 def field_accuracy(rows: list[dict[str, Any]]) -> dict[str, float]:
