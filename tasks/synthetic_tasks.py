@@ -34,6 +34,7 @@ from pali_pax.tasks import vocab as vocab_lib
 PREFIX = 'pali_synthetic_'
 MIXTURE = 'pali_synthetic_mixture'
 DEFAULT_IMAGE_SIZE = 224
+VALIDATION_EXAMPLES = 512  # per task, the default 'validation' split
 
 # Mixing rates (relative). Captioning and VQA dominate, as in PaLI's mixture.
 DEFAULT_RATES: dict[str, float] = {
@@ -266,7 +267,7 @@ def register_synthetic_tasks(
   suffix: str = '',
   rates: Mapping[str, float] | None = None,
   num_train_examples: int = 1_000_000,
-  num_validation_examples: int = 512,
+  num_validation_examples: int = VALIDATION_EXAMPLES,
   seed: int = 0,
   max_objects: int = 2,
 ) -> str:

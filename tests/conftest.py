@@ -1,9 +1,9 @@
 """Session set-up of every test run, and checkpoints written once per session.
 
-Set-up (pytest_configure): `pali-pax` commands that tests start cache their compiled
-programs in a folder of this pytest process (one per xdist worker), never in the
-user's ~/.cache, so a rerun of a program within the session loads it and no two
-processes write one entry. Slow tests live only in files named `*_slow.py`, each
+Set-up (pytest_configure): `pali-pax` commands that tests start, and the tests' own
+jax programs, cache their compiled programs in a folder of this pytest process (one per
+xdist worker), never in the user's ~/.cache, so a rerun of a program within the session
+loads it and no two processes write one entry. Slow tests live only in files named `*_slow.py`, each
 marked `pytestmark = pytest.mark.slow` (`make test-slow`); a test that breaks this fails.
 
 Fixtures:
@@ -49,6 +49,13 @@ def pytest_configure(config):
   # Set before xdist starts its workers, and again in each worker (its own folder).
   _CACHE_DIR.append(tempfile.mkdtemp(prefix='pali_pax_test_jax_cache_'))
   os.environ['PALI_PAX_CACHE_DIR'] = _CACHE_DIR[-1]
+  # Tests build the same tiny programs again and again (a new Predictor or model is a new
+  # jit function, so jax's in-memory cache misses); keyed by HLO, the disk cache loads them.
+  # Measured on 5 in-process test files, one worker: 301 s without, 246 s with.
+  import jax
+
+  jax.config.update('jax_compilation_cache_dir', os.path.join(_CACHE_DIR[-1], 'in_process'))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
 
 
 def pytest_unconfigure(config):

@@ -203,3 +203,15 @@ def step_input_rates(name):
   from pali_pax.tasks import step_input
 
   return [(task.name, rate) for task, rate in step_input.tasks_and_rates(name)]
+
+
+def test_synthetic_eval_inputs_skip_the_padding_count_only_when_no_batch_can_be_partial():
+  exp = experiments.PaliTinySynthetic()
+  inputs = [*exp.datasets()[1:], *exp.decoder_datasets()]
+  assert len(inputs) == 5
+  # 2 batches of 32 of a 512-example split: paxml would count and cache the split to pad nothing.
+  assert [p.eval_auto_pad for p in inputs] == [False] * 5
+  exp.DECODE_BATCHES = exp.VALIDATION_SIZE // exp.EVAL_BATCH_SIZE + 1  # one batch past the split
+  assert all(p.eval_auto_pad for p in exp.decoder_datasets())
+  exp.DECODE_BATCHES = None  # the whole split: its last batch may be partial
+  assert all(p.eval_auto_pad for p in exp.decoder_datasets())
