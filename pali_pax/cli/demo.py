@@ -29,10 +29,10 @@ EXPERIMENT = 'PaliTinySynthetic'
 _STEP_RE = re.compile(r'step = (\d+), loss= ([0-9.eE+-]+), steps/sec')  # train lines only
 
 
-def run_training(
-  job_dir: str, steps: int | None, timeout_s: int = 3600, no_cache: bool = False
-) -> list[str]:
-  """Runs paxml.main for the tiny experiment; returns its log lines."""
+def training_command(
+  job_dir: str, steps: int | None, no_cache: bool = False, seed: int | None = None
+) -> tuple[list[str], int]:
+  """(argv of paxml.main for the tiny experiment, its total steps); `seed` None: its SEED."""
   exp = registry.get_experiment(EXPERIMENT)
   total = steps or exp.NUM_TRAIN_STEPS
   # Short runs still evaluate, decode and checkpoint at their last step.
@@ -45,12 +45,25 @@ def run_training(
     f"--fdl_config=pali_pax.fiddle_configs.experiments.experiment_config('{EXPERIMENT}')",
     f'--fdl.NUM_TRAIN_STEPS={total}',
     *(f'--fdl.{k}={v}' for k, v in every.items()),
+    *([f'--fdl.SEED={seed}'] if seed is not None else []),
     f'--job_dir={job_dir}',
     '--mode=train',
     '--eval_on_test',  # paxml skips eval / decode during training without these
     '--decode_during_train',
     *(['--no_compilation_cache'] if no_cache else []),
   ]
+  return cmd, total
+
+
+def run_training(
+  job_dir: str,
+  steps: int | None,
+  timeout_s: int = 3600,
+  no_cache: bool = False,
+  seed: int | None = None,
+) -> list[str]:
+  """Runs paxml.main for the tiny experiment (`training_command`); returns its log lines."""
+  cmd, total = training_command(job_dir, steps, no_cache, seed)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   start = layout.latest_step(job_dir) or 0
   os.makedirs(job_dir, exist_ok=True)
@@ -88,6 +101,7 @@ def main(
   steps: int | None = None,
   fresh: bool = False,
   no_cache: bool = False,
+  seed: int | None = None,
 ) -> int:
   """Train (or resume), then print eval metrics and decoded samples."""
   if fresh and os.path.isdir(job_dir):
@@ -96,7 +110,7 @@ def main(
   print(
     f'[demo] job dir {job_dir} (latest checkpoint: {done}); training {EXPERIMENT} via paxml.main'
   )
-  run_training(job_dir, steps, no_cache=no_cache)
+  run_training(job_dir, steps, no_cache=no_cache, seed=seed)
   print(f'[demo] evaluating the latest checkpoint in {job_dir}')
   print(evaluation.report(job_dir))
   return 0
@@ -109,11 +123,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     '--steps', type=common.positive_int, default=None, help='override the number of train steps'
   )
   p.add_argument('--fresh', action='store_true', help='delete job_dir first instead of resuming')
+  p.add_argument(
+    '--seed',
+    type=int,
+    default=None,
+    help="data seed (the experiment's SEED): another draw of every training batch",
+  )
   common.add_no_cache(p)
 
 
 def run(args: argparse.Namespace) -> int:
   """`pali-pax demo`."""
   return main(
-    job_dir=args.job_dir, steps=args.steps, fresh=args.fresh, no_cache=args.no_compilation_cache
+    job_dir=args.job_dir,
+    steps=args.steps,
+    fresh=args.fresh,
+    no_cache=args.no_compilation_cache,
+    seed=args.seed,
   )

@@ -68,7 +68,7 @@ def test_unexpected_errors_say_so_in_one_line():
 
 
 HELP_NAMES = {
-  'demo': ['--job_dir', '--steps', '--fresh', '--no_compilation_cache'],
+  'demo': ['--job_dir', '--steps', '--fresh', '--seed', '--no_compilation_cache'],
   'train': ['--exp', '--fdl.ATTR', '--fdl_config', '--job_dir', '--job_log_dir', 'paxml.main'],
   'eval': ['JOB_DIR', '--job_dir', '--task', '--split', '--step', '--out', '--exp'],
   'predict': ['JOB_DIR', '--job_dir', '--image', '--prompt', '--step', '--beam_size', '--exp'],
@@ -150,3 +150,11 @@ def test_train_records_the_job_with_the_job_dir_as_the_next_argument(tmp_path, s
   meta = json.loads((job / 'pali_pax.json').read_text())
   assert meta['experiment'] == 'PaliTinySynthetic' and meta['overrides'] == {'SEED': 5}
   assert paxml_argv[1:] == ['--fdl.SEED=5', '--mode=train', f'--job_log_dir={job}']
+
+
+def test_demo_seed_reaches_paxml_as_the_experiments_data_seed():
+  from pali_pax.cli import demo
+
+  cmd, total = demo.training_command('runs/x', 300, seed=7)
+  assert total == 300 and '--fdl.SEED=7' in cmd and '--fdl.NUM_TRAIN_STEPS=300' in cmd
+  assert not any(a.startswith('--fdl.SEED') for a in demo.training_command('runs/x', None)[0])
