@@ -2,6 +2,7 @@
 
 run_cli     any sub-command; asserts exit status 0 (failing with the log's tail), keeps the log
 run_tiny    `pali-pax train` of PaliTinySynthetic with `--fdl.K=V` overrides -> ({step: loss}, log)
+            (LR_SCHEDULE 'rsqrt' unless given: a run can be resumed into more steps)
 """
 
 import os
@@ -48,7 +49,9 @@ def run_cli(*args, env=None, timeout=TIMEOUT_S, log_path=None, append=False) -> 
 
 def tiny_command(job_dir, steps, *extra, devices=1, **overrides) -> tuple[list[str], dict]:
   """(argv, env) of `pali-pax train` on PaliTinySynthetic with `--fdl.K=V` overrides."""
-  flags = [f'--fdl.{k}={v}' for k, v in {'NUM_TRAIN_STEPS': steps, **overrides}.items()]
+  # Resumed legs raise NUM_TRAIN_STEPS; the demo's cosine decay depends on it, rsqrt does not.
+  overrides = {'NUM_TRAIN_STEPS': steps, 'LR_SCHEDULE': "'rsqrt'", **overrides}
+  flags = [f'--fdl.{k}={v}' for k, v in overrides.items()]
   cmd = cli_command('train', TINY_CONFIG, *flags, f'--job_log_dir={job_dir}', '--mode=train')
   return [*cmd, *extra], cli_env(devices if devices > 1 else None)
 

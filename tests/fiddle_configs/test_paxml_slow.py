@@ -27,22 +27,34 @@ def test_sharded_training_on_8_devices_matches_one_device(tmp_path):
   np.testing.assert_allclose([eight[s] for s in steps], [one[s] for s in steps], rtol=2e-3)
 
 
-def test_demo_budget_reaches_high_accuracy(tmp_path):
-  """The demo's figures (docs/demo_recipe.md): its budget, measured by paxml's decode."""
+VQA_BOUND, CIDER_BOUND, CAPTION_BOUND, OCR_BOUND, RECALL_BOUND = 60.0, 300.0, 20.0, 30.0, 15.0
+
+
+@pytest.mark.parametrize('seed', [1234, 7])
+def test_demo_budget_reaches_high_accuracy(tmp_path, seed):
+  """The demo's figures (docs/demo_recipe.md) on two data seeds, measured by paxml's decode."""
   from pali_pax import evaluation
   from pali_pax.fiddle_configs import experiments
 
-  steps = experiments.PaliTinySynthetic.NUM_TRAIN_STEPS
-  run_tiny(tmp_path, steps, '--eval_on_test', '--decode_during_train')
+  exp = experiments.PaliTinySynthetic
+  run_tiny(
+    tmp_path,
+    exp.NUM_TRAIN_STEPS,
+    '--eval_on_test',
+    '--decode_during_train',
+    LR_SCHEDULE=repr(exp.LR_SCHEDULE),
+    SEED=seed,
+  )
   scalars = evaluation.summary_scalars(str(tmp_path))
 
   def final(task, metric):
     return scalars[f'decode_test_pali_synthetic_{task}_32'][f'decoder/{metric}'][1]
 
-  # 64 held-out examples per task; bounds well below docs/demo_recipe.md, well above chance.
-  assert final('vqa', 'exact_match') > 50.0  # chance is below 15% (5 colours, 3 shapes, counts)
-  assert final('caption', 'cider') > 200.0
-  assert final('caption', 'exact_match') > 15.0
-  assert final('ocr', 'exact_match') > 5.0  # chance 2.5% (40 words)
-  assert final('detection', 'recall50') > 5.0  # boxes at IoU >= 0.5, labels right
+  # 64 held-out examples per task (one is 1.6 points); bounds below what both seeds
+  # reached (docs/demo_recipe.md), far above chance.
+  assert final('vqa', 'exact_match') > VQA_BOUND  # chance below 15% (colours, shapes, counts)
+  assert final('caption', 'cider') > CIDER_BOUND
+  assert final('caption', 'exact_match') > CAPTION_BOUND
+  assert final('ocr', 'exact_match') > OCR_BOUND  # chance 2.5% (40 words)
+  assert final('detection', 'recall50') > RECALL_BOUND  # boxes at IoU >= 0.5, labels right
   assert os.listdir(tmp_path / 'decoder_out')
