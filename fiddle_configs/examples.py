@@ -5,7 +5,7 @@ pooling) in front of praxis' global average pooling, as the network of praxis'
 `ClassificationModel` with a praxis `FullSoftmax` head. `vit_classifier_task`
 wraps it in a paxml `SingleTask` with a praxis Adam learner: the task a paxml
 experiment's `task()` returns, ready for `paxml.main` or for paxml's
-`trainer_lib` train step (tests/fiddle_configs/test_examples.py trains it).
+`trainer_lib` train step (tests/fiddle_configs/test_examples_slow.py trains it).
 
     from pali_pax.fiddle_configs import examples, sharding
     model = examples.vit_classifier_config('B/16', image_size=224, num_classes=1000)

@@ -102,7 +102,6 @@ LONG_FIRST = (
   'tests/fiddle_configs/test_paxml_train.py',  # two paxml.main runs
   'tests/pali_pax/serving/',
   'tests/pali_pax/test_model.py',
-  'tests/pali_pax/test_init_from.py',
   'tests/layers/test_vit.py',
 )
 ONE_WORKER = ('tests/pali_pax/serving/',)  # scopes whose files share a session fixture

@@ -6,7 +6,7 @@ with the layout stated by axis meaning: heads N, feed-forward units F and the
 vocabulary V over 'mdl'; with fsdp the model dimension D also over 'data';
 everything else (head width H, position buckets, norm scales) replicated.
 The sharded model must also compute what the unsharded one computes. Slow (~30 s: a
-child process with 8 devices); the default suite keeps test_mt5_sharding's forward.
+child process with 8 devices), beside test_mt5_sharding_slow's forward.
 """
 
 import textwrap

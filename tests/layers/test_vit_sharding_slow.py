@@ -1,7 +1,7 @@
 """ViT-tiny sharded over 8 emulated CPU devices computes what the unsharded one computes.
 
-Slow (~30 s: a child process with 8 devices); the default suite keeps the mT5 stack's
-sharded forward (test_mt5_sharding) and test_vit's partition-spec checks.
+Slow (~30 s: a child process with 8 devices), as the mT5 stack's sharded forward
+(test_mt5_sharding_slow); the default suite keeps test_vit's partition-spec checks.
 """
 
 import textwrap

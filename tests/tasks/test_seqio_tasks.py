@@ -1,14 +1,12 @@
 """seqio registration: synthetic tasks + mixture, fine-tuning tasks on tiny real-format files, CLI."""
 
 import json
-import re
 
 import numpy as np
 import pytest
 import seqio
 from PIL import Image
 
-from pali_pax.cli import tasks as cli
 from pali_pax.tasks import finetune_tasks, image_ops, metrics, synthetic, synthetic_tasks
 
 SUFFIX = '_test32'
@@ -180,23 +178,6 @@ def test_finetune_tasks_on_tiny_files(tmp_path):
   assert ex['targets_pretokenized'] == b'blue'  # the most frequent answer
   refs = vqa_task.postprocess_fn(b'blue', example=ex, is_target=True)
   assert vqa_task.metric_fns[0]([refs], ['blue'])['vqa_accuracy'] == 100.0
-
-
-def test_cli_listing_and_examples(mixture):
-  listing = cli.list_tasks()
-  assert 'pali_synthetic_caption' in listing and 'pali_synthetic_mixture' in listing
-  assert f'pali_synthetic_vqa{SUFFIX}: 2' in listing
-  # Every fine-tune family is listed with its keyword and layout, data or not.
-  for names, keyword in [(n, k) for k, (n, _) in finetune_tasks.FAMILIES.items()]:
-    assert re.search(rf'{re.escape(names)}\s+{keyword}: \S', listing), names
-  assert 'jsonl_dir: train.jsonl, val.jsonl' in listing and 'docs/data_format.md' in listing
-  shown = cli.show_examples(f'pali_synthetic_caption{SUFFIX}', n=3)
-  assert shown.count('  inputs:  Generate caption in ') == 3 and 'image 32x32' in shown
-  assert cli.show_examples(mixture, n=2, split='train').count('targets:') == 2
-  with pytest.raises(ValueError, match='Unknown task or mixture'):
-    cli.show_examples('pali_nothing')
-  with pytest.raises(ValueError, match='has no split'):
-    cli.show_examples(mixture, split='test')
 
 
 def test_tfrecord_task_language_per_example_and_text_only_rows(tmp_path):

@@ -14,6 +14,8 @@ from praxis import base_layer, py_utils
 from pali_pax.fiddle_configs import examples
 from pali_pax.layers import vit
 
+pytestmark = pytest.mark.slow
+
 CLASSES, SIZE, BATCH = 4, 16, 32
 
 

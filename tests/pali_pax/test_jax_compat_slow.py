@@ -5,6 +5,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 # A fresh interpreter: this test process has long imported everything.
 SCRIPT = textwrap.dedent(
   """

@@ -2,7 +2,11 @@
 
 import textwrap
 
+import pytest
+
 from tests.devices import run_on_devices
+
+pytestmark = pytest.mark.slow
 
 _SHARDED_SCRIPT = textwrap.dedent(
   """

@@ -14,6 +14,8 @@ from pali_pax.inference import Predictor
 from pali_pax.tasks import finetune_tasks
 from pali_pax.tasks import vocab as vocab_lib
 
+pytestmark = pytest.mark.slow
+
 ROWS = [
   {'image': 'red.jpg', 'prompt': 'Describe:', 'targets': 'red', 'id': 'i1'},
   {'prompt': 'Translate to de: red', 'targets': 'rot', 'id': 't1'},
