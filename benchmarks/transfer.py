@@ -134,7 +134,6 @@ def pretrain(job: str, steps: int) -> str:
     'train',
     f'--exp={PRETRAIN_EXP}',
     f'--fdl.NUM_TRAIN_STEPS={steps}',
-    "--fdl.LR_SCHEDULE='rsqrt'",  # the pretraining the docs' transfer figures were measured on
     f'--fdl.CHECKPOINT_EVERY={steps}',
     f'--fdl.EVAL_EVERY={steps}',
     f'--job_dir={job}',

@@ -1,4 +1,4 @@
-"""Shared by test_trainable.py and test_trainable_slow.py: an experiment's task as paxml runs it.
+"""Shared by test_trainable_lora_slow.py and test_trainable_slow.py: an experiment's task as paxml runs it.
 
 A random tiny PaLI checkpoint (`convert_to_pax`, step 0) is INIT_FROM; the
 experiment's task is initialised as paxml.main does it

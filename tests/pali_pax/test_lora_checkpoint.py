@@ -165,7 +165,7 @@ def test_predictor_from_checkpoint_is_the_lora_model(lora, lora_predictor):
   loaded, lora_predictor.params = lora_predictor.params, trained
   try:
     np.testing.assert_array_equal(logits, lora_predictor.text_logits(ids, dec, images=images))
-    # With B = 0 (the base model, `test_trainable`) the logits move: the adapters are in.
+    # With B = 0 (the base model, `test_trainable_lora_slow`) the logits move: the adapters are in.
     lora_predictor.params = jax.tree_util.tree_map_with_path(
       lambda p, x: np.zeros_like(x) if str(p[-1].key) == 'lora_b' else x, trained
     )

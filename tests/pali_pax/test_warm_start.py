@@ -8,7 +8,6 @@
 """
 
 import gc
-import os
 import shutil
 import subprocess
 import sys
@@ -82,18 +81,3 @@ def test_managed_process_collects_after_the_imports_and_exits_with_its_output():
   )
   assert proc.returncode == 3, proc.stderr[-2000:]
   assert proc.stdout == 'x' * 100000
-
-
-def test_printing_command_exits_fast_with_all_its_lines(capsys):
-  assert cli.main(['experiments']) == 0
-  want = capsys.readouterr().out
-  proc = subprocess.run(
-    runs.cli_command('experiments'),
-    capture_output=True,
-    text=True,
-    timeout=600,
-    env=runs.cli_env(),
-    cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-  )
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  assert proc.stdout == want and 'PaliTinySynthetic' in want

@@ -15,6 +15,8 @@ from pali_pax.serving import backends, saved_model
 from pali_pax.serving import server as server_lib
 from tests.pali_pax.serving.live_server import free_port, instance
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope='module')
 def saved_model_server(tiny_pax_job, tmp_path_factory):

@@ -19,6 +19,8 @@ from pali_pax.convert import to_pax
 from pali_pax.fiddle_configs import learner, trainable
 from tests.fiddle_configs import lora_runs
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope='module', autouse=True)
 def _absl_flags_parsed():
