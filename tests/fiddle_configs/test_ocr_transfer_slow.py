@@ -23,7 +23,7 @@ from benchmarks import ocr_transfer
 pytestmark = pytest.mark.slow
 
 SETTINGS = ocr_transfer.Settings(seed=0, style='plain')
-MIN_EXACT = 50.0  # % exact match on held-out renderings after fine-tuning (seen 70.7, 90.6)
+MIN_EXACT = 50.0  # % exact match on held-out renderings after fine-tuning (seen 70.7, 77.3, 90.6)
 ZERO_SHOT_MAX = 10.0  # % before fine-tuning (chance 2.5%)
 
 
