@@ -19,6 +19,9 @@ Fixtures:
                 vit_npz_tiny8 by `convert_to_pax`; tests/tiny_job.py pins its sizes. Read-only.
   tiny_predictor  `Predictor.from_components` of mt5_hf_2100 + vit_npz_tiny8 with the shipped
                 vocabulary; a test that changes an attribute restores it.
+  absl_flags_parsed  absl's flags marked parsed with their defaults, as paxml.main leaves
+                them: paxml's init rules read them (--pmap_use_tensorstore). Request it with
+                `pytest.mark.usefixtures('absl_flags_parsed')`.
 
 Random values (std 0.3) so every tensor matters; names and layouts are taken from
 the committed fixtures, only the vocabulary / bucket / patch shapes change.
@@ -175,6 +178,14 @@ def write_random_vit_npz(path, patch=8, seed=0):
     out[name] = (base + 0.3 * rng.standard_normal(shape)).astype(np.float32)
   np.savez(path, **out)
   return str(path)
+
+
+@pytest.fixture(scope='session')
+def absl_flags_parsed():
+  from absl import flags
+
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
 
 
 @pytest.fixture(scope='session')

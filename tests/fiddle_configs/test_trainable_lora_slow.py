@@ -11,7 +11,6 @@ import re
 import jax
 import numpy as np
 import pytest
-from absl import flags
 from praxis import base_layer
 
 from pali_pax import job_config
@@ -19,14 +18,7 @@ from pali_pax.convert import to_pax
 from pali_pax.fiddle_configs import learner, trainable
 from tests.fiddle_configs import lora_runs
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _absl_flags_parsed():
-  """paxml's init rules read its absl flags (--pmap_use_tensorstore): defaults, as paxml.main."""
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('absl_flags_parsed')]
 
 
 @pytest.fixture(scope='module')

@@ -10,14 +10,10 @@ import pytest
 
 from pali_pax import job_config
 from tests.fiddle_configs import lora_runs
-from tests.fiddle_configs.test_trainable_lora_slow import (
-  _absl_flags_parsed,
-  base_job,
-  check_proportional,
-)
+from tests.fiddle_configs.test_trainable_lora_slow import base_job, check_proportional
 
-pytestmark = pytest.mark.slow
-__all__ = ['_absl_flags_parsed', 'base_job']
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('absl_flags_parsed')]
+__all__ = ['base_job']
 
 STEPS = 3
 

@@ -12,7 +12,6 @@ import shutil
 import jax
 import numpy as np
 import pytest
-from absl import flags
 from paxml import trainer_lib
 from paxml.checkpoint_types import CheckpointType
 from praxis import base_layer
@@ -25,14 +24,7 @@ from pali_pax.core.errors import CheckpointMismatchError
 from pali_pax.fiddle_configs import experiments, task
 from pali_pax.layers.vit import resample_posemb
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _absl_flags_parsed():
-  """paxml's init rules read its absl flags (--pmap_use_tensorstore): defaults, as paxml.main."""
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('absl_flags_parsed')]
 
 
 @pytest.fixture(scope='module')

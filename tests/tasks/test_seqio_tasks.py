@@ -15,6 +15,11 @@ LENGTHS = {'inputs': 48, 'targets': 40}
 
 @pytest.fixture(scope='module')
 def mixture():
+  return register_mixture()
+
+
+def register_mixture() -> str:
+  """The 32 px synthetic tasks under SUFFIX (32 validation examples each); their mixture."""
   return synthetic_tasks.register_synthetic_tasks(
     image_size=32, suffix=SUFFIX, num_validation_examples=32
   )

@@ -5,17 +5,15 @@ import re
 import pytest
 
 from pali_pax.cli import tasks as cli
-from pali_pax.tasks import finetune_tasks, synthetic_tasks
-from tests.tasks.test_seqio_tasks import SUFFIX
+from pali_pax.tasks import finetune_tasks
+from tests.tasks.test_seqio_tasks import SUFFIX, register_mixture
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope='module')
 def mixture():
-  return synthetic_tasks.register_synthetic_tasks(
-    image_size=32, suffix=SUFFIX, num_validation_examples=32
-  )
+  return register_mixture()
 
 
 def test_cli_listing_and_examples(mixture):
