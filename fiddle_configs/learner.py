@@ -95,7 +95,9 @@ def warmup_schedule(
       schedules.LinearRampupCosineDecay,
       warmup_steps=warmup_steps,
       decay_start=warmup_steps,
-      decay_end=max(total_steps, warmup_steps),
+      # A run no longer than its warm-up (a 1-step smoke run) still gets a
+      # one-step decay: praxis refuses an empty one.
+      decay_end=max(total_steps, warmup_steps + 1),
       min_ratio=0.0,
       max=1.0,
     )

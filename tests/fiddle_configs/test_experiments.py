@@ -97,6 +97,15 @@ def test_cosine_schedule_reaches_zero_at_the_last_step():
   np.testing.assert_allclose(values, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize('steps', [1, 50])
+def test_cosine_schedule_of_a_run_within_its_warmup_builds(steps):
+  # `pali-pax train --fdl.NUM_TRAIN_STEPS=1` (a smoke run) of the cosine demo.
+  exp = experiments.PaliTinySynthetic(NUM_TRAIN_STEPS=steps)
+  sched = pax_fiddle.instantiate(exp.optimizer_config().lr_schedule)
+  assert float(sched.value_at(np.array(25))) == pytest.approx(25 / exp.WARMUP_STEPS)
+  assert float(sched.value_at(np.array(exp.WARMUP_STEPS + 1))) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_unknown_schedule_is_an_error_naming_it():
   with pytest.raises(errors.ConfigError, match="LR_SCHEDULE must be 'rsqrt' or 'cosine'"):
     experiments.PaliTinySynthetic(LR_SCHEDULE='linear').optimizer_config()
