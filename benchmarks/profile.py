@@ -9,6 +9,14 @@ and loss / optimizer) and a kind (matmul = dot/convolution, or other:
 elementwise fusions, transposes, reductions, copies).
 
     python -m benchmarks.profile --spec small --steps 2
+    python -m benchmarks.profile --spec small --decode 1,64   # the cached greedy decode
+
+`--decode N1,N2`: the Predictor's greedy decode of N1 and of N2 tokens instead
+(`benchmarks.decode.cached_fn`), each op's thread time per call, and the
+difference divided by N2 - N1: what one more decoder step costs, per op kind
+and in all, against the wall time per step. Where the wall exceeds the ops'
+time, the step is waiting on something other than its kernels (thunk dispatch,
+the while loop's host round trip).
 
 Thread time, not wall time: ops run on the XLA Eigen pool threads, concurrently
 where the dependency graph allows, so the total can exceed the wall time.
@@ -19,6 +27,7 @@ import collections
 import glob
 import re
 import tempfile
+import time
 from typing import Any
 
 import jax
@@ -107,6 +116,68 @@ def profile_step(spec: configs.BenchSpec, opts: configs.ModelOptions, steps: int
   return {'label': opts.label(), 'table': rows, 'top': [list(t) for t in top[:25]]}
 
 
+def _kind(name: str) -> str:
+  """The op kind of an XLA CPU thunk from its HLO instruction name."""
+  for kind in ('dot', 'fusion', 'dynamic-update-slice', 'copy', 'reduce', 'custom-call', 'while'):
+    if name.startswith(kind) or name.split('.')[0].endswith(kind):
+      return kind
+  return 'other'
+
+
+def profile_decode(spec: configs.BenchSpec, lengths: tuple[int, int], calls: int) -> dict:
+  """Per-decoder-step cost of the cached greedy decode, from two profiled lengths.
+
+  Returns:
+    {'lengths', 'wall': {n: s per call (best)}, 'kinds': {kind: [thread s per
+    call at n1, at n2]}, 'top': the 15 ops whose time grows most per step}.
+  """
+  from benchmarks import decode  # imports torch-free model builders only when asked
+
+  fns = decode.ours_fns(spec, lengths, methods=('cached',))
+  wall, per_op = {}, {}
+  for n in lengths:
+    fn = fns[('ours_cached', n)]
+    jax.block_until_ready(fn())
+    best = float('inf')
+    for _ in range(calls):
+      t = time.perf_counter()
+      jax.block_until_ready(fn())
+      best = min(best, time.perf_counter() - t)
+    wall[n] = best
+    with tempfile.TemporaryDirectory() as d:
+      with jax.profiler.trace(d):
+        for _ in range(calls):
+          out = fn()
+        jax.block_until_ready(out)
+      secs, _ = thunk_times(glob.glob(f'{d}/**/*.xplane.pb', recursive=True)[0])
+    per_op[n] = {name: s / calls for name, s in secs.items()}
+  n1, n2 = lengths
+  kinds: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+  for i, n in enumerate(lengths):
+    for name, s in per_op[n].items():
+      kinds[_kind(name)][i] += s
+  growth = {
+    name: (per_op[n2].get(name, 0.0) - per_op[n1].get(name, 0.0)) / (n2 - n1)
+    for name in set(per_op[n1]) | set(per_op[n2])
+  }
+  top = sorted(growth.items(), key=lambda kv: -kv[1])[:15]
+  return {'lengths': list(lengths), 'wall': wall, 'kinds': dict(kinds), 'top': top}
+
+
+def format_decode_profile(result: dict) -> str:
+  """Markdown table: thread ms per decoder step by op kind, and the wall ms per step."""
+  n1, n2 = result['lengths']
+  steps = n2 - n1
+  lines = ['| op kind | thread ms per step |', '|---|---:|']
+  rows = {k: (v[1] - v[0]) / steps * 1e3 for k, v in result['kinds'].items()}
+  for k, ms in sorted(rows.items(), key=lambda kv: -kv[1]):
+    lines.append(f'| {k} | {ms:.2f} |')
+  lines.append(f'| **all ops** | {sum(rows.values()):.2f} |')
+  wall = (result['wall'][n2] - result['wall'][n1]) / steps * 1e3
+  lines.append(f'| wall per step (best call at {n2} minus at {n1}) | {wall:.2f} |')
+  return '\n'.join(lines)
+
+
 def format_profile(result: dict) -> str:
   """Markdown table: component x (matmul, other) thread seconds per step."""
   table = {(c, k): v for c, k, v in result['table']}
@@ -132,7 +203,18 @@ def main(argv: Any = None) -> None:
   p.add_argument('--mt5-scan', type=int, default=int(configs.OURS.mt5_scan))
   p.add_argument('--mt5-remat', default='default')
   p.add_argument('--dtype', default='float32')
+  p.add_argument('--decode', default='', help='N1,N2: profile the cached decode instead')
+  p.add_argument('--calls', type=int, default=3, help='decode calls timed and traced per length')
   a = p.parse_args(argv)
+  if a.decode:
+    n1, n2 = (int(n) for n in a.decode.split(','))
+    progress(f'profiling {a.spec} greedy decode, {n1} and {n2} tokens')
+    result = profile_decode(configs.SPECS[a.spec], (n1, n2), a.calls)
+    print(format_decode_profile(result))
+    print('\nops growing most per step (thread ms/step):')
+    for name, s in result['top']:
+      print(f'{s * 1e3:7.3f}  {name}')
+    return
   opts = configs.ModelOptions(
     vit_scan=bool(a.vit_scan),
     vit_remat=a.vit_remat,

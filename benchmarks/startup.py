@@ -4,8 +4,9 @@ Two commands, each a fresh process, timed wall-clock from launch:
 
   train    `pali-pax train --exp=PaliTinySynthetic --fdl.NUM_TRAIN_STEPS=1` into a new job
            dir: imports, input pipeline, compile, the first train step, one checkpoint.
-           `first_step_s`: until the step's checkpoint folder appears (paxml saves right
-           after step 1); `s`: until the process exits.
+           `first_step_s`: until the checkpoint paxml writes after step 1 is complete
+           (its final folder appears; the step-0 one is written before the first step
+           runs, while the input may still be building); `s`: until the process exits.
   predict  `pali-pax predict` that job dir on one image: imports, restore, compile, decode
 
 each run twice against one new cache folder: cold (empty cache: everything compiles and
@@ -45,7 +46,7 @@ _MAPPED = {'layers': 'layers', 'tasks': 'tasks', 'fiddle_configs': 'fiddle_confi
 def _timed(
   cmd: list[str], env: dict[str, str], cwd: str, timeout: float, marker: str | None = None
 ) -> tuple[float, float | None, str]:
-  """(seconds to exit, seconds until folder `marker` has an entry or None, stderr)."""
+  """(seconds to exit, seconds until path `marker` exists or None, stderr)."""
   # Output to files, not pipes: a full pipe would stall the child while we poll.
   with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
     t0 = time.perf_counter()
@@ -56,7 +57,7 @@ def _timed(
       if time.perf_counter() - t0 > timeout:
         proc.kill()
         raise TimeoutError(f'{" ".join(cmd)} ran past {timeout} s')
-      if marker and seen is None and os.path.isdir(marker) and os.listdir(marker):
+      if marker and seen is None and os.path.exists(marker):
         seen = time.perf_counter() - t0
       time.sleep(0.1)
     seconds = time.perf_counter() - t0
@@ -134,7 +135,7 @@ def measure(
             f'--job_log_dir={job}',
             '--mode=train',
           ]
-          marker = os.path.join(job, 'checkpoints')
+          marker = os.path.join(job, 'checkpoints', 'checkpoint_00000001')
         else:
           cmd = [*cli, 'predict', job, '--image', image, '--prompt', 'Generate caption in EN:']
         progress(f'startup: {label} {command} ({phase} cache)')
@@ -167,8 +168,8 @@ def startup_md(rec: dict[str, Any]) -> str:
     + (' --baseline-rev REV`' if len(rec['runs']) > 1 else '`')
     + f', on {cpu.get("model", "?")} ({", ".join(cpu.get("isa", []))}; {cpu.get("cores")} '
     'cores). Cold: empty cache (every program compiles and is written to it); warm: the '
-    'same command again (new job dir, same cache). Train: to the first step (its '
-    'checkpoint folder appears) / to exit. The cache is on by default '
+    'same command again (new job dir, same cache). Train: to the end of the first step (the '
+    'checkpoint written after step 1 is complete) / to exit. The cache is on by default '
     '(`~/.cache/pali_pax/jax/<machine>-<ISA key>`, `$PALI_PAX_CACHE_DIR`; '
     '`--no_compilation_cache` turns it off). The load average (1 min, 2 cores) before '
     'each run is given with it: on a shared machine the absolute times drift with it.',
