@@ -53,3 +53,15 @@ def test_run_command_on_tiny(tmp_path, capsys):
   md = (tmp_path / 'benchmarks.md').read_text()
   assert 'python -m benchmarks.run' in md and '| tiny' in md
   assert 'train tiny: ours' in capsys.readouterr().out
+
+
+def test_decode_profile_on_tiny():
+  from benchmarks import profile
+
+  res = profile.profile_decode(profile.configs.SPECS['tiny'], (1, 4), calls=1)
+  assert set(res['wall']) == {1, 4} and res['wall'][4] > 0
+  dots = res['kinds']['dot']
+  # Three more decoder steps run three more rounds of the decoder's and lm head's matmuls.
+  assert dots[1] > dots[0] > 0
+  assert res['top'] and all(name for name, _ in res['top'])
+  assert 'wall per step' in profile.format_decode_profile(res)

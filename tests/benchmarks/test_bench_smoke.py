@@ -70,3 +70,29 @@ def test_fsdp_extrapolation_recovers_the_split():
     'devices': 16,
   }
   assert memory_plan.parse_point('3b:224', 8)['devices'] == 8
+
+
+def test_decode_profile_kinds_and_table_by_hand():
+  from benchmarks import profile
+
+  kinds = {
+    n: profile._kind(n)
+    for n in ('dot_general.294', 'loop_fusion.3', 'dynamic-update-slice.2', 'copy.1', 'sort.7')
+  }
+  assert kinds == {
+    'dot_general.294': 'dot',
+    'loop_fusion.3': 'fusion',
+    'dynamic-update-slice.2': 'dynamic-update-slice',
+    'copy.1': 'copy',
+    'sort.7': 'other',
+  }
+  # 1 and 11 tokens: (growth of thread time) / 10 steps, in ms; wall likewise.
+  res = {
+    'lengths': [1, 11],
+    'wall': {1: 0.5, 11: 0.6},
+    'kinds': {'dot': [0.2, 0.4], 'fusion': [0.05, 0.06]},
+    'top': [],
+  }
+  table = profile.format_decode_profile(res)
+  assert '| dot | 20.00 |' in table and '| fusion | 1.00 |' in table
+  assert '| **all ops** | 21.00 |' in table and '| 10.00 |' in table
