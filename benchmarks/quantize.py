@@ -33,6 +33,7 @@ from pali_pax.core import params as params_lib
 from pali_pax.fiddle_configs import pali as pali_configs
 from pali_pax.inference import Predictor
 from pali_pax.serving import int8
+from pali_pax.tasks import metrics_detection
 
 # One group of weights each; a weight path (joined by '/') belongs to the first that matches.
 GROUPS: dict[str, Callable[[str], bool]] = {
@@ -128,6 +129,7 @@ def compare(f32: Predictor, q: Predictor, ref: list[dict]) -> dict:
   per_task: dict[str, list[int]] = {}  # task -> [identical, n]
   max_err = max_logit = 0.0
   margins = []
+  same_boxes: list[bool] = []  # per changed detection string
   for r in ref:
     b = q.generate_ids(r['ids'], **r['kw'])
     lq = np.asarray(q._jit_logits(q.params, r['batch']))
@@ -142,6 +144,10 @@ def compare(f32: Predictor, q: Predictor, ref: list[dict]) -> dict:
         same += 1
         counts[0] += 1
         continue
+      if 'detection' in r['tasks'][i]:
+        same_boxes.append(
+          _same_detections(f32.vocab.decode(x.tolist()), f32.vocab.decode(y.tolist()))
+        )
       k = min(len(x), len(y))
       first = next((j for j in range(k) if x[j] != y[j]), k)
       margins.append(float(m[i, min(first, m.shape[1] - 1)]))
@@ -152,7 +158,16 @@ def compare(f32: Predictor, q: Predictor, ref: list[dict]) -> dict:
     'max_logit': max_logit,
     'margins': margins,
     'per_task': per_task,
+    'detection_same_boxes': [sum(same_boxes), len(same_boxes)],
   }
+
+
+def _same_detections(a: str, b: str) -> bool:
+  """Whether detection text `b` finds `a`'s boxes: as many, each matched (same label,
+  IoU >= 0.5, the metric's threshold) with `a`'s as the ground truth."""
+  boxes_a, _ = metrics_detection.parse_boxes(a)
+  boxes_b, _ = metrics_detection.parse_boxes(b)
+  return len(boxes_a) == len(boxes_b) and all(metrics_detection.match_image(boxes_a, boxes_b))
 
 
 def near_ties(ref: list[dict]) -> dict[float, int]:
@@ -170,6 +185,9 @@ def report(name: str, res: dict, ratio: float | None = None) -> None:
   )
   tasks = ', '.join(f'{t} {a}/{b}' for t, (a, b) in res['per_task'].items())
   print(f'{"":24s} identical per task: {tasks}')
+  kept, changed = res['detection_same_boxes']
+  if changed:
+    print(f"{'':24s} changed detection strings with float32's boxes (IoU >= 0.5): {kept}/{changed}")
   if res['margins']:
     print(f'{"":24s} float32 margins where they differ: {np.round(sorted(res["margins"]), 4)}')
 

@@ -96,3 +96,15 @@ def test_decode_profile_kinds_and_table_by_hand():
   table = profile.format_decode_profile(res)
   assert '| dot | 20.00 |' in table and '| fusion | 1.00 |' in table
   assert '| **all ops** | 21.00 |' in table and '| 10.00 |' in table
+
+
+def test_quantize_same_detections_by_hand():
+  from benchmarks import quantize
+
+  ref = '100 100 500 500 circle ; 600 600 900 900 square'
+  # One coordinate moved by one bin: another string, the same detections.
+  assert quantize._same_detections(ref, '100 101 500 500 circle ; 600 600 900 900 square')
+  # A label changed, a box lost, or a box moved off its object (IoU 1/3): not the same.
+  assert not quantize._same_detections(ref, '100 100 500 500 square ; 600 600 900 900 square')
+  assert not quantize._same_detections(ref, '100 100 500 500 circle')
+  assert not quantize._same_detections(ref, '300 100 700 500 circle ; 600 600 900 900 square')
