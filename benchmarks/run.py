@@ -58,8 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   p.add_argument('--memory-devices', type=int, default=8)
   p.add_argument(
     '--memory-points',
+    # Every point docs/pods.md reads, the residual-split pair included.
     default='17b:224,17b:588,17b:224:fsdp@8,17b:224:fsdp@16,17b:588:fsdp@8,17b:588:fsdp@16,'
-    '3b:224,3b:588',
+    '17b:588:fsdp:res@8,17b:588:fsdp:res@16,3b:224,3b:588',
     help='SIZE:PIXELS[:fsdp][@DEVICES] (default devices: --memory-devices)',
   )
   p.add_argument('--memory-timeout', type=float, default=1800)
