@@ -27,13 +27,12 @@ import collections
 import glob
 import re
 import tempfile
-import time
 from typing import Any
 
 import jax
 
-from benchmarks import configs, ours
-from benchmarks.timing import progress
+from benchmarks import configs, decode, ours
+from benchmarks.timing import progress, time_calls
 
 COMPONENTS = (
   ('vit', r'/vit/|image_features'),
@@ -131,19 +130,11 @@ def profile_decode(spec: configs.BenchSpec, lengths: tuple[int, int], calls: int
     {'lengths', 'wall': {n: s per call (best)}, 'kinds': {kind: [thread s per
     call at n1, at n2]}, 'top': the 15 ops whose time grows most per step}.
   """
-  from benchmarks import decode  # imports torch-free model builders only when asked
-
   fns = decode.ours_fns(spec, lengths, methods=('cached',))
   wall, per_op = {}, {}
   for n in lengths:
     fn = fns[('ours_cached', n)]
-    jax.block_until_ready(fn())
-    best = float('inf')
-    for _ in range(calls):
-      t = time.perf_counter()
-      jax.block_until_ready(fn())
-      best = min(best, time.perf_counter() - t)
-    wall[n] = best
+    wall[n] = min(time_calls(fn, calls).samples)
     with tempfile.TemporaryDirectory() as d:
       with jax.profiler.trace(d):
         for _ in range(calls):

@@ -36,6 +36,7 @@ from PIL import Image
 
 from benchmarks.run import ROOT, load, save
 from benchmarks.timing import progress
+from pali_pax.checkpoint import layout
 
 EXPERIMENT = 'PaliTinySynthetic'
 SECTION_HEAD = '## Start-up: persistent compilation cache'
@@ -135,7 +136,7 @@ def measure(
             f'--job_log_dir={job}',
             '--mode=train',
           ]
-          marker = os.path.join(job, 'checkpoints', 'checkpoint_00000001')
+          marker = os.fspath(layout.step_path(layout.checkpoint_dir(job), 1))
         else:
           cmd = [*cli, 'predict', job, '--image', image, '--prompt', 'Generate caption in EN:']
         progress(f'startup: {label} {command} ({phase} cache)')

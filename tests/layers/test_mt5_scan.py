@@ -16,10 +16,6 @@ DECODE_CACHE = base_layer.DECODE_CACHE
 
 @pytest.fixture(scope='module')
 def models():
-  return scan_models()
-
-
-def scan_models():
   """(unscanned model, its params, scanned model, its params), both from the HF fixture."""
   flat_cfg = mt5_config_from_hf(HF_DIR)
   scan_cfg = mt5_config_from_hf(HF_DIR, scan=True)

@@ -5,16 +5,12 @@ import jax.numpy as jnp
 import pytest
 
 from pali_pax.core import tree
-from tests.layers.test_mt5_scan import _logits, scan_models
+from tests.layers.test_mt5_scan import _logits, models
 from tests.numerics import assert_f32_close, hf_config, mt5_chains
 from tests.paths import MT5_HF as HF_DIR
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope='module')
-def models():
-  return scan_models()
+__all__ = ['models']  # the fixture, built once in this module too
 
 
 def test_scanned_gradients_match(models, ref):
