@@ -21,6 +21,8 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from pali_pax.tasks import vocab as vocab_lib
+
 TEXT_FEATURES = ('inputs', 'targets')
 # Set by the step-indexed train input (`pali_pax.tasks.step_input`): int64 [2]
 # (data seed, global example index). Random preprocessors draw from it, so an
@@ -65,7 +67,7 @@ def tokenize_text(
     ex = dict(ex)
     for key in TEXT_FEATURES:
       ex[f'{key}_pretokenized'] = ex[key]
-      ex[key] = tf.cast(output_features[key].vocabulary.encode_tf(ex[key]), tf.int32)
+      ex[key] = tf.cast(vocab_lib.encode_tf(output_features[key].vocabulary, ex[key]), tf.int32)
     return ex
 
   return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)

@@ -231,20 +231,28 @@ def _split_cap(
   T: dict[str, tf.Tensor], li: tf.Tensor, text: tf.Tensor, keys: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
   """Split-captioning prompts and targets [n]: each text cut after 1 <= pos < units words
-  (characters when it has no space), pos uniform."""
+  (characters when it has no space), pos uniform.
 
-  def split(units: tf.RaggedTensor, sep: str) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    pos = scene_lib.randint(keys, 0, 1, tf.cast(units.row_lengths(), tf.int32))
-    head = tf.ragged.range(units.row_lengths()) < tf.cast(pos, tf.int64)[:, None]
-    first = tf.strings.reduce_join(tf.ragged.boolean_mask(units, head), axis=1, separator=sep)
-    rest = tf.strings.reduce_join(tf.ragged.boolean_mask(units, ~head), axis=1, separator=sep)
-    return pos, first, rest
-
-  # Both cuts for every row (a batch mixes both kinds), then each row takes its own.
-  by_word = split(tf.strings.split(text, ' '), ' ')
-  by_char = split(tf.strings.unicode_split(text, 'UTF-8'), '')
+  The cut is a byte offset and two substrings: the same strings as joining the first
+  pos units and the rest, at a few ops per row instead of ragged masks (this runs
+  in every train input call, and its graph is traced at every start).
+  """
   spaced = tf.strings.regex_full_match(text, '.* .*')
-  pos, first, rest = (tf.where(spaced, w, c) for w, c in zip(by_word, by_char, strict=True))
+  # Byte offsets of the units' starts: words after each ' ', characters from UTF-8.
+  word_len = tf.strings.length(tf.strings.split(text, ' '))  # ragged bytes per word
+  word_start = tf.cumsum(word_len + 1, axis=1, exclusive=True)
+  _, char_start = tf.strings.unicode_decode_with_offsets(text, 'UTF-8')
+  units = tf.where(spaced, word_start.row_lengths(), char_start.row_lengths())
+  pos = scene_lib.randint(keys, 0, 1, tf.cast(units, tf.int32))
+
+  def start_of(starts: tf.RaggedTensor) -> tf.Tensor:  # starts[r, pos[r]] (clipped: other kind)
+    table = tf.cast(starts.to_tensor(), tf.int32)
+    return tf.gather(table, tf.minimum(pos, tf.shape(table)[1] - 1), batch_dims=1)
+
+  # The first part ends before the separator ' ' (words) or at the unit (characters).
+  start = tf.where(spaced, start_of(word_start), start_of(char_start))
+  first = tf.strings.substr(text, tf.zeros_like(start), start - tf.cast(spaced, tf.int32))
+  rest = tf.strings.substr(text, start, tf.strings.length(text) - start)
   pre, mid, post = tf.unstack(tf.gather(T['split_prompt'], li), axis=1)
   return tf.strings.join([pre, tf.strings.as_string(pos), mid, first, post]), rest
 
@@ -286,7 +294,8 @@ def batch_fn(
         'objects': tf.zeros([n, m, 7], tf.int32),
         'word': ocr['word'],
       }
-    sc = scene_lib.sample_scene(scene_lib.subkeys(keys, 1), size, m)
+    sample, render = scene_lib.shared_scene_fns(size, m)
+    sc = sample(scene_lib.subkeys(keys, 1))
     qkeys = scene_lib.subkeys(keys, 2)
     if task == 'caption':
       inputs, targets = tf.gather(T['caption_prompt'], li), _caption(T, li, sc)
@@ -316,7 +325,7 @@ def batch_fn(
     if task in TEXT_ONLY_TASKS:
       image = tf.zeros([n, size, size, 3], tf.uint8)
     else:
-      image = scene_lib.render_shapes(sc, size)
+      image = render(sc)
     fields = [tf.cast(sc['valid'], tf.int32), sc['colours'], sc['shapes']]
     objects = tf.concat([*(f[:, :, None] for f in fields), sc['boxes']], axis=2)
     return {

@@ -103,6 +103,39 @@ def sample_scene(keys: tf.Tensor, size: int, max_objects: int) -> dict[str, tf.T
   return {'num_objects': n, 'colours': colours, 'shapes': shapes, 'boxes': boxes, 'valid': valid}
 
 
+@functools.cache
+def shared_scene_fns(size: int, max_objects: int) -> tuple[tf.types.experimental.PolymorphicFunction, ...]:
+  """(sample, render): `sample_scene` (uint64 keys [n] -> scene) and `render_shapes`
+  (scene -> uint8 image [n, size, size, 3]) as tf.functions, traced once per
+  (size, max_objects) for the whole process.
+
+  Every image task's generator calls them. Traced inline, the ~600 ops of a scene
+  were traced again by each of the mixture's eight image tasks in the train input's
+  one function (part of every start-up's input build); called, each task adds one
+  call op and the graph holds each body once. The same ops run, so the same pixels.
+  """
+  keys_spec = tf.TensorSpec([None], tf.uint64)
+
+  @tf.function(input_signature=[keys_spec], autograph=False)
+  def sample(keys: tf.Tensor) -> dict[str, tf.Tensor]:
+    return sample_scene(keys, size, max_objects)
+
+  m = max_objects
+  scene_spec = {
+    'num_objects': tf.TensorSpec([None], tf.int32),
+    'colours': tf.TensorSpec([None, m], tf.int32),
+    'shapes': tf.TensorSpec([None, m], tf.int32),
+    'boxes': tf.TensorSpec([None, m, 4], tf.int32),
+    'valid': tf.TensorSpec([None, m], tf.bool),
+  }
+
+  @tf.function(input_signature=[scene_spec], autograph=False)
+  def render(scene: dict[str, tf.Tensor]) -> tf.Tensor:
+    return render_shapes(scene, size)
+
+  return sample, render
+
+
 def _rows(x: tf.Tensor) -> tf.Tensor:
   """[n, ...] -> [n, ..., 1] (tf.expand_dims: graph-mode `x[:, k, None]` can drop the new axes)."""
   return tf.expand_dims(x, -1)

@@ -18,6 +18,8 @@ Sentinel `<extra_id_k>` has id `vocab_size - 1 - k` and can be written in text
 
 import functools
 import os
+import weakref
+from typing import Any
 
 import seqio
 import tensorflow as tf
@@ -80,3 +82,32 @@ def sentinel_id(vocab: seqio.Vocabulary, k: int) -> int:
       f'sentinel {k} out of range: the vocabulary has {vocab.extra_ids} extra ids'
     )
   return vocab.vocab_size - 1 - k
+
+
+# One TF SentencePiece tokenizer per (graph, vocabulary): each tokenizer seqio makes
+# (`encode_tf`) puts the whole model (~270 KB for the shipped one, MBs for mT5's)
+# into the graph as a new op whose kernel parses it again when an iterator starts.
+_GRAPH_TOKENIZERS: 'weakref.WeakKeyDictionary[tf.Graph, dict[int, Any]]' = (
+  weakref.WeakKeyDictionary()
+)
+
+
+def encode_tf(vocab: seqio.Vocabulary, texts: tf.Tensor) -> tf.Tensor | tf.RaggedTensor:
+  """`vocab.encode_tf(texts)` with one tokenizer op per graph, however many calls.
+
+  Args:
+    vocab: the vocabulary; a `seqio.SentencePieceVocabulary` shares its tokenizer,
+      any other vocabulary is called as is.
+    texts: tf.string [] or [n].
+
+  Returns:
+    int ids [T], or a ragged [n, None]: the same values as `vocab.encode_tf`.
+  """
+  if not isinstance(vocab, seqio.SentencePieceVocabulary):
+    return vocab.encode_tf(texts)
+  if tf.executing_eagerly():  # nothing is traced: seqio's own path
+    return vocab.encode_tf(texts)
+  per_graph = _GRAPH_TOKENIZERS.setdefault(tf.compat.v1.get_default_graph(), {})
+  if id(vocab) not in per_graph:
+    per_graph[id(vocab)] = (vocab, vocab.tf_tokenizer)  # the vocab kept: its id stays unique
+  return per_graph[id(vocab)][1].tokenize(texts)

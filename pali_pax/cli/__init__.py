@@ -70,7 +70,7 @@ def load(command: str) -> ModuleType:
   captured = io.StringIO()
   with contextlib.redirect_stderr(captured):
     module = importlib.import_module(f'{__name__}.{COMMANDS[command][0]}')
-  process.imports_done()
+  process.imports_done(command)
   for line in captured.getvalue().splitlines():
     if not line.startswith('Registered experiment'):
       print(line, file=sys.stderr)

@@ -70,7 +70,7 @@ def test_managed_process_collects_after_the_imports_and_exits_with_its_output():
     'from pali_pax.cli import process\n'
     'process.manage()\n'
     'assert not gc.isenabled()\n'
-    'process.imports_done()\n'
+    "process.imports_done('predict')\n"
     'assert gc.isenabled() and gc.get_freeze_count() > 0\n'
     "print('x' * 100000, end='')\n"  # more than a pipe holds: flushed before the exit
     'process.exit_now(3)\n'
@@ -81,3 +81,21 @@ def test_managed_process_collects_after_the_imports_and_exits_with_its_output():
   )
   assert proc.returncode == 3, proc.stderr[-2000:]
   assert proc.stdout == 'x' * 100000
+
+
+@pytest.mark.parametrize(
+  'managed,command,off', [(True, 'train', True), (True, 'serve', False), (False, 'train', False)]
+)
+def test_grappler_is_off_only_in_a_managed_input_only_command(managed, command, off):
+  code = (
+    'import tensorflow as tf\n'
+    'from pali_pax.cli import process\n'
+    + ('process.manage()\n' if managed else '')
+    + f'process.imports_done({command!r})\n'
+    "print(tf.config.optimizer.get_experimental_options().get('disable_meta_optimizer', False))\n"
+  )
+  proc = subprocess.run(
+    [sys.executable, '-c', code], capture_output=True, text=True, timeout=120, env=runs.cli_env()
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip() == str(off)
