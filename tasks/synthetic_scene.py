@@ -104,7 +104,9 @@ def sample_scene(keys: tf.Tensor, size: int, max_objects: int) -> dict[str, tf.T
 
 
 @functools.cache
-def shared_scene_fns(size: int, max_objects: int) -> tuple[tf.types.experimental.PolymorphicFunction, ...]:
+def shared_scene_fns(
+  size: int, max_objects: int
+) -> tuple[tf.types.experimental.PolymorphicFunction, ...]:
   """(sample, render): `sample_scene` (uint64 keys [n] -> scene) and `render_shapes`
   (scene -> uint8 image [n, size, size, 3]) as tf.functions, traced once per
   (size, max_objects) for the whole process.

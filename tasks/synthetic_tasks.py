@@ -194,7 +194,9 @@ class SyntheticSource(seqio.DataSource):
     vocab, size = self._vocab, self._image_size
     ti, to = lengths['inputs'], lengths['targets']
     n = tf.shape(records)[0]
-    tokens = {k: tf.cast(vocab_lib.encode_tf(vocab, raw[k]), tf.int32) for k in features.TEXT_FEATURES}
+    tokens = {
+      k: tf.cast(vocab_lib.encode_tf(vocab, raw[k]), tf.int32) for k in features.TEXT_FEATURES
+    }
     if self._task in synthetic.TEXT_ONLY_TASKS:
       inputs, targets = _span_corrupt(vocab, tokens['inputs'], example_seeds, ti, to)
       image, has_image = tf.zeros([n, size, size, 3], tf.float32), tf.zeros([n], tf.float32)
