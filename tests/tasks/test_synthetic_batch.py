@@ -123,3 +123,21 @@ def test_batched_features_equal_the_tasks_own_preprocessors(two_task_mixture):
   assert set(converted) == set(want)
   for key in want:
     np.testing.assert_array_equal(converted[key].numpy(), want[key], err_msg=key)
+
+
+def test_the_train_inputs_function_holds_one_tokenizer_and_one_scene_body():
+  # Start-up cost of the train input is tracing and instantiating this one function:
+  # each image task calls the shared scene functions instead of tracing its own copy.
+  name = synthetic_tasks.register_synthetic_tasks(image_size=SIZE, suffix='_graph_test')
+  fn = step_input.features_batch_fn(name, 'train', 0, {'inputs': 24, 'targets': 16})
+  graph = tf.function(fn, autograph=False).get_concrete_function(
+    tf.TensorSpec([None], tf.int64)
+  ).graph.as_graph_def()
+  nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+  assert sum(n.op == 'SentencepieceOp' for n in nodes) == 1
+  image_tasks = len(synthetic.TASKS) - len(synthetic.TEXT_ONLY_TASKS) - 1  # not OCR
+  sample = [f.signature.name for f in graph.library.function if '_sample_' in f.signature.name]
+  assert len(sample) == 1  # one body...
+  calls = [n for n in nodes if n.op in ('PartitionedCall', 'StatefulPartitionedCall')]
+  called = [n.attr['f'].func.name for n in calls]
+  assert called.count(sample[0]) == image_tasks + 1  # ...called by every scene task

@@ -113,3 +113,30 @@ def test_detection_coordinates_of_the_cpu_image_sizes_are_single_pieces(side):
     coordinate = str(bins * px // side)
     assert len(v.encode(coordinate)) == 1, coordinate
   assert v.decode(v.encode('93 281 750 999')) == '93 281 750 999'
+
+
+def _sentencepiece_ops(graph_def) -> int:
+  nodes = [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]
+  return sum(n.op == 'SentencepieceOp' for n in nodes)
+
+
+def test_encode_tf_shares_one_tokenizer_per_graph_with_seqios_ids():
+  v = vocab.get_vocabulary()
+
+  @tf.function(autograph=False)
+  def three_calls(texts):
+    return [vocab.encode_tf(v, texts).to_tensor(), vocab.encode_tf(v, texts[::-1]).to_tensor()]
+
+  texts = tf.constant(TEXTS)
+  got = three_calls(texts)
+  want = v.encode_tf(texts).to_tensor()  # eager: seqio's own tokenizer
+  assert got[0].numpy().tolist() == want.numpy().tolist()
+  assert got[1].numpy().tolist() == v.encode_tf(texts[::-1]).to_tensor().numpy().tolist()
+  graph = three_calls.get_concrete_function(texts).graph.as_graph_def()
+  assert _sentencepiece_ops(graph) == 1
+
+  @tf.function(autograph=False)
+  def seqios(texts):  # what each call of seqio's encode_tf adds: a tokenizer op of its own
+    return [v.encode_tf(texts).to_tensor(), v.encode_tf(texts).to_tensor()]
+
+  assert _sentencepiece_ops(seqios.get_concrete_function(texts).graph.as_graph_def()) == 2
