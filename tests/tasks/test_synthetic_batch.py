@@ -130,9 +130,11 @@ def test_the_train_inputs_function_holds_one_tokenizer_and_one_scene_body():
   # each image task calls the shared scene functions instead of tracing its own copy.
   name = synthetic_tasks.register_synthetic_tasks(image_size=SIZE, suffix='_graph_test')
   fn = step_input.features_batch_fn(name, 'train', 0, {'inputs': 24, 'targets': 16})
-  graph = tf.function(fn, autograph=False).get_concrete_function(
-    tf.TensorSpec([None], tf.int64)
-  ).graph.as_graph_def()
+  graph = (
+    tf.function(fn, autograph=False)
+    .get_concrete_function(tf.TensorSpec([None], tf.int64))
+    .graph.as_graph_def()
+  )
   nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
   assert sum(n.op == 'SentencepieceOp' for n in nodes) == 1
   image_tasks = len(synthetic.TASKS) - len(synthetic.TEXT_ONLY_TASKS) - 1  # not OCR
