@@ -18,8 +18,6 @@ Sentinel `<extra_id_k>` has id `vocab_size - 1 - k` and can be written in text
 
 import functools
 import os
-import weakref
-from typing import Any
 
 import seqio
 import tensorflow as tf
@@ -87,9 +85,11 @@ def sentinel_id(vocab: seqio.Vocabulary, k: int) -> int:
 # One TF SentencePiece tokenizer per (graph, vocabulary): each tokenizer seqio makes
 # (`encode_tf`) puts the whole model (~270 KB for the shipped one, MBs for mT5's)
 # into the graph as a new op whose kernel parses it again when an iterator starts.
-_GRAPH_TOKENIZERS: 'weakref.WeakKeyDictionary[tf.Graph, dict[int, Any]]' = (
-  weakref.WeakKeyDictionary()
-)
+# Kept in a collection of the graph itself, so it lives exactly as long as the graph
+# (a table keyed by graph would keep every traced graph alive: the tokenizer's
+# resource tensor refers to it). Entries are (vocab, tokenizer) tuples: a function
+# traced inside another starts with a copy of the outer list and may capture from it.
+_COLLECTION = 'pali_pax_sentencepiece_tokenizers'
 
 
 def encode_tf(vocab: seqio.Vocabulary, texts: tf.Tensor) -> tf.Tensor | tf.RaggedTensor:
@@ -103,11 +103,11 @@ def encode_tf(vocab: seqio.Vocabulary, texts: tf.Tensor) -> tf.Tensor | tf.Ragge
   Returns:
     int ids [T], or a ragged [n, None]: the same values as `vocab.encode_tf`.
   """
-  if not isinstance(vocab, seqio.SentencePieceVocabulary):
-    return vocab.encode_tf(texts)
-  if tf.executing_eagerly():  # nothing is traced: seqio's own path
-    return vocab.encode_tf(texts)
-  per_graph = _GRAPH_TOKENIZERS.setdefault(tf.compat.v1.get_default_graph(), {})
-  if id(vocab) not in per_graph:
-    per_graph[id(vocab)] = (vocab, vocab.tf_tokenizer)  # the vocab kept: its id stays unique
-  return per_graph[id(vocab)][1].tokenize(texts)
+  if not isinstance(vocab, seqio.SentencePieceVocabulary) or tf.executing_eagerly():
+    return vocab.encode_tf(texts)  # eager: nothing is traced, seqio's own path
+  entries = tf.compat.v1.get_default_graph().get_collection_ref(_COLLECTION)
+  tokenizer = next((tok for v, tok in entries if v is vocab), None)
+  if tokenizer is None:
+    tokenizer = vocab.tf_tokenizer
+    entries.append((vocab, tokenizer))
+  return tokenizer.tokenize(texts)

@@ -1,6 +1,8 @@
 """The SentencePiece vocabulary: shipped model, mT5 ids, TF ops = Python ids, errors."""
 
+import gc
 import shutil
+import weakref
 
 import pytest
 import sentencepiece as spm
@@ -140,3 +142,13 @@ def test_encode_tf_shares_one_tokenizer_per_graph_with_seqios_ids():
     return [v.encode_tf(texts).to_tensor(), v.encode_tf(texts).to_tensor()]
 
   assert _sentencepiece_ops(seqios.get_concrete_function(texts).graph.as_graph_def()) == 2
+
+
+def test_encode_tf_keeps_no_traced_graph_alive():
+  # An eval input is rebuilt every round: its graphs must go with it.
+  v = vocab.get_vocabulary()
+  fn = tf.function(lambda t: vocab.encode_tf(v, t).to_tensor(), autograph=False)
+  graph = weakref.ref(fn.get_concrete_function(tf.TensorSpec([None], tf.string)).graph)
+  del fn
+  gc.collect()
+  assert graph() is None
