@@ -30,10 +30,13 @@ class SyntheticData(PaliExperiment):
   decodes DECODED_FAMILIES; `evaluate=False`: training only. A class without
   `suffix` inherits its base's. TASK_RATES: mixing rate per task (None:
   `synthetic_tasks.DEFAULT_RATES`). VALIDATION_SIZE: examples per task in 'validation'.
+  OCR_STYLE: how the OCR task draws its words ('plain' or 'varied' colours and sizes,
+  `synthetic_scene.OCR_STYLES`).
   """
 
   TASK_RATES: dict[str, float] | None = None
   VALIDATION_SIZE = synthetic_tasks.VALIDATION_EXAMPLES
+  OCR_STYLE = 'plain'
   _synthetic_suffix = ''
 
   def __init_subclass__(cls, suffix: str | None = None, evaluate: bool = True, **kw: Any) -> None:
@@ -84,6 +87,7 @@ class SyntheticData(PaliExperiment):
       suffix=self._synthetic_suffix,
       rates=self.TASK_RATES,
       num_validation_examples=self.VALIDATION_SIZE,
+      ocr_style=self.OCR_STYLE,
     )
 
 

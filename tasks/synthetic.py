@@ -258,7 +258,12 @@ def _split_cap(
 
 
 def batch_fn(
-  task: str, split: str, image_size: int = 224, seed: int = 0, max_objects: int = 2
+  task: str,
+  split: str,
+  image_size: int = 224,
+  seed: int = 0,
+  max_objects: int = 2,
+  ocr_style: str = 'plain',
 ) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
   """indices (int64 [n]) -> n raw examples (the fields of the module docstring, with a
   leading [n]); traceable by tf.data. Row i depends only on indices[i].
@@ -269,14 +274,18 @@ def batch_fn(
     image_size: side of the square image in pixels.
     seed: global data seed.
     max_objects: most shapes per image (1..3).
+    ocr_style: how OCR words are drawn (`synthetic_scene.OCR_STYLES`): 'plain' black
+      or white on the gray background at one size; 'varied' random colours (levels
+      far apart) and sizes.
   """
   check_task(task)
   _check_split(split)
+  scene_lib.check_ocr_style(ocr_style)
   stream = int(seed) * 1000 + 10 * _TASK_ID[task] + _SPLIT_ID[split]
   tables = text_tables()
   size, m = int(image_size), int(max_objects)
   if task == 'ocr':
-    scene_lib.ocr_glyphs(size)  # render the glyphs now, in this (main) thread
+    scene_lib.ocr_glyphs(size, ocr_style)  # render the glyphs now, in this (main) thread
 
   @tf.autograph.experimental.do_not_convert
   def fn(indices: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -285,9 +294,9 @@ def batch_fn(
     n = tf.shape(keys)[0]
     li = scene_lib.randint(keys, 0, 0, len(words.LANGS))
     if task == 'ocr':
-      ocr = scene_lib.sample_ocr(scene_lib.subkeys(keys, 1), size)
+      ocr = scene_lib.sample_ocr(scene_lib.subkeys(keys, 1), size, ocr_style)
       return {
-        'image': scene_lib.render_ocr(ocr, size),
+        'image': scene_lib.render_ocr(ocr, size, ocr_style),
         'inputs': tf.fill([n], prompts.ocr_prompt()),
         'targets': tf.gather(T['ocr_words'], ocr['word']),
         'lang': tf.fill([n], 'en'),
@@ -341,10 +350,15 @@ def batch_fn(
 
 
 def example_fn(
-  task: str, split: str, image_size: int = 224, seed: int = 0, max_objects: int = 2
+  task: str,
+  split: str,
+  image_size: int = 224,
+  seed: int = 0,
+  max_objects: int = 2,
+  ocr_style: str = 'plain',
 ) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
   """index (int64 []) -> raw example dict (see module docstring): `batch_fn` for one index."""
-  fn = batch_fn(task, split, image_size, seed, max_objects)
+  fn = batch_fn(task, split, image_size, seed, max_objects, ocr_style)
 
   @tf.autograph.experimental.do_not_convert
   def one(index: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -362,16 +376,19 @@ def dataset(
   start: int = 0,
   stop: int = 1000,
   step: int = 1,
+  ocr_style: str = 'plain',
 ) -> tf.data.Dataset:
   """Raw examples start, start + step, ... < stop (made BATCH at a time, order kept)."""
-  fn = batch_fn(task, split, image_size, seed, max_objects)
+  fn = batch_fn(task, split, image_size, seed, max_objects, ocr_style)
   ds = tf.data.Dataset.range(start, stop, step).batch(BATCH)
   return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
 
 
 @functools.lru_cache(maxsize=64)
-def _eager_fn(task: str, split: str, image_size: int, seed: int, max_objects: int) -> Callable:
-  fn = example_fn(task, split, image_size, seed, max_objects)
+def _eager_fn(
+  task: str, split: str, image_size: int, seed: int, max_objects: int, ocr_style: str
+) -> Callable:
+  fn = example_fn(task, split, image_size, seed, max_objects, ocr_style)
   return tf.function(fn, input_signature=[tf.TensorSpec([], tf.int64)])
 
 
@@ -403,7 +420,13 @@ def to_python(task: str, raw: dict[str, np.ndarray | bytes]) -> SyntheticExample
 
 
 def generate(
-  task: str, split: str, index: int, image_size: int = 224, seed: int = 0, max_objects: int = 2
+  task: str,
+  split: str,
+  index: int,
+  image_size: int = 224,
+  seed: int = 0,
+  max_objects: int = 2,
+  ocr_style: str = 'plain',
 ) -> SyntheticExample:
   """Example `index` of `task` / `split`, computed eagerly (the seqio source's values).
 
@@ -414,10 +437,11 @@ def generate(
     image_size: side of the square image in pixels.
     seed: global data seed; changes every example.
     max_objects: most shapes per image (1..3).
+    ocr_style: see `batch_fn`.
   """
   check_task(task)
   _check_split(split)
-  raw = _eager_fn(task, split, int(image_size), int(seed), int(max_objects))(
+  raw = _eager_fn(task, split, int(image_size), int(seed), int(max_objects), ocr_style)(
     tf.constant(index, tf.int64)
   )
   return to_python(task, {k: v.numpy() for k, v in raw.items()})

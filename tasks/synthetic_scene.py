@@ -184,37 +184,59 @@ def render_shapes(scene: dict[str, tf.Tensor], size: int) -> tf.Tensor:
   return tf.gather(tf.cast(palette, tf.uint8), index)
 
 
+OCR_STYLES = ('plain', 'varied')
+# 'varied': least difference of mean RGB level between text and background (before the
+# per-channel tints are clipped to 0..255).
+MIN_OCR_CONTRAST = 150
+_OCR_TINT = 60  # 'varied': each channel deviates up to this much from its colour's level
+
+
+def check_ocr_style(style: str) -> str:
+  if style not in OCR_STYLES:
+    raise errors.ConfigError(f'unknown OCR style {style!r}; valid: {", ".join(OCR_STYLES)}')
+  return style
+
+
 def font_px(size: int) -> int:
   """OCR font size for an image side: 3/8 of it (12 px at 32 px: 1.5 ViT patches of 8 px tall)."""
   return max(8, 3 * size // 8)
 
 
+def ocr_font_sizes(size: int, style: str = 'plain') -> tuple[int, ...]:
+  """Font sizes the OCR words are drawn at: `font_px(size)`, or for 'varied' every size
+  within size / 16 of it (10-14 px at 32 px)."""
+  px, spread = font_px(size), size // 16 if check_ocr_style(style) == 'varied' else 0
+  return tuple(range(max(6, px - spread), px + spread + 1))
+
+
 @functools.cache
-def ocr_glyphs(size: int) -> tuple[np.ndarray, np.ndarray]:
-  """Rendered OCR words (PIL, once per image size; runs in the calling thread).
+def ocr_glyphs(size: int, style: str = 'plain') -> tuple[np.ndarray, np.ndarray]:
+  """Rendered OCR words (PIL, once per image size and style; runs in the calling thread).
 
   Returns:
-    masks: uint8 [num_words, Hm, Wm], ink coverage 0..255 of each word drawn at
-      the top-left corner (anti-aliased), the font shrunk until the word fits
-      90% of the side; Hm, Wm = the largest extents.
-    extent: int32 [num_words, 2], (height, width) of each word's ink box.
+    masks: uint8 [P * num_words, Hm, Wm], ink coverage 0..255 of word w at font size p
+      (index p * num_words + w; P = len(ocr_font_sizes)) drawn at the top-left corner
+      (anti-aliased), the font shrunk until the word fits 90% of the side; Hm, Wm =
+      the largest extents.
+    extent: int32 [P * num_words, 2], (height, width) of each word's ink box.
   """
   rendered = []
-  for word in words.OCR_WORDS:
-    px = font_px(size)
-    while True:
-      try:
-        font = ImageFont.load_default(size=px)
-      except (TypeError, ImportError, OSError):  # Pillow without FreeType: bitmap font
-        font = ImageFont.load_default()
-      _, _, right, bottom = font.getbbox(word)
-      if right <= 0.9 * size or px <= 6:
-        break
-      px -= 1
-    h, w = min(bottom, size), min(right, size)
-    canvas = Image.new('L', (w, h), 0)
-    ImageDraw.Draw(canvas).text((0, 0), word, fill=255, font=font)
-    rendered.append(np.asarray(canvas, np.uint8))
+  for start in ocr_font_sizes(size, style):
+    for word in words.OCR_WORDS:
+      px = start
+      while True:
+        try:
+          font = ImageFont.load_default(size=px)
+        except (TypeError, ImportError, OSError):  # Pillow without FreeType: bitmap font
+          font = ImageFont.load_default()
+        _, _, right, bottom = font.getbbox(word)
+        if right <= 0.9 * size or px <= 6:
+          break
+        px -= 1
+      h, w = min(bottom, size), min(right, size)
+      canvas = Image.new('L', (w, h), 0)
+      ImageDraw.Draw(canvas).text((0, 0), word, fill=255, font=font)
+      rendered.append(np.asarray(canvas, np.uint8))
   hm, wm = max(r.shape[0] for r in rendered), max(r.shape[1] for r in rendered)
   masks = np.zeros([len(rendered), hm, wm], np.uint8)
   for i, r in enumerate(rendered):
@@ -223,24 +245,47 @@ def ocr_glyphs(size: int) -> tuple[np.ndarray, np.ndarray]:
   return masks, extent
 
 
-def sample_ocr(keys: tf.Tensor, size: int) -> dict[str, tf.Tensor]:
-  """n OCR scenes: word int32 [n], word_yx int32 [n, 2] (top-left), text_rgb int32 [n] (index)."""
-  _, extent = ocr_glyphs(size)
+def _ocr_colours(keys: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """'varied' (text, background) RGB, float32 [n, 3] each: levels MIN_OCR_CONTRAST or more
+  apart, uniform over the pairs that allows, then a random tint per channel."""
+  u = uniform(keys, 5, 8)
+  background = 255.0 * u[:, 0]
+  below = tf.maximum(background - MIN_OCR_CONTRAST, 0.0)  # room for darker text
+  above = tf.maximum(255.0 - MIN_OCR_CONTRAST - background, 0.0)  # for lighter text
+  t = u[:, 1] * (below + above)
+  text = tf.where(t < below, t, background + MIN_OCR_CONTRAST + (t - below))
+
+  def tinted(level: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+    offsets = 2.0 * _OCR_TINT * (v - tf.reduce_mean(v, axis=1, keepdims=True))
+    return tf.clip_by_value(level[:, None] + offsets, 0.0, 255.0)
+
+  return tinted(text, u[:, 2:5]), tinted(background, u[:, 5:8])
+
+
+def sample_ocr(keys: tf.Tensor, size: int, style: str = 'plain') -> dict[str, tf.Tensor]:
+  """n OCR scenes: word int32 [n], glyph int32 [n] (its index in `ocr_glyphs`), word_yx
+  int32 [n, 2] (top-left); 'plain': text_rgb int32 [n] (index into TEXT_RGB); 'varied':
+  text and background float32 [n, 3] RGB."""
+  _, extent = ocr_glyphs(size, style)
   word = randint(keys, 0, 0, len(words.OCR_WORDS))
-  hw = tf.gather(tf.constant(extent), word)  # [n, 2]
+  glyph = word
+  if style == 'varied':
+    glyph += len(words.OCR_WORDS) * randint(keys, 4, 0, len(ocr_font_sizes(size, style)))
+  hw = tf.gather(tf.constant(extent), glyph)  # [n, 2]
   y = randint(keys, 1, 0, tf.maximum(1, size - hw[:, 0]))
   x = randint(keys, 2, 0, tf.maximum(1, size - hw[:, 1]))
-  return {
-    'word': word,
-    'word_yx': tf.stack([y, x], axis=1),
-    'text_rgb': randint(keys, 3, 0, len(words.TEXT_RGB)),
-  }
+  out = {'word': word, 'glyph': glyph, 'word_yx': tf.stack([y, x], axis=1)}
+  if style == 'varied':
+    out['text'], out['background'] = _ocr_colours(keys)
+  else:
+    out['text_rgb'] = randint(keys, 3, 0, len(words.TEXT_RGB))
+  return out
 
 
 @functools.cache
 def ocr_palette(size: int) -> np.ndarray:
   """uint8 [1 + words * text colours * Hm * Wm, 3]: entry 0 the background; then every
-  glyph pixel of every word in every text colour, blended over the background."""
+  glyph pixel of every word in every text colour, blended over the background ('plain')."""
   masks, _ = ocr_glyphs(size)
   m = masks.astype(np.float32)[:, None, :, :, None] / 255.0  # [W, 1, Hm, Wm, 1]
   rgb = np.array(words.TEXT_RGB, np.float32)[None, :, None, None, :]  # [1, T, 1, 1, 3]
@@ -249,20 +294,33 @@ def ocr_palette(size: int) -> np.ndarray:
   return np.concatenate([background.astype(np.uint8)[None], blended])
 
 
-def render_ocr(ocr: dict[str, tf.Tensor], size: int) -> tf.Tensor:
-  """uint8 [n, size, size, 3]: each word in black or white on the background.
-
-  Pixel (r, c) of scene i shows glyph pixel (r - y_i, c - x_i) of its word in its
-  colour, or the background: an index per pixel, then one gather from
-  `ocr_palette` for the whole batch.
-  """
-  masks, _ = ocr_glyphs(size)
-  hm, wm = masks.shape[1:]
-  palette = tf.constant(ocr_palette(size))
+def _glyph_index(
+  ocr: dict[str, tf.Tensor], size: int, tile: tf.Tensor, hm: int, wm: int
+) -> tf.Tensor:
+  """int32 [n, S, S]: 1 + the flat index of glyph pixel (r - y, c - x) of tile `tile` [n]
+  (tiles of hm x wm pixels) at each image pixel (r, c), or 0 outside the glyph box."""
   dr = tf.range(size) - _rows(ocr['word_yx'][:, 0])  # [n, S]: glyph row of each image row
   dc = tf.range(size) - _rows(ocr['word_yx'][:, 1])  # [n, S]: glyph column of each column
-  tile = ocr['word'] * len(words.TEXT_RGB) + ocr['text_rgb']  # [n]
   row_at = 1 + (_rows(tile) * hm + dr) * wm  # [n, S]
   inside = _rows((dr >= 0) & (dr < hm)) & tf.expand_dims((dc >= 0) & (dc < wm), 1)
-  index = tf.where(inside, _rows(row_at) + tf.expand_dims(dc, 1), 0)  # [n, S, S]
-  return tf.gather(palette, index)
+  return tf.where(inside, _rows(row_at) + tf.expand_dims(dc, 1), 0)
+
+
+def render_ocr(ocr: dict[str, tf.Tensor], size: int, style: str = 'plain') -> tf.Tensor:
+  """uint8 [n, size, size, 3]: each word drawn in its scene's colours.
+
+  'plain': black or white on the background, one gather from `ocr_palette` of an index
+  per pixel (glyph pixel (r - y_i, c - x_i) of the word in its colour, or the
+  background). 'varied': the glyph's coverage per pixel blends the scene's text colour
+  over its background.
+  """
+  masks, _ = ocr_glyphs(size, style)
+  hm, wm = masks.shape[1:]
+  if style == 'plain':
+    tile = ocr['glyph'] * len(words.TEXT_RGB) + ocr['text_rgb']  # [n]
+    return tf.gather(tf.constant(ocr_palette(size)), _glyph_index(ocr, size, tile, hm, wm))
+  coverage = np.concatenate([[0.0], masks.reshape(-1).astype(np.float32) / 255.0])
+  m = tf.gather(tf.constant(coverage, tf.float32), _glyph_index(ocr, size, ocr['glyph'], hm, wm))
+  m = m[..., None]  # [n, S, S, 1]
+  text, background = (tf.reshape(ocr[k], [-1, 1, 1, 3]) for k in ('text', 'background'))
+  return tf.cast(tf.round(background * (1.0 - m) + text * m), tf.uint8)

@@ -29,6 +29,7 @@ import tensorflow as tf
 from pali_pax.core import batch as batch_lib
 from pali_pax.core import errors
 from pali_pax.tasks import features, image_ops, metrics, span_corruption, synthetic
+from pali_pax.tasks import synthetic_scene as scene_lib
 from pali_pax.tasks import vocab as vocab_lib
 
 PREFIX = 'pali_synthetic_'
@@ -61,6 +62,7 @@ class SyntheticConfig:
   num_validation_examples: int
   seed: int
   max_objects: int
+  ocr_style: str = 'plain'
 
 
 _REGISTERED: dict[str, SyntheticConfig] = {}
@@ -96,13 +98,26 @@ class SyntheticSource(seqio.DataSource):
     seed: int,
     max_objects: int,
     vocab: seqio.Vocabulary | None = None,
+    ocr_style: str = 'plain',
   ):
     self._task, self._image_size = task, image_size
+    self._ocr_style = scene_lib.check_ocr_style(ocr_style)
     self._seed, self._max_objects = seed, max_objects
     self._vocab = vocab
     self._num_examples = dict(num_examples)
     super().__init__(
       splits=tuple(num_examples), caching_permitted=False, performs_internal_shuffling=True
+    )
+
+  def _generator_args(self, split: str) -> tuple:
+    """`synthetic.batch_fn`'s arguments for `split`."""
+    return (
+      self._task,
+      split,
+      self._image_size,
+      self._seed,
+      self._max_objects,
+      self._ocr_style,
     )
 
   @property
@@ -140,7 +155,7 @@ class SyntheticSource(seqio.DataSource):
     n = self._num_examples[split]
     index, shards = (shard_info.index, shard_info.num_shards) if shard_info else (0, 1)
     offset = (int(seed) * 7919) % n if shuffle and seed is not None else 0
-    fn = synthetic.batch_fn(self._task, split, self._image_size, self._seed, self._max_objects)
+    fn = synthetic.batch_fn(*self._generator_args(split))
 
     @tf.autograph.experimental.do_not_convert  # plain TF already: skip autograph's slow transpiling
     def make(i: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -160,7 +175,7 @@ class SyntheticSource(seqio.DataSource):
       raise errors.ConfigError(
         f'Unknown split {split!r}; valid splits: {", ".join(self._num_examples)}'
       )
-    fn = synthetic.example_fn(self._task, split, self._image_size, self._seed, self._max_objects)
+    fn = synthetic.example_fn(*self._generator_args(split))
     return fn(index)
 
   def features_batch(
@@ -188,9 +203,7 @@ class SyntheticSource(seqio.DataSource):
     """
     if self._vocab is None:
       raise errors.ConfigError(f'SyntheticSource({self._task!r}) needs its vocab to make features')
-    raw = synthetic.batch_fn(self._task, split, self._image_size, self._seed, self._max_objects)(
-      records
-    )
+    raw = synthetic.batch_fn(*self._generator_args(split))(records)
     vocab, size = self._vocab, self._image_size
     ti, to = lengths['inputs'], lengths['targets']
     n = tf.shape(records)[0]
@@ -274,6 +287,7 @@ def register_synthetic_tasks(
   num_validation_examples: int = VALIDATION_EXAMPLES,
   seed: int = 0,
   max_objects: int = 2,
+  ocr_style: str = 'plain',
 ) -> str:
   """Registers the synthetic tasks and their mixture (idempotent); returns the mixture name.
 
@@ -287,6 +301,7 @@ def register_synthetic_tasks(
     num_validation_examples: examples per task in 'validation'.
     seed: global data seed.
     max_objects: most shapes per image (1..3).
+    ocr_style: how the OCR task draws its words (`synthetic_scene.OCR_STYLES`).
 
   Raises:
     ValueError: unknown task in `rates`, or `suffix` already registered with
@@ -304,6 +319,7 @@ def register_synthetic_tasks(
     num_validation_examples=int(num_validation_examples),
     seed=int(seed),
     max_objects=int(max_objects),
+    ocr_style=scene_lib.check_ocr_style(ocr_style),
   )
   if suffix in _REGISTERED:
     if _REGISTERED[suffix] == config:
@@ -320,7 +336,13 @@ def register_synthetic_tasks(
     _add_or_replace_task(
       name,
       source=SyntheticSource(
-        task, config.image_size, num_examples, config.seed, config.max_objects, vocab
+        task,
+        config.image_size,
+        num_examples,
+        config.seed,
+        config.max_objects,
+        vocab,
+        config.ocr_style,
       ),
       preprocessors=_preprocessors(task, config, vocab),
       output_features=out_features,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pali_pax.core import errors
 from pali_pax.tasks import feature_converter, step_input, synthetic, synthetic_tasks
 from pali_pax.tasks import synthetic_scene as scene_lib
 from pali_pax.tasks import synthetic_words as W
@@ -18,11 +19,15 @@ def _rows(task, indices, **kw):
   return {k: v.numpy() for k, v in out.items()}
 
 
-@pytest.mark.parametrize('task', ['detection', 'ocr', 'split_cap'])
-def test_an_example_is_the_same_in_any_batch_and_alone(task):
-  a = _rows(task, [5, 17, 3, 40])
-  b = _rows(task, [17, 99, 5])
-  alone = {k: v.numpy() for k, v in synthetic.example_fn(task, 'train', SIZE)(17).items()}
+@pytest.mark.parametrize(
+  'task,style',
+  [('detection', 'plain'), ('ocr', 'plain'), ('ocr', 'varied'), ('split_cap', 'plain')],
+)
+def test_an_example_is_the_same_in_any_batch_and_alone(task, style):
+  a = _rows(task, [5, 17, 3, 40], ocr_style=style)
+  b = _rows(task, [17, 99, 5], ocr_style=style)
+  one = synthetic.example_fn(task, 'train', SIZE, ocr_style=style)
+  alone = {k: v.numpy() for k, v in one(17).items()}
   for key in a:
     np.testing.assert_array_equal(a[key][1], b[key][0])  # index 17
     np.testing.assert_array_equal(a[key][0], b[key][2])  # index 5
@@ -143,3 +148,42 @@ def test_the_train_inputs_function_holds_one_tokenizer_and_one_scene_body():
   calls = [n for n in nodes if n.op in ('PartitionedCall', 'StatefulPartitionedCall')]
   called = [n.attr['f'].func.name for n in calls]
   assert called.count(sample[0]) == image_tasks + 1  # ...called by every scene task
+
+
+def test_varied_ocr_blends_the_glyph_in_its_colours_at_its_size():
+  keys = scene_lib.example_keys(3, tf.range(200, dtype=tf.int64))
+  ocr = scene_lib.sample_ocr(keys, SIZE, 'varied')
+  images = scene_lib.render_ocr(ocr, SIZE, 'varied').numpy().astype(np.float64)
+  ocr = {k: v.numpy() for k, v in ocr.items()}
+  masks, extent = scene_lib.ocr_glyphs(SIZE, 'varied')
+  n_words = len(W.OCR_WORDS)
+  assert masks.shape[0] == len(scene_lib.ocr_font_sizes(SIZE, 'varied')) * n_words
+  assert scene_lib.ocr_font_sizes(SIZE, 'varied') == (10, 11, 12, 13, 14)
+  np.testing.assert_array_equal(ocr['glyph'] % n_words, ocr['word'])
+  assert len(set(ocr['glyph'] // n_words)) == 5  # every font size drawn
+  for i in range(200):  # the reference: numpy's blend of the glyph placed at word_yx
+    m = np.zeros([SIZE, SIZE])
+    (y, x), g = ocr['word_yx'][i], ocr['glyph'][i]
+    h, w = min(masks.shape[1], SIZE - y), min(masks.shape[2], SIZE - x)
+    m[y : y + h, x : x + w] = masks[g, :h, :w] / 255.0
+    assert y + extent[g][0] <= SIZE and x + extent[g][1] <= SIZE  # the ink fits
+    want = ocr['background'][i] * (1 - m[..., None]) + ocr['text'][i] * m[..., None]
+    np.testing.assert_allclose(images[i], want, atol=0.5 + 1e-3)  # uint8 rounding
+  levels = np.abs(ocr['text'].mean(1) - ocr['background'].mean(1))
+  # Levels MIN_OCR_CONTRAST apart, tinted around them: clipping at 0 / 255 only ever
+  # moves a channel back towards the other colour by at most the tint's reach.
+  assert levels.min() >= scene_lib.MIN_OCR_CONTRAST - 2 * 60
+  assert np.median(levels) >= scene_lib.MIN_OCR_CONTRAST
+  assert len({tuple(np.round(c)) for c in ocr['background']}) > 150  # not a few fixed colours
+
+
+def test_an_ocr_style_is_checked_and_plain_is_the_default():
+  plain = _rows('ocr', [4, 9])
+  np.testing.assert_array_equal(plain['image'], _rows('ocr', [4, 9], ocr_style='plain')['image'])
+  varied = _rows('ocr', [4, 9], ocr_style='varied')
+  assert (plain['word'] == varied['word']).all()  # the same draws, drawn differently
+  assert not np.array_equal(plain['image'], varied['image'])
+  with pytest.raises(errors.ConfigError, match='unknown OCR style'):
+    synthetic.batch_fn('ocr', 'train', SIZE, ocr_style='neon')
+  with pytest.raises(errors.ConfigError, match='unknown OCR style'):
+    synthetic_tasks.register_synthetic_tasks(image_size=SIZE, suffix='_neon', ocr_style='neon')
