@@ -205,8 +205,8 @@ def font_px(size: int) -> int:
 def ocr_font_sizes(size: int, style: str = 'plain') -> tuple[int, ...]:
   """Font sizes the OCR words are drawn at: `font_px(size)`, or for 'varied' every size
   within size / 16 of it (10-14 px at 32 px)."""
-  px, spread = font_px(size), size // 16 if check_ocr_style(style) == 'varied' else 0
-  return tuple(range(max(6, px - spread), px + spread + 1))
+  spread = size // 16 if check_ocr_style(style) == 'varied' else 0
+  return tuple(range(max(6, font_px(size) - spread), font_px(size) + spread + 1))
 
 
 @functools.cache
