@@ -46,6 +46,10 @@ SPECS: dict[str, BenchSpec] = {
   'tiny': BenchSpec(
     'tiny', 'tiny/14', 'tiny', image_size=28, batch=2, input_len=4, target_len=4, vocab=128
   ),
+  # The demo's model and batch (PaliTinySynthetic: 16 visual tokens, the shipped vocabulary).
+  'demo': BenchSpec(
+    'demo', 'tiny/8', 'tiny', image_size=32, batch=32, input_len=24, target_len=16, vocab=2100
+  ),
   'small': BenchSpec('small', 'S/16', 'small'),
   'base': BenchSpec('base', 'B/16', 'base'),
 }

@@ -97,6 +97,8 @@ class PaliExperiment(base_experiment.BaseExperiment):
 
   Attributes (class constants, overridable per instance by keyword):
     MODEL: PaLI size key of `fiddle_configs.pali.PALI_SIZES`.
+    VIT: None (the size's ViT) or a ViT variant with its patch ('mini/8', 'S/16':
+      `fiddle_configs.vit.VIT_VARIANTS`) in its place; the mT5 stays the size's.
     IMAGE_SIZE: input resolution in pixels (224; 588 for the high-res phase).
     VOCAB_SIZE: vocabulary of the model (mT5: 250,112).
     TRAINABLE: which variables train (`learner.trainable_rules`): 'all',
@@ -146,6 +148,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
   """
 
   MODEL = 'tiny'
+  VIT: str | None = None
   IMAGE_SIZE = 224
   VOCAB_SIZE = batch_lib.MT5_VOCAB_SIZE
   TRAINABLE: str | tuple[str, ...] | None = None
@@ -238,6 +241,7 @@ class PaliExperiment(base_experiment.BaseExperiment):
       self.MODEL,
       image_size=self.IMAGE_SIZE,
       vocab_size=self.VOCAB_SIZE,
+      vit=self.VIT,
       # Frozen ViT: also no backward pass through it.
       freeze_vit=not learner.trains_vit(self.trainable()),
     )

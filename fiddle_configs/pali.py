@@ -50,13 +50,18 @@ def pali_config(
   image_size: int = 224,
   vocab_size: int = batch_lib.MT5_VOCAB_SIZE,
   freeze_vit: bool = True,
+  vit: str | None = None,
 ) -> pax_fiddle.Config[model.PaliModel]:
-  """The PaliModel graph of one PaLI size (unsharded; see `sharding.shard_pali`)."""
+  """The PaliModel graph of one PaLI size (unsharded; see `sharding.shard_pali`).
+
+  `vit` ('mini/8', 'S/16', ...) replaces the size's ViT variant; its width need not
+  match the mT5's (the fusion layer projects).
+  """
   if size not in PALI_SIZES:
     raise errors.ConfigError(f'unknown PaLI size {size!r}; valid: {sorted(PALI_SIZES)}')
   vit_variant, mt5_size = PALI_SIZES[size]
   return pali_model(
-    vit_configs.vit_config(vit_variant, image_size=image_size),
+    vit_configs.vit_config(vit or vit_variant, image_size=image_size),
     mt5_configs.mt5_config(mt5_size, vocab_size=vocab_size),
     freeze_vit,
   )

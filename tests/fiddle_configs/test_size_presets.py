@@ -87,3 +87,16 @@ def test_tasks_listing_names_every_family_and_its_layout_without_data_dir():
   for name, cls in experiments.finetune_families().items():
     assert name in text and cls.TRAIN_MIXTURE in text
     assert finetune_tasks.FAMILIES[cls.DATASET][1] in text
+
+
+def test_vit_override_swaps_the_vision_tower_only():
+  """VIT replaces the size's ViT (width, depth, patch); the mT5 and the fusion's input follow."""
+  from pali_pax.fiddle_configs.vit import VIT_VARIANTS
+
+  tiny = params_lib.unsharded(experiments.PaliTinySynthetic().model_config())
+  mini_vit = params_lib.unsharded(experiments.PaliTinySynthetic(VIT='mini/4').model_config())
+  assert (tiny.vit_tpl.width, tiny.vit_tpl.patch_size) == (VIT_VARIANTS['tiny'].width, 8)
+  assert (mini_vit.vit_tpl.width, mini_vit.vit_tpl.patch_size) == (VIT_VARIANTS['mini'].width, 4)
+  assert mini_vit.mt5_tpl.model_dims == tiny.mt5_tpl.model_dims
+  with pytest.raises(ValueError, match="unknown ViT variant 'huge/8'"):
+    experiments.PaliTinySynthetic(VIT='huge/8').model_config()
