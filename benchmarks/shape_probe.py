@@ -1,6 +1,6 @@
 """Can the ViT tell the synthetic shapes apart? Probes of a job's tokens, and of a ViT trained alone.
 
-    python -m benchmarks.shape_probe --job JOB_DIR              # linear probe of the job's ViT
+    python -m benchmarks.shape_probe --job JOB_DIR [--step N]   # linear probe of the job's ViT
     python -m benchmarks.shape_probe --direct tiny/8 [--white]  # a fresh ViT trained on shapes
 
 Scenes come from the synthetic generator at 32 px (`tasks.synthetic_scene`), kept
@@ -75,11 +75,11 @@ def fit_linear(x: np.ndarray, y: np.ndarray, classes: int, steps: int = 1500) ->
   return p
 
 
-def probe_job(job_dir: str) -> list[tuple[int, str, float]]:
+def probe_job(job_dir: str, step: int | None = None) -> list[tuple[int, str, float]]:
   """(objects, 'shape' / 'colour', held-out accuracy) of a linear probe of the job's tokens."""
   from pali_pax.inference import Predictor
 
-  pred = Predictor.from_checkpoint(job_dir)
+  pred = Predictor.from_checkpoint(job_dir, step)
 
   def tokens(images: np.ndarray) -> np.ndarray:
     chunks = [pred.image_features(images[i : i + 256]) for i in range(0, len(images), 256)]
@@ -101,8 +101,9 @@ def probe_job(job_dir: str) -> list[tuple[int, str, float]]:
   return out
 
 
-def train_direct(variant: str, steps: int, white: bool) -> list[tuple[int, float]]:
-  """(step, held-out accuracy) five times over a fresh ViT trained on 2-object slot-0 shapes."""
+def train_direct(variant: str, steps: int, white: bool) -> tuple[list[tuple[int, float]], Any]:
+  """A fresh ViT trained on 2-object slot-0 shapes: ((step, held-out accuracy) five times
+  over the run, the trained ViT's params)."""
   train, test = scenes(60_000, 1, 2, white), scenes(6000, 2, 2, white)
   norm = lambda im: jnp.asarray(im, jnp.float32) / 127.5 - 1  # noqa: E731  ([-1, 1], as the model reads)
   vit = base_layer.instantiate(vit_configs.vit_config(variant, image_size=SIZE))
@@ -131,7 +132,7 @@ def train_direct(variant: str, steps: int, white: bool) -> list[tuple[int, float
       progress(
         f'{variant} {"white" if white else "colours"}: step {s} accuracy {acc:.3f} ({time.time() - t0:.0f} s)'
       )
-  return out
+  return out, params['vit']
 
 
 def main(argv: Any = None) -> None:
@@ -139,14 +140,15 @@ def main(argv: Any = None) -> None:
   group = p.add_mutually_exclusive_group(required=True)
   group.add_argument('--job', help='a job dir: linear probe of its ViT tokens')
   group.add_argument('--direct', metavar='VARIANT', help="train a fresh ViT ('tiny/8') on shapes")
+  p.add_argument('--step', type=int, default=None, help='--job: checkpoint step (default: latest)')
   p.add_argument('--steps', type=int, default=4000, help='--direct: train steps')
   p.add_argument('--white', action='store_true', help='--direct: every object white')
   a = p.parse_args(argv)
   if a.job:
-    for objects, label, acc in probe_job(a.job):
+    for objects, label, acc in probe_job(a.job, a.step):
       print(f'| {objects} | slot-0 {label} | {100 * acc:.1f}% |')
   else:
-    for s, acc in train_direct(a.direct, a.steps, a.white):
+    for s, acc in train_direct(a.direct, a.steps, a.white)[0]:
       print(f'| {a.direct} | {"white" if a.white else "colours"} | {s} | {100 * acc:.1f}% |')
 
 
