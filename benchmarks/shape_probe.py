@@ -33,6 +33,7 @@ import tensorflow as tf
 from praxis import base_layer
 
 from benchmarks.timing import progress
+from pali_pax.core import batch as batch_lib
 from pali_pax.fiddle_configs import vit as vit_configs
 from pali_pax.tasks import synthetic_scene as scene
 from pali_pax.tasks import synthetic_words as words
@@ -105,7 +106,7 @@ def train_direct(variant: str, steps: int, white: bool) -> tuple[list[tuple[int,
   """A fresh ViT trained on 2-object slot-0 shapes: ((step, held-out accuracy) five times
   over the run, the trained ViT's params)."""
   train, test = scenes(60_000, 1, 2, white), scenes(6000, 2, 2, white)
-  norm = lambda im: jnp.asarray(im, jnp.float32) / 127.5 - 1  # noqa: E731  ([-1, 1], as the model reads)
+  norm = lambda im: jnp.asarray(batch_lib.scale_pixels(im.astype(np.float32)))  # noqa: E731
   vit = base_layer.instantiate(vit_configs.vit_config(variant, image_size=SIZE))
   params = {'vit': vit.init(jax.random.PRNGKey(0), norm(train['image'][:2]))['params']}
   params |= {'w': jnp.zeros((vit.width, len(words.SHAPES))), 'b': jnp.zeros(len(words.SHAPES))}

@@ -33,18 +33,12 @@ def test_counts_shapes_colours_and_order_per_object_count():
   ]
   counts = caption_errors.breakdown(records)
   one, two = counts[1], counts[2]
-  assert (one['examples'], one['exact'], one['shapes_in_order'], one['colours_in_order']) == (
-    2,
-    1,
-    1,
-    2,
-  )
-  assert (two['examples'], two['exact'], two['shapes_in_order'], two['shapes_as_set']) == (
-    3,
-    1,
-    1,
-    2,
-  )
+
+  def counts_of(c, *keys):
+    return [c[k] for k in keys]
+
+  assert counts_of(one, 'examples', 'exact', 'shapes_in_order', 'colours_in_order') == [2, 1, 1, 2]
+  assert counts_of(two, 'examples', 'exact', 'shapes_in_order', 'shapes_as_set') == [3, 1, 1, 2]
   assert two['shape_twice'] == 1  # the French 'triangle ... triangle'
   # Colours: German swapped (wrong order), French right; Arabic is not checked.
   assert (two['colour_examples'], two['colours_in_order']) == (2, 1)
