@@ -1,7 +1,7 @@
 """Can the ViT tell the synthetic shapes apart? Probes of a job's tokens, and of a ViT trained alone.
 
     python -m benchmarks.shape_probe --job JOB_DIR [--step N]   # linear probe of the job's ViT
-    python -m benchmarks.shape_probe --direct tiny/8 [--white]  # a fresh ViT trained on shapes
+    python -m benchmarks.shape_probe --direct tiny/8 [--white] [--export NPZ]  # a fresh ViT on shapes
 
 Scenes come from the synthetic generator at 32 px (`tasks.synthetic_scene`), kept
 when they have 1 or 2 objects; the label is the shape (or colour) of the object in
@@ -15,6 +15,9 @@ the first slot, the one a caption names first.
   on the 2-object scenes' shape alone (Adam 3e-3, batch 64): what the tower can learn
   when shape is all it is asked. `--white` draws every object white, which separates
   the colour-and-shape entanglement of the patch embedding from the shape itself.
+  `--export NPZ` writes the trained ViT as a big_vision .npz, which
+  `pali_pax.convert.to_pax.convert_to_pax(EXP, JOB, vit=NPZ)` turns into a job to
+  start from (how docs/demo_recipe.md started the demo from it).
 
 What it showed (docs/demo_recipe.md, "Why captions stop at ~35%"): trained alone, the
 tiny ViT learns 2-object shapes (92% in 4000 steps with colours, 97% white); inside
@@ -33,6 +36,7 @@ import tensorflow as tf
 from praxis import base_layer
 
 from benchmarks.timing import progress
+from pali_pax.convert import export_vit
 from pali_pax.core import batch as batch_lib
 from pali_pax.fiddle_configs import vit as vit_configs
 from pali_pax.tasks import synthetic_scene as scene
@@ -144,13 +148,18 @@ def main(argv: Any = None) -> None:
   p.add_argument('--step', type=int, default=None, help='--job: checkpoint step (default: latest)')
   p.add_argument('--steps', type=int, default=4000, help='--direct: train steps')
   p.add_argument('--white', action='store_true', help='--direct: every object white')
+  p.add_argument('--export', metavar='NPZ', help='--direct: write the ViT as a big_vision .npz')
   a = p.parse_args(argv)
   if a.job:
     for objects, label, acc in probe_job(a.job, a.step):
       print(f'| {objects} | slot-0 {label} | {100 * acc:.1f}% |')
   else:
-    for s, acc in train_direct(a.direct, a.steps, a.white)[0]:
+    curve, vit_params = train_direct(a.direct, a.steps, a.white)
+    for s, acc in curve:
       print(f'| {a.direct} | {"white" if a.white else "colours"} | {s} | {100 * acc:.1f}% |')
+    if a.export:
+      cfg = vit_configs.vit_config(a.direct, image_size=SIZE)
+      progress(f'wrote {export_vit.export_vit_big_vision(vit_params, cfg, a.export)}')
 
 
 if __name__ == '__main__':
