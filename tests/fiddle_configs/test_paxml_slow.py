@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.runs import run_tiny
+from tests.runs import run_cli, run_tiny
 
 pytestmark = pytest.mark.slow
 
@@ -32,19 +32,11 @@ VQA_BOUND, CIDER_BOUND, CAPTION_BOUND, OCR_BOUND, RECALL_BOUND = 75.0, 400.0, 25
 
 @pytest.mark.parametrize('seed', [1234, 7])
 def test_demo_budget_reaches_high_accuracy(tmp_path, seed):
-  """The demo's figures (docs/demo_recipe.md) on two data seeds, measured by paxml's decode."""
+  """`pali-pax demo` (ViT pretraining, conversion, paxml.main) on two data seeds:
+  the figures of docs/demo_recipe.md, measured by paxml's decode."""
   from pali_pax import evaluation
-  from pali_pax.fiddle_configs import experiments
 
-  exp = experiments.PaliTinySynthetic
-  run_tiny(
-    tmp_path,
-    exp.NUM_TRAIN_STEPS,
-    '--eval_on_test',
-    '--decode_during_train',
-    LR_SCHEDULE=repr(exp.LR_SCHEDULE),
-    SEED=seed,
-  )
+  run_cli('demo', '--job_dir', tmp_path, '--seed', seed, log_path=tmp_path.parent / 'demo.log')
   scalars = evaluation.summary_scalars(str(tmp_path))
 
   def final(task, metric):
