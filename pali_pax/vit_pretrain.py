@@ -42,15 +42,18 @@ HEADS = {
 WARMUP_STEPS = 100
 
 
-def labelled(task: str, start: int, n: int, size: int, seed: int) -> dict[str, np.ndarray]:
-  """Training examples start..start+n-1 of `task` ('caption': scenes, or 'ocr') under `seed`.
+def labelled(
+  task: str, start: int, n: int, size: int, seed: int, ocr_style: str = 'plain'
+) -> dict[str, np.ndarray]:
+  """Training examples start..start+n-1 of `task` ('caption': scenes, or 'ocr' drawn in
+  `ocr_style`, `synthetic_scene.OCR_STYLES`) under `seed`.
 
   Returns uint8 'image' [n, size, size, 3]; int [n] labels of every `HEADS` entry;
   'box' float32 [n, M, 4] (ymin, xmin, ymax, xmax as fractions of the side); 'valid'
   bool [n, M]. OCR images carry scene labels of no objects, scenes word 0: `loss`
   weighs each head by the examples it applies to.
   """
-  fn = synthetic.batch_fn(task, 'train', size, seed, MAX_OBJECTS)
+  fn = synthetic.batch_fn(task, 'train', size, seed, MAX_OBJECTS, ocr_style)
   raw = {k: v.numpy() for k, v in fn(tf.range(start, start + n, dtype=tf.int64)).items()}
   obj = raw['objects']  # [n, M, 7]: valid, colour, shape, ymin, xmin, ymax, xmax
   valid = obj[:, :, 0] > 0
@@ -63,11 +66,13 @@ def labelled(task: str, start: int, n: int, size: int, seed: int) -> dict[str, n
   return out
 
 
-def mixed_batch(index: int, batch: int, size: int, seed: int) -> dict[str, Any]:
+def mixed_batch(
+  index: int, batch: int, size: int, seed: int, ocr_style: str = 'plain'
+) -> dict[str, Any]:
   """Batch `index` as device arrays: half scenes then half OCR images; 'x' the scaled
   pixels [B, S, S, 3], 'is_ocr' / 'valid' as float32 weights."""
   half = batch // 2
-  parts = [labelled(t, index * half, half, size, seed) for t in ('caption', 'ocr')]
+  parts = [labelled(t, index * half, half, size, seed, ocr_style) for t in ('caption', 'ocr')]
   raw = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
   out = {k: jnp.asarray(v) for k, v in raw.items() if k not in ('image', 'valid')}
   out['x'] = jnp.asarray(batch_lib.scale_pixels(raw['image'].astype(np.float32)))
@@ -94,8 +99,8 @@ class Pretrainer:
   """A fresh ViT of `vit_cfg` (a `fiddle_configs.vit.vit_config`, unsharded) with linear
   heads on its flattened tokens."""
 
-  def __init__(self, vit_cfg: pax_fiddle.Config, seed: int) -> None:
-    self.vit_cfg, self.size = vit_cfg, vit_cfg.image_size
+  def __init__(self, vit_cfg: pax_fiddle.Config, seed: int, ocr_style: str = 'plain') -> None:
+    self.vit_cfg, self.size, self.ocr_style = vit_cfg, vit_cfg.image_size, ocr_style
     self.vit = base_layer.instantiate(vit_cfg)
     x = jnp.zeros((1, self.size, self.size, 3))
     key = jax.random.PRNGKey(seed)
@@ -135,7 +140,7 @@ class Pretrainer:
     bar = tqdm(range(steps), desc='ViT pretraining', unit='step', disable=not progress)
     for i in bar:
       self.params, state, value = step(
-        self.params, state, mixed_batch(i + 1, batch, self.size, data_seed)
+        self.params, state, mixed_batch(i + 1, batch, self.size, data_seed, self.ocr_style)
       )
       if (i + 1) % 100 == 0:
         bar.set_postfix(loss=float(value))
@@ -143,7 +148,7 @@ class Pretrainer:
   def accuracy(self, data_seed: int, n: int = 2000) -> dict[str, float]:
     """On n examples drawn under `data_seed`: each head's accuracy over the examples it
     applies to, and 'box_l1', the mean absolute box error (fraction of the side)."""
-    b = mixed_batch(0, n, self.size, data_seed)
+    b = mixed_batch(0, n, self.size, data_seed, self.ocr_style)
     logits, boxes = jax.jit(self.forward)(self.params, b['x'])
     scene = np.asarray(b['is_ocr']) == 0
     out = {}
@@ -158,11 +163,16 @@ class Pretrainer:
 
 
 def pretrain(
-  vit_cfg: pax_fiddle.Config, steps: int, seed: int, data_seed: int, progress: bool = True
+  vit_cfg: pax_fiddle.Config,
+  steps: int,
+  seed: int,
+  data_seed: int,
+  ocr_style: str = 'plain',
+  progress: bool = True,
 ) -> tuple[Any, dict[str, float]]:
   """(the ViT's params, held-out accuracies: `Pretrainer.accuracy` under data_seed + 1)
   of a fresh ViT of `vit_cfg` (init from `seed`) trained `steps` steps of 64 examples
-  drawn under `data_seed`."""
-  trainer = Pretrainer(vit_cfg, seed)
+  drawn under `data_seed`, OCR words in `ocr_style`."""
+  trainer = Pretrainer(vit_cfg, seed, ocr_style)
   trainer.train(steps, data_seed, progress=progress)
   return trainer.params['vit'], trainer.accuracy(data_seed + 1)

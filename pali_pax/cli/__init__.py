@@ -9,6 +9,7 @@ pali-pax experiments            list the registered PaxML experiments
 pali-pax params NAME            parameter counts per component (abstract, no allocation)
 pali-pax tasks [show NAME]      list seqio tasks/mixtures, or show examples of one
 pali-pax convert ...            public mT5 / ViT checkpoints -> Pax checkpoint
+pali-pax pretrain-vit ...       a ViT pretrained on the synthetic scenes -> a job's step 0
 pali-pax export --job_dir DIR   a trained model's mT5 -> HF MT5, ViT -> big_vision .npz / HF SigLIP
 pali-pax serve JOB|SAVED_MODEL  TF Serving's REST predict API with dynamic batching
 pali-pax merge JOB --out DIR    a LoRA job's adapters folded in: a plain job dir
@@ -59,6 +60,7 @@ COMMANDS = {
   'params': ('params', 'parameter counts per component, computed abstractly'),
   'tasks': ('tasks', 'list seqio tasks and mixtures; `tasks show NAME`'),
   'convert': ('convert', 'write a Pax checkpoint from public mT5 / ViT checkpoints'),
+  'pretrain-vit': ('pretrain_vit', "pretrain the ViT on the synthetic scenes into a job's step 0"),
   'export': ('export', "a job dir's mT5 -> HF MT5, its ViT -> big_vision .npz / HF SigLIP"),
   'serve': ('serve', "a job dir or SavedModel behind TF Serving's REST predict API"),
   'merge': ('merge', "fold a LoRA job's adapters into a plain job dir (--out DIR)"),

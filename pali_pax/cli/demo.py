@@ -1,9 +1,9 @@
 """The main job: train the tiny PaLI through `paxml.main`, then evaluate and decode.
 
-A new job starts as PaLI does, from a pretrained ViT: `pali_pax.vit_pretrain` trains
-one on the scenes' labels (the stand-in for a public checkpoint), writes it as a
-big_vision .npz in the job dir and converts it into the job's step-0 checkpoint
-(`convert.to_pax`, the users' path). Then `pali-pax demo` (or `make demo`) runs
+A new job starts as PaLI does, from a pretrained ViT: `pali-pax pretrain-vit`'s
+`start_job` trains one on the scenes' labels (the stand-in for a public checkpoint),
+writes it as a big_vision .npz in the job dir and converts it into the job's step-0
+checkpoint (`convert.to_pax`, the users' path). Then `pali-pax demo` (or `make demo`) runs
 `paxml.main`, which restores that step and trains with the ViT frozen, in a child process (paxml
 can hang instead of exiting when a background thread dies, so the child gets a
 timeout) with evaluation and decoding on the held-out synthetic tasks during
@@ -24,15 +24,12 @@ import time
 
 from tqdm import tqdm
 
-from pali_pax import evaluation, vit_pretrain
+from pali_pax import evaluation
 from pali_pax.checkpoint import layout
-from pali_pax.cli import common
-from pali_pax.convert import export_vit, to_pax
-from pali_pax.core import params as params_lib
+from pali_pax.cli import common, pretrain_vit
 from pali_pax.fiddle_configs import registry
 
 EXPERIMENT = 'PaliTinySyntheticPretrainedVit'
-VIT_NPZ = 'vit_pretrained.npz'  # in the job dir
 _STEP_RE = re.compile(r'step = (\d+), loss= ([0-9.eE+-]+), steps/sec')  # train lines only
 
 
@@ -103,21 +100,6 @@ def run_training(
   return lines
 
 
-def start_from_pretrained_vit(job_dir: str, seed: int | None = None) -> str:
-  """Pretrains the experiment's ViT (`vit_pretrain`, its VIT_PRETRAIN_STEPS) and converts it
-  into JOB_DIR's step-0 checkpoint; returns the .npz written. `seed` None: the experiment's
-  SEED. The ViT's init comes from the seed, its images from seed + 1 (not the demo's)."""
-  exp = registry.get_experiment(EXPERIMENT)()
-  seed = exp.SEED if seed is None else seed
-  vit_cfg = params_lib.unsharded(exp.model_config()).vit_tpl
-  params, accuracy = vit_pretrain.pretrain(vit_cfg, exp.VIT_PRETRAIN_STEPS, seed, seed + 1)
-  scores = ', '.join(f'{k} {v:.3f}' for k, v in accuracy.items())
-  print(f'[demo] pretrained ViT, held-out: {scores}')
-  npz = export_vit.export_vit_big_vision(params, vit_cfg, os.path.join(job_dir, VIT_NPZ))
-  to_pax.convert_to_pax(EXPERIMENT, job_dir, vit=npz, seed=seed, overrides={'SEED': seed})
-  return npz
-
-
 def main(
   job_dir: str = 'runs/tiny_pali',
   steps: int | None = None,
@@ -130,7 +112,7 @@ def main(
     shutil.rmtree(job_dir)
   if layout.latest_step(job_dir) is None:
     print(f'[demo] new job dir {job_dir}: pretraining its ViT')
-    start_from_pretrained_vit(job_dir, seed)
+    pretrain_vit.start_job(EXPERIMENT, job_dir, seed=seed)
   done = layout.latest_step(job_dir)
   print(
     f'[demo] job dir {job_dir} (latest checkpoint: {done}); training {EXPERIMENT} via paxml.main'

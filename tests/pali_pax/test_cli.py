@@ -77,6 +77,7 @@ HELP_NAMES = {
   'params': ['name', 'tiny, 3b, 15b, 17b'],
   'tasks': ['{list,show}', '--n', '--split'],
   'convert': ['--exp', '--job_dir', '--mt5', '--vit', '--seed'],
+  'pretrain-vit': ['--exp', '--job_dir', '--steps', '--seed'],
   'export': [
     'JOB_DIR',
     '--job_dir',

@@ -69,24 +69,34 @@ def test_short_pretraining_learns_counts_and_colours_and_repeats_exactly():
 
 
 def test_demo_starts_its_job_from_the_pretrained_vit(tmp_path, monkeypatch):
-  from pali_pax.cli import demo
+  from pali_pax.cli import demo, pretrain_vit
   from pali_pax.fiddle_configs import experiments
   from pali_pax.inference import Predictor
 
   monkeypatch.setattr(experiments.PaliTinySyntheticPretrainedVit, 'VIT_PRETRAIN_STEPS', 20)
   job = tmp_path / 'job'
-  npz = demo.start_from_pretrained_vit(str(job), seed=11)
+  npz = pretrain_vit.start_job(demo.EXPERIMENT, str(job), seed=11)
   meta = json.loads((job / 'pali_pax.json').read_text())
   assert meta['experiment'] == demo.EXPERIMENT and meta['overrides'] == {'SEED': 11}
   assert meta['sources']['vit'] == npz
   # The step-0 checkpoint holds the very weights a pretraining with the same seeds makes.
-  expected, _ = vit_pretrain.pretrain(tiny_vit(), 20, seed=11, data_seed=12, progress=False)
+  expected, _ = vit_pretrain.pretrain(tiny_vit(), 20, 11, 12, progress=False)
   restored = Predictor.from_checkpoint(str(job)).params['vit']
   want = traverse_util.flatten_dict(expected)
   got = traverse_util.flatten_dict(restored)
   assert set(want) <= set(got)
   for key, value in want.items():
     np.testing.assert_array_equal(np.asarray(got[key]).reshape(np.shape(value)), value)
+  with pytest.raises(FileExistsError, match='already holds checkpoints'):
+    pretrain_vit.start_job(demo.EXPERIMENT, str(job))
+
+
+def test_pretraining_is_for_the_synthetic_scenes():
+  from pali_pax.cli import pretrain_vit
+  from pali_pax.core import errors
+
+  with pytest.raises(errors.ConfigError, match='pali-pax convert --vit'):
+    pretrain_vit.start_job('PaliFinetuneCocoCaptionsTiny', '/nonexistent/job')
 
 
 def test_experiment_freezes_the_vit_it_starts_from():
