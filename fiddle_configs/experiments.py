@@ -39,9 +39,10 @@ VARIED_OCR_SUFFIX = '_32varied_ocr'
 
 @experiment_registry.register
 class PaliTinySynthetic(data.SyntheticData, suffix=TINY_SUFFIX):
-  """Tiny PaLI on the built-in synthetic multilingual mixture (2-core CPU).
+  """Tiny PaLI on the built-in synthetic multilingual mixture (2-core CPU), trained whole.
 
-  The demo's recipe (README, "What it reaches"; docs/demo_recipe.md): every
+  From a random start, every parameter trains (the demo's recipe until it took
+  PaliTinySyntheticPretrainedVit, below; docs/demo_recipe.md). Every
   example's loss counts equally (a 1-token VQA answer as much as a 12-token
   detection target), the mixture weighted to the four families the demo reports
   (OCR and detection most: reading words and placing boxes need the most examples),

@@ -27,7 +27,11 @@ def test_sharded_training_on_8_devices_matches_one_device(tmp_path):
   np.testing.assert_allclose([eight[s] for s in steps], [one[s] for s in steps], rtol=2e-3)
 
 
-VQA_BOUND, CIDER_BOUND, CAPTION_BOUND, OCR_BOUND, RECALL_BOUND = 75.0, 400.0, 25.0, 50.0, 30.0
+# Issue 23's goals (caption >= 50%, OCR >= 50%, mAP@0.5 >= 30) where both seeds cleared
+# them by a margin (docs/demo_recipe.md: 59.4 / 98.4 / 43.5 at the lower seed); VQA a
+# little under its goal of 80 (84.4% at the lower seed is 3 examples above it).
+CAPTION_BOUND, CIDER_BOUND, VQA_BOUND, OCR_BOUND = 50.0, 550.0, 78.0, 90.0
+MAP_BOUND, RECALL_BOUND = 30.0, 50.0
 
 
 @pytest.mark.parametrize('seed', [1234, 7])
@@ -49,4 +53,5 @@ def test_demo_budget_reaches_high_accuracy(tmp_path, seed):
   assert final('caption', 'exact_match') > CAPTION_BOUND
   assert final('ocr', 'exact_match') > OCR_BOUND  # chance 2.5% (40 words)
   assert final('detection', 'recall50') > RECALL_BOUND  # boxes at IoU >= 0.5, labels right
+  assert final('detection', 'map50') > MAP_BOUND
   assert os.listdir(tmp_path / 'decoder_out')
