@@ -53,16 +53,10 @@ def test_loss_of_uninformed_heads_is_the_sum_of_their_log_classes():
   )
 
 
-def test_short_pretraining_learns_counts_and_colours_and_repeats_exactly():
-  runs = []
-  for _ in range(2):
-    trainer = vit_pretrain.Pretrainer(tiny_vit(), seed=0)
-    trainer.train(150, data_seed=5, progress=False)
-    runs.append(trainer)
-  a, b = (traverse_util.flatten_dict(t.params) for t in runs)
-  for key in a:
-    np.testing.assert_array_equal(a[key], b[key], err_msg=str(key))
-  acc = runs[0].accuracy(data_seed=6, n=400)
+def test_short_pretraining_learns_counts_and_colours():
+  trainer = vit_pretrain.Pretrainer(tiny_vit(), seed=0)
+  trainer.train(150, data_seed=5, progress=False)
+  acc = trainer.accuracy(data_seed=6, n=400)
   # Chance: count 1/2, colour 1/5 (the first slot always holds an object), word 1/40.
   assert acc['count'] > 0.75 and acc['colour0'] > 0.5, acc
   assert 0.0 < acc['box_l1'] < 0.25, acc
@@ -79,7 +73,8 @@ def test_demo_starts_its_job_from_the_pretrained_vit(tmp_path, monkeypatch):
   meta = json.loads((job / 'pali_pax.json').read_text())
   assert meta['experiment'] == demo.EXPERIMENT and meta['overrides'] == {'SEED': 11}
   assert meta['sources']['vit'] == npz
-  # The step-0 checkpoint holds the very weights a pretraining with the same seeds makes.
+  # The step-0 checkpoint holds the very weights a second pretraining with the same seeds
+  # makes: the pretraining repeats exactly, and the conversion keeps every bit.
   expected, _ = vit_pretrain.pretrain(tiny_vit(), 20, 11, 12, progress=False)
   restored = Predictor.from_checkpoint(str(job)).params['vit']
   want = traverse_util.flatten_dict(expected)
