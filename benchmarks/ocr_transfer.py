@@ -1,14 +1,14 @@
 """Does the demo's reading transfer? TrueType words, fine-tuned as TextVQA (issue 23 item 2).
 
-    python -m benchmarks.ocr_transfer [--seed 0] [--steps 5000] [--pretrain_steps 4000]
+    python -m benchmarks.ocr_transfer [--seed 0] [--steps 5000] [--pretrain_steps 10000]
                                       [--base JOB_DIR] [--scratch] [--root DIR]
 
 The recipe (`run_recipe`, shared with tests/fiddle_configs/test_ocr_transfer_slow.py),
 as a user would fine-tune on their own scene text:
 
-1. Pretrain the tiny model on the synthetic mixture with `pali-pax train` of the
-   demo's experiment (PaliTinySynthetic; `pretrain_steps` 4000 = what `make demo`
-   trains), or take an existing job dir (`--base`).
+1. Pretrain the tiny model as `make demo` does: `pali-pax pretrain-vit`, then
+   `pali-pax train` of the demo's experiment (PaliTinySyntheticPretrainedVit, its ViT
+   frozen; `pretrain_steps` 10,000 as the demo), or take an existing job dir (`--base`).
 2. Write `benchmarks.ocr_transfer_data`: the demo's 40 OCR words drawn with another
    font (DejaVu Sans) at a random position in one of its STYLES (`--style`: 'plain'
    black on light gray at 12 px; 'gray' / 'rgb': random gray levels / colours and
@@ -34,8 +34,9 @@ import time
 from typing import Any
 
 from benchmarks import machine, ocr_transfer_data
-from benchmarks.transfer import PRETRAIN_EXP, pretrain, scored, step_time, train_job
+from benchmarks.transfer import pretrain, scored, step_time, train_job
 
+PRETRAIN_EXP = 'PaliTinySyntheticPretrainedVit'  # the demo's
 FINETUNE_EXP = 'PaliFinetuneTextVqaTiny'
 EVAL_TASK = 'pali_textvqa'
 
@@ -47,7 +48,7 @@ class Settings:
   Attributes:
     steps: fine-tune steps.
     seed: data-set seed and the fine-tune's SEED (batch order).
-    pretrain_steps: PaliTinySynthetic steps when no base job dir is given.
+    pretrain_steps: PRETRAIN_EXP steps when no base job dir is given.
     n_train / n_val: renderings per split.
     batch_size: fine-tune batch.
     style: how the words are drawn (`ocr_transfer_data.STYLES`).
@@ -56,7 +57,7 @@ class Settings:
 
   steps: int = 5000
   seed: int = 0
-  pretrain_steps: int = 4000
+  pretrain_steps: int = 10_000
   n_train: int = 24000
   n_val: int = 256
   batch_size: int = 32
@@ -109,7 +110,7 @@ def run_recipe(root: str, s: Settings, base: str | None = None, log: Any = print
   data = ocr_transfer_data.write(os.path.join(root, 'data'), s.seed, s.n_train, s.n_val, s.style)
   if base is None:
     log(f'[ocr_transfer] pretraining {PRETRAIN_EXP} for {s.pretrain_steps} steps')
-    base = pretrain(os.path.join(root, 'base'), s.pretrain_steps)
+    base = pretrain(os.path.join(root, 'base'), s.pretrain_steps, PRETRAIN_EXP)
   arms: dict[str, Arm] = {}
   starts = {'finetuned': base, **({'scratch': None} if s.scratch else {})}
   for name, init in starts.items():

@@ -44,7 +44,7 @@ from typing import Any
 from benchmarks import machine, transfer_data
 from pali_pax import job_config
 from pali_pax.checkpoint import reading
-from pali_pax.fiddle_configs import trainable
+from pali_pax.fiddle_configs import registry, trainable
 
 PRETRAIN_EXP = 'PaliTinySynthetic'
 FINETUNE_EXP = 'PaliFinetuneJsonlTiny'
@@ -128,11 +128,15 @@ def cli(*args: Any, log_path: str, timeout: float = TIMEOUT_S) -> str:
   return log
 
 
-def pretrain(job: str, steps: int) -> str:
-  """Trains PaliTinySynthetic for `steps` into `job` (the demo's model); returns `job`."""
+def pretrain(job: str, steps: int, exp: str = PRETRAIN_EXP) -> str:
+  """Trains `exp` for `steps` into `job`; returns `job`. An experiment that starts from
+  a pretrained ViT (VIT_PRETRAIN_STEPS: the demo's) first gets one from `pali-pax
+  pretrain-vit`, as `pali-pax demo` does."""
+  if hasattr(registry.get_experiment(exp), 'VIT_PRETRAIN_STEPS'):
+    cli('pretrain-vit', f'--exp={exp}', f'--job_dir={job}', log_path=os.path.join(job, 'vit.log'))
   cli(
     'train',
-    f'--exp={PRETRAIN_EXP}',
+    f'--exp={exp}',
     f'--fdl.NUM_TRAIN_STEPS={steps}',
     f'--fdl.CHECKPOINT_EVERY={steps}',
     f'--fdl.EVAL_EVERY={steps}',
