@@ -134,7 +134,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     '--seed',
     type=int,
     default=None,
-    help="data seed (the experiment's SEED): another draw of every training batch",
+    help="data seed (the experiment's SEED): other batches, and another ViT pretraining",
   )
   common.add_no_cache(p)
 
