@@ -1,7 +1,7 @@
 """Registered PaLI experiments (run with `paxml.main --exp=<module>.<Class>`).
 
 experiment             model  px   batch  lr     mesh [replica,data,mdl]   what
-PaliTinySynthetic      tiny   32   32     3e-3   [1,1,1]                   CPU demo, synthetic mixture
+PaliTinySynthetic      tiny   32   32     3e-3   [1,1,1]                   synthetic mixture, trained whole
 PaliTinySyntheticSpmd  tiny   32   32     3e-3   [1,2,4] (8 devices)       same, sharded
 PaliTinySyntheticPretrainedVit tiny 32 32 3e-3   [1,1,1]                   the demo: pretrained ViT, frozen
 PaliTinySyntheticHighRes tiny 48  32     3e-3   [1,1,1]                   phase 2 from a 32 px run
