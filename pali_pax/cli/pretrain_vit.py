@@ -9,6 +9,7 @@ DIR` then starts from it; `pali-pax demo` runs both.
 
 import argparse
 import os
+from typing import Any
 
 from pali_pax import vit_pretrain
 from pali_pax.checkpoint import layout
@@ -16,7 +17,7 @@ from pali_pax.cli import common
 from pali_pax.convert import export_vit, to_pax
 from pali_pax.core import errors
 from pali_pax.core import params as params_lib
-from pali_pax.fiddle_configs import data, registry
+from pali_pax.fiddle_configs import data, learner, registry
 
 VIT_NPZ = 'vit_pretrained.npz'  # in the job dir
 DEFAULT_STEPS = 4000
@@ -55,6 +56,25 @@ def start_job(
   overrides = None if seed is None else {'SEED': seed}
   to_pax.convert_to_pax(exp_name, job_dir, vit=npz, seed=run_seed, overrides=overrides)
   return npz
+
+
+def check_started(exp: Any, exp_name: str, job_dir: str) -> None:
+  """Refuses to train an experiment that starts from a pretrained ViT (VIT_PRETRAIN_STEPS)
+  into a job dir without checkpoints and without INIT_FROM: its frozen ViT would stay a
+  random init. `exp` is the built experiment.
+
+  Raises:
+    ConfigError: naming the command that starts the job.
+  """
+  if not hasattr(exp, 'VIT_PRETRAIN_STEPS') or exp.INIT_FROM:
+    return
+  if learner.trains_vit(exp.trainable()) or layout.latest_step(job_dir) is not None:
+    return
+  raise errors.ConfigError(
+    f'{exp_name} trains with its ViT frozen from a pretrained start, and {job_dir} has no '
+    f'checkpoint: run `pali-pax pretrain-vit --exp={exp_name} --job_dir={job_dir}` first '
+    "(or `pali-pax demo`), or set INIT_FROM, or --fdl.TRAINABLE='all'"
+  )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

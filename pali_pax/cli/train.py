@@ -36,7 +36,7 @@ from absl import logging
 
 from pali_pax import compile_cache, job_config
 from pali_pax.checkpoint import restoring
-from pali_pax.cli import common
+from pali_pax.cli import common, pretrain_vit
 from pali_pax.core import errors
 from pali_pax.fiddle_configs import experiments
 
@@ -145,13 +145,15 @@ def prepare(argv: list[str]) -> list[str]:
   compile_cache.apply(no_cache)
   job_dir, argv = job_dir_flags(argv)
   experiment, overrides, paxml_argv = resolve_flags(argv)
-  # Building the experiment (write() does too) fails now on a bad attribute, not in paxml.
   if experiment is None:
     logging.warning('pali-pax train: not one of our experiments; no pali_pax.json written')
-  elif job_dir and _host_idx(argv) == 0:
-    job_config.write(job_dir, experiment, overrides)
   else:
-    job_config.build(experiment, overrides)
+    # Built now, a bad attribute or a job that cannot start fails here, not in paxml.
+    exp = job_config.build(experiment, overrides)
+    if job_dir:
+      pretrain_vit.check_started(exp, experiment, job_dir)
+      if _host_idx(argv) == 0:
+        job_config.write(job_dir, experiment, overrides)
   restoring.install()
   return paxml_argv
 

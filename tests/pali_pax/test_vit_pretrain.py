@@ -106,3 +106,17 @@ def test_experiment_freezes_the_vit_it_starts_from():
 def test_pretraining_needs_steps(steps):
   with pytest.raises(ValueError, match='steps'):
     vit_pretrain.Pretrainer(tiny_vit(), seed=0).train(steps, data_seed=1, progress=False)
+
+
+def test_train_refuses_a_frozen_vit_that_was_never_pretrained(tmp_path):
+  from pali_pax.cli import demo, train
+  from pali_pax.core import errors
+
+  job = tmp_path / 'job'
+  argv = [f'--exp={demo.EXPERIMENT}', f'--job_dir={job}', '--mode=train', '--no_compilation_cache']
+  with pytest.raises(errors.ConfigError, match='pali-pax pretrain-vit'):
+    train.prepare(argv)
+  assert not job.exists()  # refused before anything is written
+  # Trained whole, or from INIT_FROM, the same experiment needs no pretrained start.
+  train.prepare([*argv, "--fdl.TRAINABLE='all'"])
+  assert (job / 'pali_pax.json').exists()
