@@ -16,13 +16,13 @@ takes with a real ViT checkpoint. Deterministic: the same seeds give the same
 weights (TF's counter-based scene generator, jax's PRNG, no data-dependent order).
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import tensorflow as tf
 from praxis import base_layer, pax_fiddle
 from tqdm import tqdm
 
@@ -42,19 +42,14 @@ HEADS = {
 WARMUP_STEPS = 100
 
 
-def labelled(
-  task: str, start: int, n: int, size: int, seed: int, ocr_style: str = 'plain'
-) -> dict[str, np.ndarray]:
-  """Training examples start..start+n-1 of `task` ('caption': scenes, or 'ocr' drawn in
-  `ocr_style`, `synthetic_scene.OCR_STYLES`) under `seed`.
+def labels(raw: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+  """Raw synthetic examples (`synthetic.batch_fn`'s fields as numpy, leading [n]) -> uint8
+  'image' [n, size, size, 3]; int [n] labels of every `HEADS` entry; 'box' float32
+  [n, M, 4] (ymin, xmin, ymax, xmax as fractions of the side); 'valid' bool [n, M].
 
-  Returns uint8 'image' [n, size, size, 3]; int [n] labels of every `HEADS` entry;
-  'box' float32 [n, M, 4] (ymin, xmin, ymax, xmax as fractions of the side); 'valid'
-  bool [n, M]. OCR images carry scene labels of no objects, scenes word 0: `loss`
-  weighs each head by the examples it applies to.
+  OCR images carry scene labels of no objects, scenes word 0: `loss` weighs each head
+  by the examples it applies to.
   """
-  fn = synthetic.batch_fn(task, 'train', size, seed, MAX_OBJECTS, ocr_style)
-  raw = {k: v.numpy() for k, v in fn(tf.range(start, start + n, dtype=tf.int64)).items()}
   obj = raw['objects']  # [n, M, 7]: valid, colour, shape, ymin, xmin, ymax, xmax
   valid = obj[:, :, 0] > 0
   out = {'image': raw['image'], 'valid': valid, 'box': obj[:, :, 3:].astype(np.float32) / size}
@@ -66,19 +61,36 @@ def labelled(
   return out
 
 
-def mixed_batch(
-  index: int, batch: int, size: int, seed: int, ocr_style: str = 'plain'
-) -> dict[str, Any]:
-  """Batch `index` as device arrays: half scenes then half OCR images; 'x' the scaled
-  pixels [B, S, S, 3], 'is_ocr' / 'valid' as float32 weights."""
+def labelled_batches(
+  task: str, first: int, count: int, n: int, size: int, seed: int, ocr_style: str = 'plain'
+) -> Iterator[dict[str, np.ndarray]]:
+  """Batches first..first+count-1 of `task`'s training examples ('caption': scenes, or
+  'ocr' drawn in `ocr_style`) under `seed`, batch b holding examples b*n..b*n+n-1, as
+  `labels`. Made by `synthetic.dataset` (the seqio sources' generator, a batch per
+  tf.data call) ahead of the training step that reads them."""
+  start, stop = first * n, (first + count) * n
+  ds = synthetic.dataset(task, 'train', size, seed, MAX_OBJECTS, start, stop, ocr_style=ocr_style)
+  ds = ds.map(lambda ex: {k: ex[k] for k in ('image', 'objects', 'word')})
+  for raw in ds.batch(n).prefetch(2).as_numpy_iterator():
+    yield labels(raw, size)
+
+
+def mixed_batches(
+  first: int, count: int, batch: int, size: int, seed: int, ocr_style: str = 'plain'
+) -> Iterator[dict[str, Any]]:
+  """Batches first..first+count-1 as device arrays: half scenes then half OCR images;
+  'x' the scaled pixels [B, S, S, 3], 'is_ocr' / 'valid' as float32 weights."""
   half = batch // 2
-  parts = [labelled(t, index * half, half, size, seed, ocr_style) for t in ('caption', 'ocr')]
-  raw = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-  out = {k: jnp.asarray(v) for k, v in raw.items() if k not in ('image', 'valid')}
-  out['x'] = jnp.asarray(batch_lib.scale_pixels(raw['image'].astype(np.float32)))
-  out['valid'] = jnp.asarray(raw['valid'], jnp.float32)
-  out['is_ocr'] = jnp.asarray(np.arange(2 * half) >= half, jnp.float32)
-  return out
+  scenes, ocr = (
+    labelled_batches(t, first, count, half, size, seed, ocr_style) for t in ('caption', 'ocr')
+  )
+  is_ocr = jnp.asarray(np.arange(2 * half) >= half, jnp.float32)
+  for parts in zip(scenes, ocr, strict=True):
+    raw = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    out = {k: jnp.asarray(v) for k, v in raw.items() if k not in ('image', 'valid')}
+    out['x'] = jnp.asarray(batch_lib.scale_pixels(raw['image'].astype(np.float32)))
+    out['valid'] = jnp.asarray(raw['valid'], jnp.float32)
+    yield {**out, 'is_ocr': is_ocr}
 
 
 def loss(logits: dict[str, jax.Array], boxes: jax.Array, b: dict[str, Any]) -> jax.Array:
@@ -137,18 +149,17 @@ class Pretrainer:
       return optax.apply_updates(p, updates), s, value
 
     state = opt.init(self.params)
-    bar = tqdm(range(steps), desc='ViT pretraining', unit='step', disable=not progress)
-    for i in bar:
-      self.params, state, value = step(
-        self.params, state, mixed_batch(i + 1, batch, self.size, data_seed, self.ocr_style)
-      )
-      if (i + 1) % 100 == 0:
+    data = mixed_batches(1, steps, batch, self.size, data_seed, self.ocr_style)
+    bar = tqdm(data, desc='ViT pretraining', total=steps, unit='step', disable=not progress)
+    for i, b in enumerate(bar, 1):
+      self.params, state, value = step(self.params, state, b)
+      if i % 100 == 0:
         bar.set_postfix(loss=float(value))
 
   def accuracy(self, data_seed: int, n: int = 2000) -> dict[str, float]:
     """On n examples drawn under `data_seed`: each head's accuracy over the examples it
     applies to, and 'box_l1', the mean absolute box error (fraction of the side)."""
-    b = mixed_batch(0, n, self.size, data_seed, self.ocr_style)
+    b = next(mixed_batches(0, 1, n, self.size, data_seed, self.ocr_style))
     logits, boxes = jax.jit(self.forward)(self.params, b['x'])
     scene = np.asarray(b['is_ocr']) == 0
     out = {}

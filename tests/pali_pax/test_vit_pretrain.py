@@ -19,9 +19,10 @@ def tiny_vit():
 
 
 def test_labels_follow_the_generators_scenes_and_words():
-  scenes = vit_pretrain.labelled('caption', 10, 24, SIZE, seed=3)
+  # Batch 1 of 24: examples 24..47.
+  scenes = next(vit_pretrain.labelled_batches('caption', 1, 1, 24, SIZE, seed=3))
   for i in range(24):
-    ex = synthetic.generate('caption', 'train', 10 + i, SIZE, seed=3)
+    ex = synthetic.generate('caption', 'train', 24 + i, SIZE, seed=3)
     n = len(ex.objects)
     assert scenes['count'][i] == n - 1
     for k in range(vit_pretrain.MAX_OBJECTS):
@@ -34,7 +35,7 @@ def test_labels_follow_the_generators_scenes_and_words():
         assert scenes[f'shape{k}'][i] == len(words.SHAPES)
         assert scenes[f'colour{k}'][i] == len(words.COLOURS)
     np.testing.assert_array_equal(scenes['image'][i], ex.image)
-  ocr = vit_pretrain.labelled('ocr', 0, 16, SIZE, seed=3)
+  ocr = next(vit_pretrain.labelled_batches('ocr', 0, 1, 16, SIZE, seed=3))
   read = [synthetic.generate('ocr', 'train', i, SIZE, seed=3).word for i in range(16)]
   assert [words.OCR_WORDS[w] for w in ocr['word']] == read
 
@@ -42,7 +43,7 @@ def test_labels_follow_the_generators_scenes_and_words():
 def test_loss_of_uninformed_heads_is_the_sum_of_their_log_classes():
   import jax.numpy as jnp
 
-  b = vit_pretrain.mixed_batch(0, 8, SIZE, seed=1)
+  b = next(vit_pretrain.mixed_batches(0, 1, 8, SIZE, seed=1))
   logits = {name: jnp.zeros((8, c)) for name, c in vit_pretrain.HEADS.items()}
   # Uniform logits cost log(classes) per head whatever the label; boxes at the targets
   # cost nothing; a box 0.1 off in every coordinate costs 0.4 per slot.
