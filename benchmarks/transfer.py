@@ -44,6 +44,7 @@ from typing import Any
 from benchmarks import machine, transfer_data
 from pali_pax import job_config
 from pali_pax.checkpoint import reading
+from pali_pax.cli import pretrain_vit
 from pali_pax.fiddle_configs import registry, trainable
 
 PRETRAIN_EXP = 'PaliTinySynthetic'
@@ -132,7 +133,7 @@ def pretrain(job: str, steps: int, exp: str = PRETRAIN_EXP) -> str:
   """Trains `exp` for `steps` into `job`; returns `job`. An experiment that starts from
   a pretrained ViT (VIT_PRETRAIN_STEPS: the demo's) first gets one from `pali-pax
   pretrain-vit`, as `pali-pax demo` does."""
-  if hasattr(registry.get_experiment(exp), 'VIT_PRETRAIN_STEPS'):
+  if pretrain_vit.starts_pretrained(registry.get_experiment(exp)):
     cli('pretrain-vit', f'--exp={exp}', f'--job_dir={job}', log_path=os.path.join(job, 'vit.log'))
   cli(
     'train',

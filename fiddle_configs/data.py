@@ -31,12 +31,15 @@ class SyntheticData(PaliExperiment):
   `suffix` inherits its base's. TASK_RATES: mixing rate per task (None:
   `synthetic_tasks.DEFAULT_RATES`). VALIDATION_SIZE: examples per task in 'validation'.
   OCR_STYLE: how the OCR task draws its words ('plain' or 'varied' colours and sizes,
-  `synthetic_scene.OCR_STYLES`).
+  `synthetic_scene.OCR_STYLES`). VIT_PRETRAIN_STEPS: None, or the steps of the ViT
+  pretraining a job starts from (`pali-pax pretrain-vit`, which `pali-pax train`
+  then requires of a new job that keeps the ViT frozen).
   """
 
   TASK_RATES: dict[str, float] | None = None
   VALIDATION_SIZE = synthetic_tasks.VALIDATION_EXAMPLES
   OCR_STYLE = 'plain'
+  VIT_PRETRAIN_STEPS: int | None = None
   _synthetic_suffix = ''
 
   def __init_subclass__(cls, suffix: str | None = None, evaluate: bool = True, **kw: Any) -> None:

@@ -47,7 +47,7 @@ def start_job(
     )
   if layout.latest_step(job_dir) is not None:
     raise FileExistsError(f'{job_dir} already holds checkpoints; choose a new job dir')
-  steps = steps or getattr(exp, 'VIT_PRETRAIN_STEPS', DEFAULT_STEPS)
+  steps = steps or exp.VIT_PRETRAIN_STEPS or DEFAULT_STEPS
   run_seed = exp.SEED if seed is None else seed
   vit_cfg = params_lib.unsharded(exp.model_config()).vit_tpl
   params, accuracy = vit_pretrain.pretrain(vit_cfg, steps, run_seed, run_seed + 1, exp.OCR_STYLE)
@@ -58,6 +58,11 @@ def start_job(
   return npz
 
 
+def starts_pretrained(exp: Any) -> bool:
+  """Whether jobs of `exp` (an experiment, or its class) start from `start_job`."""
+  return bool(getattr(exp, 'VIT_PRETRAIN_STEPS', None))
+
+
 def check_started(exp: Any, exp_name: str, job_dir: str) -> None:
   """Refuses to train an experiment that starts from a pretrained ViT (VIT_PRETRAIN_STEPS)
   into a job dir without checkpoints and without INIT_FROM: its frozen ViT would stay a
@@ -66,7 +71,7 @@ def check_started(exp: Any, exp_name: str, job_dir: str) -> None:
   Raises:
     ConfigError: naming the command that starts the job.
   """
-  if not hasattr(exp, 'VIT_PRETRAIN_STEPS') or exp.INIT_FROM:
+  if not starts_pretrained(exp) or exp.INIT_FROM:
     return
   if learner.trains_vit(exp.trainable()) or layout.latest_step(job_dir) is not None:
     return

@@ -101,6 +101,12 @@ def test_experiment_freezes_the_vit_it_starts_from():
   exp = experiments.PaliTinySyntheticPretrainedVit()
   assert exp.trainable() == 'no_vit' and exp.VIT_PRETRAIN_STEPS > 0
   assert experiments.PaliTinySynthetic().trainable() == 'all'
+  from pali_pax.cli import pretrain_vit
+
+  assert pretrain_vit.starts_pretrained(exp)
+  assert pretrain_vit.starts_pretrained(experiments.PaliTinySyntheticVariedOcr)
+  assert not pretrain_vit.starts_pretrained(experiments.PaliTinySynthetic())
+  assert not pretrain_vit.starts_pretrained(experiments.PaliFinetuneCocoCaptionsTiny())
 
 
 @pytest.mark.parametrize('steps', [0, -3])
