@@ -20,9 +20,9 @@ import json
 import sys
 from typing import Any
 
-from benchmarks import jax_compat
+from pali_pax.core import jax_compat
 
-jax_compat.install()  # before praxis is imported, which the modules below do
+jax_compat.add_xla_client_alias()  # before praxis is imported, which the modules below do
 
 import jax  # noqa: E402
 

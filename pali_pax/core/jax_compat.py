@@ -14,15 +14,18 @@ needs it, not by `import pali_pax`:
 | `add_np_unicode`       | NumPy 2.0  | `np.unicode_` in paxml xla_passthrough,  | `fiddle_configs.        |
 |                        |            | called by paxml's decode programs        | experiment_base` (every |
 |                        |            |                                          | experiment paxml runs)  |
+| `add_xla_client_alias` | jax 0.10   | `from jax.lib import xla_client` in      | `benchmarks.accelerator`|
+|                        |            | praxis/base_input.py (`praxis.layers`)   | (before praxis loads)   |
 
-All three are looked up when praxis / paxml code *runs*, so applying them
-before or after praxis is imported makes no difference. (`jax.lib.xla_client`,
-which praxis/base_input.py imports, still exists in the pinned jax 0.8.3; jax
-0.9 removed it and also `pjit.AUTO`, which paxml needs, so no shim can help there.)
+The first three are looked up when praxis / paxml code *runs*, so applying them
+before or after praxis is imported makes no difference; the last is an import, so it
+must come first. It serves the model-only path on a newer jax (a GPU image's): paxml
+itself also needs `pjit.AUTO`, which jax 0.9 removed, so no shim makes paxml run there.
 """
 
 import functools
 import inspect
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +53,22 @@ def allow_reshape_newshape() -> None:
     return reshape(a, newshape if shape is None else shape, order=order, **kwargs)
 
   jnp.reshape = reshape_accepting_newshape
+
+
+def add_xla_client_alias() -> bool:
+  """`jax.lib.xla_client` as `jaxlib.xla_client` where this jax lacks it; True if added.
+
+  Checked with jax 0.10.2 + praxis 1.4.0 (docs/benchmarks.md, "The GPU run").
+  """
+  import jax.lib
+
+  if hasattr(jax.lib, 'xla_client'):
+    return False
+  import jaxlib.xla_client
+
+  jax.lib.xla_client = jaxlib.xla_client
+  sys.modules['jax.lib.xla_client'] = jaxlib.xla_client
+  return True
 
 
 def add_np_unicode() -> None:
