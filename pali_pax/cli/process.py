@@ -1,6 +1,6 @@
 """What `pali-pax` does as a process's own entry point (console script, `python -m pali_pax.cli`).
 
-Two costs of a short command that are the process's, not the command's:
+What `pali-pax` sets for the process it runs in, not for any one command:
 
 - Python's cyclic garbage collector during the imports. The imports (jax, praxis,
   paxml, seqio, TensorFlow) create ~600,000 long-lived objects, and each full
@@ -22,7 +22,11 @@ Two costs of a short command that are the process's, not the command's:
   off in those processes (`imports_done`): the batches are bit-identical either way.
   `serve` and `export` keep it: there TensorFlow runs the model (SavedModel).
 
-`manage()` turns both on; `pali_pax.cli.main` calls it only when it runs the
+- Page faults of XLA CPU's per-run buffers: glibc hands a freed multi-GiB temp buffer
+  back to the kernel after every train step, and the next step faults it in again
+  (`pali_pax.core.host_memory`); `manage()` keeps freed memory in the process.
+
+`manage()` turns these on; `pali_pax.cli.main` calls it only when it runs the
 process (no argv given). Called with an argv (tests, other programs), nothing here
 changes the caller's process.
 """
@@ -32,6 +36,8 @@ import logging
 import os
 import sys
 from typing import NoReturn
+
+from pali_pax.core import host_memory
 
 # Commands whose whole result is what they print: nothing is left to finish at exit.
 FAST_EXIT = frozenset({'predict', 'experiments', 'params', 'tasks'})
@@ -44,6 +50,7 @@ _state = {'managed': False, 'held': False}
 def manage() -> None:
   """This process is `pali-pax`'s: the collector is held off until `imports_done`."""
   _state['managed'] = True
+  host_memory.keep_freed_memory()  # before any thread that allocates is started
   if gc.isenabled():
     gc.disable()
     _state['held'] = True
