@@ -17,21 +17,36 @@ From the second run on, a program's buffers come from memory freed by the last r
 page faults. Measured: docs/benchmarks.md, "Host memory kept between steps".
 
 The cost is that the process's resident memory stays at its high-water mark instead of
-shrinking between runs (the peak itself is that of the largest run either way). Call it
-before the threads that allocate are started (before jax creates its CPU client); it
-changes nothing outside glibc (musl, macOS) or when `PALI_PAX_MALLOC_DEFAULTS=1` is set.
+shrinking between runs (the peak itself is that of the largest run either way), and that
+all threads share one malloc lock. Only XLA CPU gains from it (on a TPU or GPU the
+buffers live in device memory), while a large accelerator host's many input threads
+would contend on that lock, so it applies only where jax will compute on the CPU: no
+accelerator device node (`ACCELERATOR_NODES`), or `JAX_PLATFORMS=cpu`. Call it before
+the threads that allocate are started (before jax creates its CPU client); it changes
+nothing outside glibc (musl, macOS) or when `PALI_PAX_MALLOC_DEFAULTS=1` is set.
 `pali-pax` applies it to its own process (`pali_pax.cli.process.manage`); a process that
 runs `paxml.main` directly gets the same with the environment variable
 `GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=18446744073709551615`.
 """
 
 import ctypes
+import glob
 import os
 
 DEFAULTS_ENV = 'PALI_PAX_MALLOC_DEFAULTS'
 # glibc's mallopt parameters (malloc.h) and the values set.
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 SETTINGS = ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, -1))
+# Device nodes of the accelerators jax drives: TPU (v4: accel, v5e and later: vfio), NVIDIA.
+ACCELERATOR_NODES = ('/dev/accel*', '/dev/vfio/[0-9]*', '/dev/nvidia[0-9]*')
+
+
+def computes_on_cpu() -> bool:
+  """Whether jax in this process will run on the CPU (JAX_PLATFORMS, else no device node)."""
+  platforms = os.environ.get('JAX_PLATFORMS', '')
+  if platforms:
+    return platforms.split(',')[0].strip() == 'cpu'
+  return not any(glob.glob(pattern) for pattern in ACCELERATOR_NODES)
 
 
 def _glibc() -> bool:
@@ -43,7 +58,7 @@ def _glibc() -> bool:
 
 def keep_freed_memory() -> bool:
   """Applies `SETTINGS` with glibc's `mallopt`; returns whether they are in force."""
-  if os.environ.get(DEFAULTS_ENV) == '1' or not _glibc():
+  if os.environ.get(DEFAULTS_ENV) == '1' or not _glibc() or not computes_on_cpu():
     return False
   mallopt = ctypes.CDLL('libc.so.6').mallopt
   mallopt.argtypes = (ctypes.c_int, ctypes.c_int)

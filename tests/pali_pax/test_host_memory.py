@@ -49,10 +49,26 @@ def probe(**env: str) -> dict:
 
 @pytest.mark.skipif(not host_memory._glibc(), reason='the settings are glibc malloc options')
 def test_freed_buffer_is_reused_without_page_faults():
-  kept = probe()
+  kept = probe(JAX_PLATFORMS='cpu')
   assert kept['kept'] and kept['faults'] < PAGES // 100
-  default = probe(**{host_memory.DEFAULTS_ENV: '1'})  # the opt-out: glibc's defaults
+  default = probe(
+    JAX_PLATFORMS='cpu', **{host_memory.DEFAULTS_ENV: '1'}
+  )  # the opt-out: glibc's defaults
   assert not default['kept'] and default['faults'] >= PAGES * 0.9
+
+
+def test_only_where_jax_computes_on_the_cpu(monkeypatch, tmp_path):
+  monkeypatch.setenv('JAX_PLATFORMS', 'tpu')
+  assert not host_memory.computes_on_cpu()
+  monkeypatch.setenv('JAX_PLATFORMS', 'cpu')
+  assert host_memory.computes_on_cpu()
+  monkeypatch.delenv('JAX_PLATFORMS')
+  node = tmp_path / 'accel0'
+  monkeypatch.setattr(host_memory, 'ACCELERATOR_NODES', (str(tmp_path / 'accel*'),))
+  assert host_memory.computes_on_cpu()
+  node.write_text('')  # a TPU host's device node
+  assert not host_memory.computes_on_cpu()
+  assert not probe(JAX_PLATFORMS='tpu')['kept']
 
 
 def test_pali_pax_process_keeps_freed_memory(monkeypatch):
