@@ -27,7 +27,9 @@ prints where the train step's time goes (jax profiler + XLA op attribution).
 Figures are medians over timed repeats after one warm-up call, with [min-max] of
 the repeats. Comparisons (ours vs peer, each speed change vs its baseline, decoding
 methods) were timed **round-robin in one process**, so their ratios hold even though
-this shared machine's load drifts (load averages below).
+this shared machine's load drifts (load averages below). In the train table (runs from
+2026-12-07 on) each timed step follows one untimed step of the same model, so no
+framework's step pays for the state the other one left.
 """
 
 

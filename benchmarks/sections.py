@@ -66,7 +66,7 @@ def section_train(
       peer_step, peer_params = peer_torch.build_train(spec, jax_threads())
       fns['peer'] = peer_step
       syncs['peer'] = peer_torch.no_sync
-    t.update(interleave(fns, repeats, 1, label=f'train {spec.name} ', syncs=syncs))
+    t.update(interleave(fns, repeats, 1, label=f'train {spec.name} ', syncs=syncs, settle=1))
     if together:
       rec = {'spec': spec.name, 'ours': ours.record(spec, opts, ts, t['ours'])}
       del ts

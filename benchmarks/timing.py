@@ -82,13 +82,18 @@ def interleave(
   warmup: int = 1,
   label: str = '',
   syncs: dict[str, Callable] | None = None,
+  settle: int = 0,
 ) -> dict[str, Timing]:
   """Times several functions round-robin: a, b, c, a, b, c, ...
 
   On a shared machine the load drifts over minutes; alternating calls lets
   every function see the same drift, so their ratio is fair even when the
   absolute times move. `syncs` maps a name to its wait function (default:
-  jax's block_until_ready).
+  jax's block_until_ready). `settle` untimed calls precede each timed one: the
+  first call after another framework's ran pays for the state it left (a
+  train step of ours right after the torch peer's took 1.2-1.6x the next one's,
+  docs/benchmarks.md "Host memory kept between steps"), which is the switch's cost,
+  not the step's.
   """
   syncs = syncs or {}
   for name, fn in fns.items():
@@ -97,6 +102,8 @@ def interleave(
   samples: dict[str, list[float]] = {name: [] for name in fns}
   for i in range(repeats):
     for name, fn in fns.items():
+      for _ in range(settle):
+        syncs.get(name, block)(fn())
       t0 = time.perf_counter()
       syncs.get(name, block)(fn())
       samples[name].append(time.perf_counter() - t0)
