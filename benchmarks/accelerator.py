@@ -1,7 +1,7 @@
 """The accelerator run: train steps and cached greedy decoding, MFU against the chip's peak.
 
     python -m benchmarks.accelerator --out OUT.json [--specs small,base] [--batch 64]
-        [--steps 10] [--dtype bfloat16] [--decode-batch 8] [--decode-lengths 1,16,64]
+        [--steps 10] [--dtype bfloat16] [--decode-batch 8] [--decode-lengths 16,64]
 
 Model-only (`benchmarks.model_step`: PaliModel, its loss and praxis' Adam update;
 `benchmarks.decode`: the Predictor's KV-cached greedy program), so neither paxml nor
@@ -74,21 +74,20 @@ def train(spec: configs.BenchSpec, dtype: str, steps: int, peaks: dict[str, floa
 
 
 def greedy(spec: configs.BenchSpec, dtype: str, lengths: tuple[int, ...], repeats: int) -> dict:
-  """Whole-call times of the cached greedy decode per length, and the per-token cost."""
+  """Whole-call times of the cached greedy decode per length (1 added), and the per-token cost
+  (`decode.per_token` at the longest length)."""
+  lengths = tuple(sorted({1, *lengths}))
   fns = decode.ours_fns(spec, lengths, configs.ModelOptions(fprop_dtype=dtype), ('cached',))
   timings = {
     n: time_calls(fns[('ours_cached', n)], repeats, label=f'decode n={n}') for n in lengths
   }
-  first, last = min(lengths), max(lengths)
-  per_token = (
-    (timings[last].median - timings[first].median) / (last - first) if last > first else None
-  )
+  records = [dict(method='cached', steps=n, timing=t.to_json()) for n, t in timings.items()]
   return dict(
     spec=spec.name,
     batch=spec.batch,
     dtype=dtype,
-    calls={str(n): t.to_json() for n, t in timings.items()},
-    per_token_s=per_token,
+    calls={str(r['steps']): r['timing'] for r in records},
+    per_token_s=decode.per_token(records, 'cached', lengths[-1]),
   )
 
 
@@ -158,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
   ap.add_argument('--steps', type=int, default=10, help='timed calls per measurement')
   ap.add_argument('--dtype', default='bfloat16', choices=('bfloat16', 'float32'))
   ap.add_argument('--decode-batch', type=int, default=8)
-  ap.add_argument('--decode-lengths', default='1,16,64')
+  ap.add_argument('--decode-lengths', default='16,64', help='tokens; 1 is always added')
   ap.add_argument('--matmul-n', type=int, default=8192, help='side of the measured bf16 matmul')
   args = ap.parse_args(argv)
   specs = args.specs.split(',')

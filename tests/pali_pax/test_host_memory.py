@@ -51,9 +51,8 @@ def probe(**env: str) -> dict:
 def test_freed_buffer_is_reused_without_page_faults():
   kept = probe(JAX_PLATFORMS='cpu')
   assert kept['kept'] and kept['faults'] < PAGES // 100
-  default = probe(
-    JAX_PLATFORMS='cpu', **{host_memory.DEFAULTS_ENV: '1'}
-  )  # the opt-out: glibc's defaults
+  # The opt-out: glibc's defaults.
+  default = probe(JAX_PLATFORMS='cpu', **{host_memory.DEFAULTS_ENV: '1'})
   assert not default['kept'] and default['faults'] >= PAGES * 0.9
 
 
